@@ -1,0 +1,90 @@
+# budgie build. `make` builds lib/libbudgie.a and bin/budgie; `make test` runs
+# the CPU suite; `make test-gpu` the CUDA suite (it says so when it skips);
+# `make test SAN=1` runs the CPU suite under AddressSanitizer + UBSan.
+# With nvcc on PATH (or in /usr/local/cuda/bin) the CUDA sources compile too;
+# CUDA_ARCH overrides the targets. Sources are globbed per folder: a new file
+# in engine/, ops/, models/, augment/, kernels/, tools/ or tests/ needs no edit here.
+
+CC      ?= cc
+SAN     ?= 0
+NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA_ARCH ?= -gencode arch=compute_86,code=sm_86 -gencode arch=compute_90,code=sm_90 \
+             -gencode arch=compute_90,code=compute_90
+
+BUILD   := build$(if $(filter 1,$(SAN)),-san,)
+CFLAGS  := -std=c11 -O2 -g -Wall -Wextra -Wno-unused-parameter -fopenmp -D_GNU_SOURCE -MMD -MP -I.
+LDLIBS  := -ljansson -lturbojpeg -lpng -lz -lm -lpthread
+LDFLAGS := -fopenmp
+ifeq ($(SAN),1)
+CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+# --- dependencies: name the Debian package of anything missing ----------------
+DEPS := jansson.h:libjansson-dev turbojpeg.h:libturbojpeg0-dev png.h:libpng-dev zlib.h:zlib1g-dev
+MISSING := $(foreach d,$(DEPS),$(if $(shell printf '\#include <%s>\n' $(word 1,$(subst :, ,$(d))) | $(CC) -E - >/dev/null 2>&1 && echo y),,$(word 2,$(subst :, ,$(d)))))
+ifneq ($(strip $(MISSING)),)
+$(error missing libraries; install them with: apt-get install $(MISSING))
+endif
+
+LIB_SRC  := $(sort $(wildcard engine/*.c ops/*.c models/*.c augment/*.c))
+TOOL_SRC := $(sort $(wildcard tools/*.c))
+TEST_SRC := $(sort $(wildcard tests/*.c))
+CU_SRC   := $(sort $(wildcard kernels/*.cu kernels/*/*.cu))
+
+ifneq ($(strip $(NVCC)),)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CFLAGS    += -DBG_WITH_CUDA -I$(CUDA_HOME)/include
+LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lstdc++
+NVFLAGS   := -O3 -std=c++17 $(CUDA_ARCH) -I. -DBG_WITH_CUDA -Xcompiler -Wall,-Wextra,-Wno-unused-parameter -MMD -MP
+CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/%.o)
+CUDA_NOTE := CUDA: building kernels with $(NVCC)
+else
+CU_OBJ    :=
+CUDA_NOTE := CUDA: nvcc not found, building the CPU-only engine
+endif
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CU_OBJ)
+TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+LIB      := lib/libbudgie$(if $(filter 1,$(SAN)),-san,).a
+BIN      := bin/budgie$(if $(filter 1,$(SAN)),-san,)
+TESTBIN  := $(BUILD)/tests/run
+
+.PHONY: all test test-gpu clean note
+all: note $(LIB) $(BIN)
+
+note:
+	@echo "$(CUDA_NOTE)"
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p lib
+	rm -f $@ && ar rcs $@ $^
+
+$(BIN): $(TOOL_OBJ) $(LIB)
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(LIB) $(LDLIBS)
+
+$(TESTBIN): $(TEST_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS)
+
+# The CPU suite. TEST_ARGS filters (e.g. TEST_ARGS=conv2d).
+test: note $(TESTBIN)
+	./$(TESTBIN) $(TEST_ARGS)
+
+# The CUDA suite: every op case on the CUDA backend against the CPU reference.
+test-gpu: note $(TESTBIN)
+	./$(TESTBIN) --gpu $(TEST_ARGS)
+
+clean:
+	rm -rf build build-san lib bin
+
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

@@ -1,0 +1,82 @@
+#include "loader.h"
+#include <stdlib.h>
+#include <string.h>
+
+static bg_status all_indices(bg_ctx *ctx, const bg_dataset *ds, int64_t **idx, int64_t *n)
+{
+    *n = ds->n;
+    *idx = malloc((size_t)(ds->n > 0 ? ds->n : 1) * sizeof **idx);
+    if (!*idx) return bg_fail(ctx, BG_ERR_OOM, "loader: out of host memory");
+    for (int64_t i = 0; i < ds->n; i++) (*idx)[i] = i;
+    return BG_OK;
+}
+
+bg_status bg_loader_init(bg_loader *ld, bg_ctx *ctx, const bg_dataset *train, const bg_dataset *test,
+                         int train_per_class, int test_per_class, int batch, const bg_batch_opts *train_opts,
+                         const bg_batch_opts *test_opts, uint64_t seed)
+{
+    memset(ld, 0, sizeof *ld);
+    ld->ctx = ctx;
+    ld->train = train, ld->test = test;
+    ld->batch = batch;
+    ld->train_opts = *train_opts, ld->test_opts = *test_opts;
+    ld->seed = seed;
+    ld->order_epoch = -1;
+    if (train->h != test->h || train->w != test->w || train->c != test->c)
+        return bg_fail(ctx, BG_ERR_SHAPE, "loader: train images %dx%dx%d (%s) and test images %dx%dx%d (%s) differ",
+                       train->h, train->w, train->c, train->source, test->h, test->w, test->c, test->source);
+    bg_status s = train_per_class ? bg_subset_per_class(ctx, train, train_per_class, seed, &ld->train_idx, &ld->n_train)
+                                  : all_indices(ctx, train, &ld->train_idx, &ld->n_train);
+    if (!s) s = test_per_class ? bg_subset_per_class(ctx, test, test_per_class, seed + 1, &ld->test_idx, &ld->n_test)
+                               : all_indices(ctx, test, &ld->test_idx, &ld->n_test);
+    if (s) return bg_loader_free(ld), s;
+    if (ld->n_train < batch)
+        return bg_loader_free(ld), bg_fail(ctx, BG_ERR_ARG, "loader: %lld training images for a batch of %d",
+                                           (long long)ld->n_train, batch);
+    ld->order = malloc((size_t)ld->n_train * sizeof *ld->order);
+    if (!ld->order) return bg_loader_free(ld), bg_fail(ctx, BG_ERR_OOM, "loader: out of host memory");
+    return BG_OK;
+}
+
+int64_t bg_loader_steps_per_epoch(const bg_loader *ld) { return ld->n_train / ld->batch; }
+
+bg_status bg_loader_next_batch(void *data, int64_t epoch, int64_t step_in_epoch, int64_t step, float *x, int32_t *y)
+{
+    bg_loader *ld = data;
+    if (epoch != ld->order_epoch) {
+        memcpy(ld->order, ld->train_idx, (size_t)ld->n_train * sizeof *ld->order);
+        bg_shuffle(ld->order, ld->n_train, ld->seed, (uint64_t)epoch);
+        ld->order_epoch = epoch;
+    }
+    return bg_make_batch(ld->ctx, ld->train, ld->order + step_in_epoch * ld->batch, ld->batch, &ld->train_opts,
+                         ld->seed, (uint64_t)step, x, y);
+}
+
+bg_status bg_loader_evaluate(void *data, bg_trainer *tr, double *accuracy)
+{
+    bg_loader *ld = data;
+    size_t img = (size_t)tr->h * tr->w * tr->c;
+    if (!ld->eval_x) {
+        ld->eval_x = malloc((size_t)tr->eval_batch * img * sizeof *ld->eval_x);
+        ld->eval_pred = malloc((size_t)tr->eval_batch * sizeof *ld->eval_pred);
+        if (!ld->eval_x || !ld->eval_pred) return bg_fail(ld->ctx, BG_ERR_OOM, "evaluate: out of host memory");
+    }
+    int64_t correct = 0;
+    for (int64_t i = 0; i < ld->n_test; i += tr->eval_batch) {
+        int n = (int)(ld->n_test - i < tr->eval_batch ? ld->n_test - i : tr->eval_batch);
+        bg_status s = bg_make_batch(ld->ctx, ld->test, ld->test_idx + i, n, &ld->test_opts, ld->seed, 0, ld->eval_x, NULL);
+        if (!s) s = bg_trainer_predict(tr, ld->eval_x, n, ld->eval_pred);
+        if (s) return s;
+        for (int j = 0; j < n; j++) correct += ld->eval_pred[j] == ld->test->labels[ld->test_idx[i + j]];
+    }
+    *accuracy = ld->n_test ? (double)correct / (double)ld->n_test : 0.0;
+    return BG_OK;
+}
+
+void bg_loader_free(bg_loader *ld)
+{
+    free(ld->train_idx), free(ld->test_idx), free(ld->order), free(ld->eval_x), free(ld->eval_pred);
+    ld->train_idx = ld->test_idx = ld->order = NULL;
+    ld->eval_x = NULL;
+    ld->eval_pred = NULL;
+}

@@ -1,0 +1,48 @@
+/* The tape. Ops called on a graph run at once (eager) and are recorded as
+ * nodes. backward() walks the nodes in reverse. Because the node list and
+ * every buffer are fixed after the first step, the same graph is replayed
+ * each step: write new bytes into the input tensors, call bg_graph_forward
+ * and bg_graph_backward. (The CUDA backend captures that replay into a CUDA
+ * graph; the memory planner reads the node list to size one arena.) */
+#ifndef BG_GRAPH_H
+#define BG_GRAPH_H
+#include "op.h"
+
+typedef struct bg_graph {
+    bg_ctx *ctx;
+    bg_node *nodes;
+    int n_nodes, cap_nodes;
+    bg_tensor **owned;     /* tensors the graph created (inputs, activations) */
+    int n_owned, cap_owned;
+    bool train;            /* batchnorm uses batch statistics */
+    bool grad;             /* record for backward (false = no-grad / eval) */
+    bg_device device;
+} bg_graph;
+
+bg_graph *bg_graph_new(bg_ctx *ctx, bg_device device, bool train);
+void bg_graph_free(bg_graph *g);   /* frees owned tensors, not parameters */
+
+/* A tensor owned by the graph (e.g. the input batch). */
+bg_tensor *bg_graph_tensor(bg_graph *g, bg_dtype dt, int ndim, const int64_t *shape, const char *name);
+
+/* Record + run one op. Inputs may be NULL for absent optional inputs; if a
+ * required input is NULL (an earlier call failed) this returns NULL without
+ * touching the error, so builder code can chain calls and check once. */
+bg_tensor *bg_graph_op(bg_graph *g, const bg_op *op, const void *params,
+                       bg_tensor *const *in, int n_in);
+/* For ops with two outputs: the k-th output of the last recorded node. */
+bg_tensor *bg_graph_last_out(bg_graph *g, int k);
+
+/* Replay every node's forward in order (same buffers, new input bytes). */
+bg_status bg_graph_forward(bg_graph *g);
+/* Zero all grads reachable from the tape (activations and parameters), set
+ * d(loss)=1 and run every node's backward in reverse. loss must be a
+ * one-element tensor produced by the graph. */
+bg_status bg_graph_backward(bg_graph *g, bg_tensor *loss);
+/* Switch batchnorm mode for the next replay. */
+void bg_graph_set_train(bg_graph *g, bool train);
+
+/* Parameters reachable from the tape, in first-use order (deduplicated). */
+int bg_graph_params(const bg_graph *g, bg_tensor **out, int cap);
+
+#endif

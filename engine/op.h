@@ -1,0 +1,101 @@
+/* The op table. Every op is one row: its name, a small parameter struct
+ * described field by field (so the test runner, `budgie validate` and the
+ * CLI parse and print parameters generically), shape inference, a MAC count,
+ * and per device a forward and a backward function. Dispatch looks up the
+ * function for the inputs' device; a missing entry is an error, never a
+ * silent CPU fallback.
+ *
+ * Adding an op touches three files: ops/X.c (row + CPU reference),
+ * kernels/X.cu (CUDA launchers) and one test case. */
+#ifndef BG_OP_H
+#define BG_OP_H
+#include <stdbool.h>
+#include <stddef.h>
+#include "tensor.h"
+
+#define BG_MAX_IN 6
+#define BG_MAX_OUT 2
+#define BG_MAX_SAVED 4
+#define BG_MAX_FIELDS 8
+#define BG_PARAM_BYTES 128
+
+typedef enum { BG_P_INT, BG_P_INT2, BG_P_INT4, BG_P_FLOAT, BG_P_BOOL } bg_param_kind;
+
+/* One field of an op's parameter struct. INT2 is int[2] (h, w), INT4 int[4]; a JSON or
+ * command-line scalar sets both. dflt is used when the field is absent. */
+typedef struct {
+    const char *name;
+    bg_param_kind kind;
+    size_t offset;
+    double dflt[4];
+} bg_param_field;
+
+typedef struct bg_node bg_node;
+struct bg_op;
+
+/* Shape inference: check n->in (shapes, dtypes; NULL for an absent optional
+ * input) and fill the descriptors of the outputs and of the tensors the
+ * forward saves for backward (batch statistics, argmax indices...). */
+typedef bg_status (*bg_infer_fn)(bg_ctx *ctx, const bg_node *n, bg_desc *out, int *n_out,
+                                 bg_desc *saved, int *n_saved);
+/* Forward writes n->out (and n->saved). Backward reads n->out[k]->grad and
+ * ADDS into n->in[j]->grad for every input whose grad is non-NULL, so inputs
+ * used twice accumulate. */
+typedef bg_status (*bg_kernel_fn)(bg_ctx *ctx, bg_node *n);
+
+typedef struct bg_op {
+    const char *name;
+    int n_in;                          /* inputs, optional ones included */
+    int n_in_required;                 /* the first n_in_required must be present */
+    const char *in_names[BG_MAX_IN];   /* "x", "weight", "bias"... (validate files use them) */
+    const char *out_names[BG_MAX_OUT]; /* "y"... */
+    bool in_differentiable[BG_MAX_IN];      /* false for labels and the like */
+    size_t param_size;
+    bg_param_field fields[BG_MAX_FIELDS];
+    int n_fields;
+    bg_infer_fn infer;
+    double (*macs)(const bg_node *n);  /* conv/linear MACs, 0 otherwise; may be NULL */
+    bg_kernel_fn fwd[BG_NDEVICES];
+    bg_kernel_fn bwd[BG_NDEVICES];
+} bg_op;
+
+struct bg_node {
+    const bg_op *op;
+    int n_in, n_out, n_saved;
+    bg_tensor *in[BG_MAX_IN];
+    bg_tensor *out[BG_MAX_OUT];
+    bg_tensor *saved[BG_MAX_SAVED];
+    bool train;                      /* training mode (batchnorm statistics) */
+    union { unsigned char bytes[BG_PARAM_BYTES]; double align_; } p;
+};
+
+#define BG_PARAMS(n, T) ((T *)(void *)(n)->p.bytes)
+
+/* The registry. */
+const bg_op *bg_op_find(const char *name);
+int bg_op_count(void);
+const bg_op *bg_op_at(int i);
+
+/* Fill a params struct with the op's defaults. */
+void bg_op_default_params(const bg_op *op, void *params);
+/* Set one field by name from one or two numbers; BG_ERR_ARG names an unknown field. */
+bg_status bg_op_set_param(bg_ctx *ctx, const bg_op *op, void *params, const char *field,
+                          const double *v, int nv);
+/* "stride=[2,2] padding=[1,1] groups=1" into buf. */
+const char *bg_op_params_str(const bg_op *op, const void *params, char *buf, size_t n);
+
+/* Standalone node use (tests, validate, the tape): set op/params/inputs,
+ * infer and allocate outputs + saved on the inputs' device. */
+bg_status bg_node_init(bg_ctx *ctx, bg_node *n, const bg_op *op, const void *params,
+                       bg_tensor *const *in, int n_in, bool train);
+bg_status bg_node_forward(bg_ctx *ctx, bg_node *n);
+/* Requires the out grads to be set; accumulates into the inputs' grads. */
+bg_status bg_node_backward(bg_ctx *ctx, bg_node *n);
+void bg_node_release(bg_ctx *ctx, bg_node *n); /* frees outputs and saved tensors */
+
+/* Helpers for op implementations. */
+bg_status bg_op_check_same_device(bg_ctx *ctx, const bg_node *n);
+bg_status bg_op_check_float(bg_ctx *ctx, const bg_node *n, int i);
+bg_status bg_op_check_same_dtype(bg_ctx *ctx, const bg_node *n, int i, int j);
+
+#endif

@@ -1,0 +1,123 @@
+#include "trainer.h"
+#include <stdlib.h>
+#include <string.h>
+#include "../ops/ops.h"
+
+bg_status bg_trainer_init(bg_trainer *tr, bg_ctx *ctx, bg_device device, bg_forward_fn forward, void *model,
+                          int batch, int eval_batch, int h, int w, int c, const bg_optim_config *optim,
+                          float label_smoothing)
+{
+    memset(tr, 0, sizeof *tr);
+    if (batch < 1 || eval_batch < 1 || h < 1 || w < 1 || c < 1)
+        return bg_fail(ctx, BG_ERR_ARG, "trainer: batch %d, eval batch %d and input %dx%dx%d must all be positive",
+                       batch, eval_batch, h, w, c);
+    bg_status s = bg_optim_check(ctx, optim);
+    if (s) return s;
+    tr->ctx = ctx;
+    tr->device = device;
+    tr->forward = forward;
+    tr->model = model;
+    tr->batch = batch;
+    tr->eval_batch = eval_batch;
+    tr->h = h, tr->w = w, tr->c = c;
+    tr->optim_cfg = *optim;
+    tr->label_smoothing = label_smoothing;
+    return BG_OK;
+}
+
+/* The first step records: input tensors, the model, the loss, the optimizer. */
+static bg_status record_train(bg_trainer *tr)
+{
+    bg_ctx *ctx = tr->ctx;
+    tr->train_g = bg_graph_new(ctx, tr->device, true);
+    if (!tr->train_g) return ctx->status;
+    int64_t xs[4] = {tr->batch, tr->h, tr->w, tr->c}, ys[1] = {tr->batch};
+    tr->x = bg_graph_tensor(tr->train_g, BG_F32, 4, xs, "input");
+    tr->y = bg_graph_tensor(tr->train_g, BG_I32, 1, ys, "labels");
+    return tr->x && tr->y ? BG_OK : ctx->status;
+}
+
+static bg_status build_train(bg_trainer *tr)
+{
+    bg_ctx *ctx = tr->ctx;
+    tr->logits = tr->forward(tr->train_g, tr->model, tr->x);
+    tr->loss = bg_softmax_xent(tr->train_g, tr->logits, tr->y, tr->label_smoothing);
+    if (!tr->loss) return ctx->status ? ctx->status : bg_fail(ctx, BG_ERR_ARG, "trainer: the model built no output");
+    bg_tensor *params[1024];
+    int n = bg_graph_params(tr->train_g, params, 1024);
+    if (n > 1024) return bg_fail(ctx, BG_ERR_ARG, "trainer: %d parameters (at most 1024)", n);
+    return bg_optim_new(ctx, &tr->optim_cfg, params, n, &tr->opt);
+}
+
+bg_status bg_trainer_step(bg_trainer *tr, const float *x, const int32_t *y, double lr, double *loss)
+{
+    bg_ctx *ctx = tr->ctx;
+    bg_status s;
+    bool first = tr->train_g == NULL;
+    if (first && (s = record_train(tr))) return s;
+    if ((s = bg_tensor_upload(ctx, tr->x, x, bg_nbytes(tr->x)))) return s;
+    if ((s = bg_tensor_upload(ctx, tr->y, y, bg_nbytes(tr->y)))) return s;
+    if (first) s = build_train(tr); /* recording runs the forward pass */
+    else s = bg_graph_forward(tr->train_g);
+    if (s) return s;
+    if ((s = bg_graph_backward(tr->train_g, tr->loss))) return s;
+    if ((s = bg_optim_set_lr(ctx, tr->opt, lr))) return s;
+    if ((s = bg_optim_step(ctx, tr->opt))) return s;
+    float l = 0;
+    if ((s = bg_tensor_download(ctx, tr->loss, &l, sizeof l))) return s;
+    if (loss) *loss = l;
+    return BG_OK;
+}
+
+bg_status bg_trainer_predict(bg_trainer *tr, const float *x, int n, int32_t *pred)
+{
+    bg_ctx *ctx = tr->ctx;
+    bg_status s;
+    if (n < 0 || n > tr->eval_batch)
+        return bg_fail(ctx, BG_ERR_ARG, "predict: %d images for an eval batch of %d", n, tr->eval_batch);
+    size_t img = (size_t)tr->h * tr->w * tr->c;
+    float *buf = calloc((size_t)tr->eval_batch * img, sizeof *buf);
+    if (!buf) return bg_fail(ctx, BG_ERR_OOM, "predict: out of host memory");
+    memcpy(buf, x, (size_t)n * img * sizeof *buf);
+    bool first = tr->eval_g == NULL;
+    if (first) {
+        int64_t xs[4] = {tr->eval_batch, tr->h, tr->w, tr->c};
+        tr->eval_g = bg_graph_new(ctx, tr->device, false);
+        tr->ex = tr->eval_g ? bg_graph_tensor(tr->eval_g, BG_F32, 4, xs, "eval_input") : NULL;
+        s = tr->ex ? BG_OK : ctx->status;
+        if (!s) s = bg_tensor_upload(ctx, tr->ex, buf, bg_nbytes(tr->ex));
+        if (!s) {
+            tr->elogits = tr->forward(tr->eval_g, tr->model, tr->ex);
+            s = tr->elogits ? BG_OK : ctx->status;
+        }
+        if (!s) {
+            tr->host_logits = malloc(bg_nbytes(tr->elogits));
+            if (!tr->host_logits) s = bg_fail(ctx, BG_ERR_OOM, "predict: out of host memory");
+        }
+    } else {
+        s = bg_tensor_upload(ctx, tr->ex, buf, bg_nbytes(tr->ex));
+        if (!s) s = bg_graph_forward(tr->eval_g);
+    }
+    free(buf);
+    if (s) return s;
+    if ((s = bg_tensor_download(ctx, tr->elogits, tr->host_logits, bg_nbytes(tr->elogits)))) return s;
+    int64_t k = tr->elogits->shape[1];
+    for (int i = 0; i < n; i++) {
+        const float *row = tr->host_logits + (size_t)i * (size_t)k;
+        int best = 0;
+        for (int j = 1; j < k; j++)
+            if (row[j] > row[best]) best = j;
+        pred[i] = best;
+    }
+    return BG_OK;
+}
+
+void bg_trainer_free(bg_trainer *tr)
+{
+    if (!tr->ctx) return;
+    bg_optim_free(tr->ctx, tr->opt);
+    bg_graph_free(tr->train_g);
+    bg_graph_free(tr->eval_g);
+    free(tr->host_logits);
+    memset(tr, 0, sizeof *tr);
+}

@@ -1,0 +1,160 @@
+/* The test runner: every registered BG_TEST and every op case, one line of
+ * summary at the end ("N passed, N failed, N skipped").
+ *   run [--gpu] [-v] [--list] [FILTER...]
+ * Without --gpu: the CPU suite (unit tests, op gradchecks, f32-vs-f64).
+ * With --gpu: the CUDA suite (GPU tests, every op case against the CPU);
+ * without a CUDA device every GPU check is reported as skipped, with why. */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "harness.h"
+#include "op_checks.h"
+
+typedef struct {
+    const char *name, *file;
+    bg_test_fn fn;
+    bool gpu;
+} test_entry;
+
+typedef struct {
+    test_entry *tests;
+    int n, cap;
+    case_entry *cases;
+    int n_cases, cap_cases;
+} registry;
+
+/* Filled by constructors before main() runs; read-only afterwards. */
+static registry reg;
+
+static void *grow(void *p, int *cap, int n, size_t elem)
+{
+    if (n < *cap) return p;
+    *cap = *cap ? 2 * *cap : 64;
+    p = realloc(p, (size_t)*cap * elem);
+    if (!p) { fprintf(stderr, "test registry: out of memory\n"); abort(); }
+    return p;
+}
+
+void bg_test_register(const char *name, const char *file, bg_test_fn fn, bool gpu)
+{
+    reg.tests = grow(reg.tests, &reg.cap, reg.n, sizeof *reg.tests);
+    reg.tests[reg.n++] = (test_entry){name, file, fn, gpu};
+}
+
+void bg_op_cases_register(const bg_op_case *cases, int n, const char *file)
+{
+    for (int i = 0; i < n; i++) {
+        reg.cases = grow(reg.cases, &reg.cap_cases, reg.n_cases, sizeof *reg.cases);
+        reg.cases[reg.n_cases++] = (case_entry){&cases[i], file, i};
+    }
+}
+
+void bg_test_fail(bg_t *t, const char *file, int line, const char *fmt, ...)
+{
+    if (t->failures++ >= 8) return; /* enough to diagnose; keep logs short */
+    fprintf(stdout, "    %s:%d: ", file, line);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stdout, fmt, ap);
+    va_end(ap);
+    fputc('\n', stdout);
+}
+
+void bg_test_skip(bg_t *t, const char *fmt, ...)
+{
+    t->skipped = true;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->skip_reason, sizeof t->skip_reason, fmt, ap);
+    va_end(ap);
+}
+
+static bool matches(const char *name, int nf, char **filters)
+{
+    if (nf == 0) return true;
+    for (int i = 0; i < nf; i++)
+        if (strstr(name, filters[i])) return true;
+    return false;
+}
+
+typedef struct { int passed, failed, skipped; bool verbose; } tally;
+
+static void report(tally *ty, const char *name, const bg_t *t, double secs)
+{
+    if (t->skipped && t->failures == 0) {
+        ty->skipped++;
+        printf("SKIP %s: %s\n", name, t->skip_reason);
+    } else if (t->failures) {
+        ty->failed++;
+        printf("FAIL %s (%d failed checks)\n", name, t->failures);
+    } else {
+        ty->passed++;
+        if (ty->verbose) printf("ok   %s (%.3f s)\n", name, secs);
+    }
+    fflush(stdout);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int main(int argc, char **argv)
+{
+    bool gpu = false, list = false;
+    tally ty = {0};
+    char **filters = calloc((size_t)argc, sizeof *filters);
+    int nf = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--gpu")) gpu = true;
+        else if (!strcmp(argv[i], "-v")) ty.verbose = true;
+        else if (!strcmp(argv[i], "--list")) list = true;
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: %s [--gpu] [-v] [--list] [FILTER...]\n"
+                   "  runs the tests whose name contains any FILTER (all when none);\n"
+                   "  --gpu runs the CUDA suite instead of the CPU one\n", argv[0]);
+            free(filters);
+            return 0;
+        } else filters[nf++] = argv[i];
+    }
+    int cuda = bg_cuda_available();
+    if (gpu) printf("CUDA suite: %s\n", cuda ? "device found" : "SKIPPED, no CUDA device (or a CPU-only build); every GPU check below is counted as skipped");
+    double t_start = now();
+
+    for (int i = 0; i < reg.n; i++) {
+        test_entry *e = &reg.tests[i];
+        if (e->gpu != gpu || !matches(e->name, nf, filters)) continue;
+        if (list) { printf("%s\n", e->name); continue; }
+        bg_t t = {.name = e->name, .gpu_only = e->gpu};
+        double t0 = now();
+        if (e->gpu && !cuda) bg_test_skip(&t, "no CUDA device");
+        else e->fn(&t);
+        report(&ty, e->name, &t, now() - t0);
+    }
+
+    /* Op cases: each yields named checks (gradcheck, f32-vs-f64 on the CPU;
+     * cuda-f32, cuda-f16 on the GPU). */
+    for (int i = 0; i < reg.n_cases; i++) {
+        const char *kinds_cpu[] = {"gradcheck", "f32-vs-f64"};
+        const char *kinds_gpu[] = {"cuda-f32", "cuda-f16"};
+        const char **kinds = gpu ? kinds_gpu : kinds_cpu;
+        for (int k = 0; k < 2; k++) {
+            char name[320];
+            op_case_name(&reg.cases[i], kinds[k], name, sizeof name);
+            if (!matches(name, nf, filters)) continue;
+            if (list) { printf("%s\n", name); continue; }
+            bg_t t = {.name = name, .gpu_only = gpu};
+            double t0 = now();
+            if (gpu && !cuda) bg_test_skip(&t, "no CUDA device");
+            else op_case_run(&t, &reg.cases[i], kinds[k]);
+            report(&ty, name, &t, now() - t0);
+        }
+    }
+    free(filters);
+    if (list) return 0;
+    printf("(%.1f s)\n%d passed, %d failed, %d skipped\n", now() - t_start, ty.passed, ty.failed, ty.skipped);
+    return ty.failed ? 1 : 0;
+}

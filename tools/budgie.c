@@ -1,0 +1,35 @@
+/* budgie: the command line. `budgie VERB [args]`, each verb with --help. */
+#include <stdio.h>
+#include <string.h>
+#include "verbs.h"
+
+typedef struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+} verb;
+
+static const verb verbs[] = {
+    {"train", bg_cmd_train, "train a model under a time budget (budgie train --help)"},
+    {"validate", bg_cmd_validate, "run ops described by safetensors files and compare with their reference numbers"},
+    {"ops", bg_cmd_ops, "list the op table: ops, inputs, parameters, backends"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: budgie VERB [options]   (budgie VERB --help for each)\n\nverbs:\n");
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].help);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        if (!strcmp(argv[1], verbs[i].name)) return verbs[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "budgie: unknown verb '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

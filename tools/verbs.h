@@ -1,0 +1,10 @@
+/* One function per verb of the command line (tools/cmd_*.c). Each takes
+ * argv with argv[0] = the verb, prints, and returns the process exit code. */
+#ifndef BG_VERBS_H
+#define BG_VERBS_H
+
+int bg_cmd_ops(int argc, char **argv);
+int bg_cmd_validate(int argc, char **argv);
+int bg_cmd_train(int argc, char **argv);
+
+#endif
