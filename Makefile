@@ -3,7 +3,7 @@
 # `make test SAN=1` runs the CPU suite under AddressSanitizer + UBSan.
 # With nvcc on PATH (or in /usr/local/cuda/bin) the CUDA sources compile too;
 # CUDA_ARCH overrides the targets. Sources are globbed per folder: a new file
-# in engine/, ops/, models/, augment/, kernels/, tools/ or tests/ needs no edit here.
+# in engine/, ops/, models/, augment/, kernels/, tools/, bench/ or tests/ needs no edit here.
 
 CC      ?= cc
 SAN     ?= 0
@@ -28,7 +28,7 @@ $(error missing libraries; install them with: apt-get install $(MISSING))
 endif
 
 LIB_SRC  := $(sort $(wildcard engine/*.c ops/*.c models/*.c augment/*.c))
-TOOL_SRC := $(sort $(wildcard tools/*.c))
+TOOL_SRC := $(sort $(wildcard tools/*.c bench/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c))
 CU_SRC   := $(sort $(wildcard kernels/*.cu kernels/*/*.cu))
 
@@ -77,7 +77,7 @@ $(TESTBIN): $(TEST_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS)
 
 # The CPU suite. TEST_ARGS filters (e.g. TEST_ARGS=conv2d).
-test: note $(TESTBIN)
+test: note $(TESTBIN) $(BIN)
 	./$(TESTBIN) $(TEST_ARGS)
 
 # The CUDA suite: every op case on the CUDA backend against the CPU reference.

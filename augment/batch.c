@@ -2,13 +2,61 @@
  * CIFAR training augmentations (pad-and-random-crop, horizontal flip).
  * Each image's draws come from Philox(seed, {position, step, 'BTCH'}) and the
  * images are independent, so the batch is the same for any OpenMP thread
- * count and can be regenerated from (seed, step) alone. */
+ * count and can be regenerated from (seed, step) alone.
+ * With AutoAugment or Cutout on, each image goes through the uint8 chain of
+ * augment/transforms.c (crop -> flip -> AutoAugment -> Cutout) before the
+ * normalising table; the crop/flip draws are the same in both paths. */
 #include <math.h>
+#include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 #include "dataset.h"
+#include "transforms.h"
 #include "../engine/philox.h"
 
 #define TAG_BATCH 0x42544348u /* "BTCH" */
+_Static_assert(TAG_BATCH == BG_TAG_BATCH, "aa_numerics.h and batch.c must share the crop/flip stream");
+
+/* The HAET chain: per image, uint8 crop/flip/AutoAugment/Cutout in two
+ * per-thread buffers, then the table. Arguments are validated by the caller. */
+static bg_status chain_batch(bg_ctx *ctx, const bg_dataset *ds, const int64_t *idx, int64_t n,
+                             const bg_batch_opts *aug, uint64_t seed, uint64_t step, float (*lut)[256],
+                             float *out_nhwc, int32_t *labels_out)
+{
+    const int H = ds->h, W = ds->w, C = ds->c;
+    if (aug->autoaugment && aug->autoaugment != BG_AUTOAUG_PIL && aug->autoaugment != BG_AUTOAUG_TORCHVISION)
+        return bg_fail(ctx, BG_ERR_ARG, "%s: autoaugment %d (0 off, 1 pil, 2 torchvision)", ds->source, aug->autoaugment);
+    if (aug->autoaugment && C != 1 && C != 3)
+        return bg_fail(ctx, BG_ERR_ARG, "%s: AutoAugment needs 1 or 3 channels, the images have %d", ds->source, C);
+    if (aug->cutout < 0 || aug->cutout > 2 * (H > W ? H : W))
+        return bg_fail(ctx, BG_ERR_ARG, "%s: cutout %d outside 0..%d", ds->source, aug->cutout, 2 * (H > W ? H : W));
+    const size_t img = (size_t)H * (size_t)W * (size_t)C;
+    const int nt = omp_get_max_threads();
+    uint8_t *bufs = malloc((size_t)nt * 2 * img);
+    if (!bufs) return bg_fail(ctx, BG_ERR_OOM, "%s: out of host memory for augmentation buffers", ds->source);
+    const bg_aug_cfg cfg = {aug->crop_pad, aug->flip, aug->autoaugment, aug->cutout};
+    const int cut_before = aug->cutout_after_norm ? 0 : aug->cutout;
+#pragma omp parallel num_threads(nt)
+    {
+        uint8_t *a = bufs + (size_t)omp_get_thread_num() * 2 * img, *b = a + img;
+#pragma omp for schedule(static)
+        for (int64_t p = 0; p < n; p++) {
+            bg_aug_plan pl = bg_aug_plan_make(&cfg, seed, step, (uint32_t)p, H, W);
+            bg_aug_apply_plan_u8(&pl, cut_before, bg_dataset_image(ds, idx[p]), H, W, C, a, b);
+            float *dst = out_nhwc + (size_t)p * img;
+            for (size_t i = 0; i < img; i += (size_t)C)
+                for (int ch = 0; ch < C; ch++) dst[i + ch] = lut[ch][a[i + ch]];
+            if (aug->cutout_after_norm && aug->cutout > 0)
+                for (int y = 0; y < H; y++)
+                    for (int x = 0; x < W; x++)
+                        if (bg_aug_in_hole(&pl, aug->cutout, H, W, x, y))
+                            for (int ch = 0; ch < C; ch++) dst[((size_t)y * W + x) * C + ch] = 0.0f;
+            if (labels_out) labels_out[p] = ds->labels[idx[p]];
+        }
+    }
+    free(bufs);
+    return BG_OK;
+}
 
 bg_status bg_make_batch(bg_ctx *ctx, const bg_dataset *ds, const int64_t *idx, int64_t n,
                         const bg_batch_opts *aug, uint64_t seed, uint64_t step,
@@ -43,6 +91,8 @@ bg_status bg_make_batch(bg_ctx *ctx, const bg_dataset *ds, const int64_t *idx, i
 
     const int pad = aug->crop_pad;
     const size_t img = (size_t)H * (size_t)W * (size_t)C;
+    if (aug->autoaugment || aug->cutout)
+        return chain_batch(ctx, ds, idx, n, aug, seed, step, lut, out_nhwc, labels_out);
 #pragma omp parallel for schedule(static)
     for (int64_t p = 0; p < n; p++) {
         bg_u32x4 ctr = {{(uint32_t)p, (uint32_t)step, (uint32_t)(step >> 32), TAG_BATCH}};

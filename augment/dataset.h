@@ -96,10 +96,18 @@ typedef struct {
     int crop_pad;          /* > 0: random crop of the image size from the image padded
                               with black (pixel 0, as torchvision's RandomCrop) by this */
     bool flip;             /* random horizontal flip, p = 0.5 */
+    /* The HAET chain (augment/transforms.h), all off when zero:
+     * crop -> flip -> AutoAugment -> Cutout -> normalise. */
+    int autoaugment;       /* 0 off; 1 CIFAR-10 policy with PIL numerics (DeepVoltaire, as HAET
+                              ran it); 2 torchvision's variant (BG_AUTOAUG_* in aa_numerics.h) */
+    int cutout;            /* > 0: one square hole of this side per image, centre uniform */
+    bool cutout_after_norm;/* false (HAET): the hole is black, cut before normalising;
+                              true (upstream Cutout): the hole is 0 after normalising */
 } bg_batch_opts;
 
 /* Images idx[0..n) -> out_nhwc (n*h*w*c floats), labels -> labels_out (may be
- * NULL). The draws for batch position p are Philox(seed, {p, step, 'BTCH'}). */
+ * NULL). The draws for batch position p are Philox(seed, {p, step, 'BTCH'});
+ * AutoAugment and Cutout add the 'AUTO' and 'CUTO' blocks (aa_numerics.h). */
 bg_status bg_make_batch(bg_ctx *ctx, const bg_dataset *ds, const int64_t *idx, int64_t n,
                         const bg_batch_opts *aug, uint64_t seed, uint64_t step,
                         float *out_nhwc, int32_t *labels_out);

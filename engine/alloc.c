@@ -1,3 +1,9 @@
+/* The capped, accounted allocator and the CUDA block cache (semantics in
+ * alloc.h). The cache is a plain array of free blocks searched from the end
+ * for an exact size: the tape allocates the same shapes again and again
+ * (re-recording a graph, the profile phase's batch search), and exact sizes
+ * keep in_use + cached == reserved with no fragmentation to account for.
+ * Requests come at recording time, not per step, so a linear scan is fine. */
 #include "alloc.h"
 #include <stdlib.h>
 #include "context.h"
@@ -5,10 +11,90 @@
 #include "../kernels/cuda_api.h"
 #endif
 
+typedef struct {
+    void *p;
+    size_t bytes; /* rounded */
+} cached_block;
+
+struct bg_alloc_cache {
+    cached_block *v;
+    size_t n, cap;
+};
+
 size_t bg_alloc_rounded(size_t bytes)
 {
     if (bytes == 0) bytes = 1;
     return (bytes + BG_ALLOC_ALIGN - 1) / BG_ALLOC_ALIGN * BG_ALLOC_ALIGN;
+}
+
+static void note_reserved(bg_allocator *a)
+{
+    size_t r = a->in_use + a->cached;
+    if (r > a->peak_reserved) a->peak_reserved = r;
+}
+
+static void device_free(int device, void *p)
+{
+    if (device == BG_CPU) free(p);
+#ifdef BG_WITH_CUDA
+    else bg_cuda_free(p);
+#endif
+}
+
+/* Only CUDA allocations of CUDA contexts are cached (see alloc.h). */
+static bool caching(const bg_ctx *ctx, int device) { return device == BG_CUDA && ctx->device == BG_CUDA; }
+
+/* Take a cached block of exactly r bytes, most recently freed first. */
+static void *cache_take(bg_allocator *a, size_t r)
+{
+    struct bg_alloc_cache *c = a->cache;
+    if (!c) return NULL;
+    for (size_t i = c->n; i-- > 0;) {
+        if (c->v[i].bytes != r) continue;
+        void *p = c->v[i].p;
+        c->v[i] = c->v[--c->n];
+        a->cached -= r;
+        return p;
+    }
+    return NULL;
+}
+
+/* Give cached blocks back to the device, oldest first, until `need` more
+ * bytes fit under the cap (need == SIZE_MAX: all of them). */
+static void cache_release(bg_allocator *a, int device, size_t need)
+{
+    struct bg_alloc_cache *c = a->cache;
+    if (!c) return;
+    size_t i = 0;
+    while (i < c->n) {
+        if (need != SIZE_MAX && a->cap && a->in_use + a->cached <= a->cap && need <= a->cap - a->in_use - a->cached)
+            break;
+        device_free(device, c->v[i].p);
+        a->cached -= c->v[i].bytes;
+        i++;
+    }
+    for (size_t j = i; j < c->n; j++) c->v[j - i] = c->v[j];
+    c->n -= i;
+}
+
+/* Keep a freed block; false (caller frees it) when host memory runs out. */
+static bool cache_put(bg_allocator *a, void *p, size_t r)
+{
+    struct bg_alloc_cache *c = a->cache;
+    if (!c) {
+        c = a->cache = calloc(1, sizeof *c);
+        if (!c) return false;
+    }
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 64;
+        cached_block *v = realloc(c->v, cap * sizeof *v);
+        if (!v) return false;
+        c->v = v;
+        c->cap = cap;
+    }
+    c->v[c->n++] = (cached_block){p, r};
+    a->cached += r;
+    return true;
 }
 
 int bg_alloc(bg_ctx *ctx, int device, size_t bytes, const char *what, void **out)
@@ -17,6 +103,7 @@ int bg_alloc(bg_ctx *ctx, int device, size_t bytes, const char *what, void **out
     if (device < 0 || device >= BG_NDEVICES)
         return bg_fail(ctx, BG_ERR_ARG, "allocation for '%s': unknown device %d", what, device);
     bg_allocator *a = &ctx->alloc[device];
+    a->n_requests++;
     size_t r = bg_alloc_rounded(bytes);
     if (r < bytes) return bg_fail(ctx, BG_ERR_OOM, "allocation for '%s': %zu bytes overflows", what, bytes);
     if (a->cap && (r > a->cap || a->in_use > a->cap - r))
@@ -27,11 +114,23 @@ int bg_alloc(bg_ctx *ctx, int device, size_t bytes, const char *what, void **out
     if (device == BG_CPU) {
         p = aligned_alloc(BG_ALLOC_ALIGN, r);
         if (!p) return bg_fail(ctx, BG_ERR_OOM, "allocation of %zu bytes for '%s' on cpu failed", bytes, what);
+        a->n_device_allocs++;
     } else {
 #ifdef BG_WITH_CUDA
-        char err[200];
-        if (bg_cuda_malloc(&p, r, err, sizeof err))
-            return bg_fail(ctx, BG_ERR_OOM, "allocation of %zu bytes for '%s' on cuda failed: %s", bytes, what, err);
+        if (caching(ctx, device)) p = cache_take(a, r);
+        if (!p) {
+            /* make room under the cap from the cache first: in_use + r <= cap holds */
+            if (a->cap) cache_release(a, device, r);
+            char err[200];
+            if (bg_cuda_malloc(&p, r, err, sizeof err)) {
+                /* the device itself is full: give back every cached block, try once more */
+                cache_release(a, device, SIZE_MAX);
+                if (bg_cuda_malloc(&p, r, err, sizeof err))
+                    return bg_fail(ctx, BG_ERR_OOM, "allocation of %zu bytes for '%s' on cuda failed: %s", bytes, what,
+                                   err);
+            }
+            a->n_device_allocs++;
+        }
 #else
         return bg_fail(ctx, BG_ERR_UNSUPPORTED, "allocation for '%s' on cuda: this build has no CUDA", what);
 #endif
@@ -39,6 +138,7 @@ int bg_alloc(bg_ctx *ctx, int device, size_t bytes, const char *what, void **out
     a->in_use += r;
     a->n_alloc++;
     if (a->in_use > a->peak) a->peak = a->in_use;
+    note_reserved(a);
     *out = p;
     return BG_OK;
 }
@@ -50,11 +150,33 @@ void bg_free(bg_ctx *ctx, int device, void *p, size_t bytes)
     size_t r = bg_alloc_rounded(bytes);
     a->in_use -= r <= a->in_use ? r : a->in_use;
     a->n_alloc--;
-    if (device == BG_CPU) free(p);
-#ifdef BG_WITH_CUDA
-    else bg_cuda_free(p);
-#endif
+    if (caching(ctx, device) && cache_put(a, p, r)) return;
+    device_free(device, p);
 }
 
-void bg_alloc_set_cap(bg_ctx *ctx, int device, size_t cap) { ctx->alloc[device].cap = cap; }
-void bg_alloc_reset_peak(bg_ctx *ctx, int device) { ctx->alloc[device].peak = ctx->alloc[device].in_use; }
+void bg_alloc_set_cap(bg_ctx *ctx, int device, size_t cap)
+{
+    bg_allocator *a = &ctx->alloc[device];
+    a->cap = cap;
+    /* a lower cap applies to what is cached at once */
+    if (cap && a->in_use + a->cached > cap) cache_release(a, device, 0);
+}
+
+void bg_alloc_reset_peak(bg_ctx *ctx, int device)
+{
+    bg_allocator *a = &ctx->alloc[device];
+    a->peak = a->in_use;
+    a->peak_reserved = a->in_use + a->cached;
+}
+
+size_t bg_alloc_reserved(const bg_ctx *ctx, int device) { return ctx->alloc[device].in_use + ctx->alloc[device].cached; }
+
+void bg_alloc_trim(bg_ctx *ctx, int device)
+{
+    bg_allocator *a = &ctx->alloc[device];
+    if (!a->cache) return;
+    cache_release(a, device, SIZE_MAX);
+    free(a->cache->v);
+    free(a->cache);
+    a->cache = NULL;
+}

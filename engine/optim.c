@@ -1,5 +1,15 @@
 /* The optimizer object: config checks, state allocation and the per-step
- * scalars. The per-element math lives in optim_kernels.inc. */
+ * scalars. The per-element math lives in optim_kernels.inc (CPU) and
+ * kernels/optim.cu (CUDA, the same operations in the same order).
+ *
+ * CUDA parameters (f32 or f16) keep their state in f32 on the device; an f16
+ * parameter also gets an f32 master copy, which is what the update works on
+ * (the f16 tensor is the working copy the kernel rewrites from it). Each
+ * step describes the parameters that have a gradient in a host table
+ * (pointers, sizes, the per-step scalars cast to f32 exactly as the CPU loop
+ * casts them) cut into chunks, uploads it, and launches one kernel over all
+ * of them. The per-parameter step counts advance on the host afterwards
+ * (commit), or not at all for a step the loss scaler skipped. */
 #include "optim.h"
 
 #include <math.h>
@@ -7,9 +17,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef BG_WITH_CUDA
+#include "../kernels/cuda_api.h"
+#include "../kernels/optim.h"
+#include "../kernels/shape.h"
+#endif
 
 /* At most three state buffers per parameter (Adam with amsgrad). */
 #define NBUF 3
+
+#ifdef BG_WITH_CUDA
+/* The device tables of one CUDA step (see kernels/optim.h). */
+typedef struct {
+    bg_opt_tensor *h_tensors;  /* n entries, host staging */
+    bg_opt_chunk *h_chunks;    /* max_chunks, host staging */
+    int *h_param;              /* entry -> parameter index */
+    void *d_tensors, *d_chunks;
+    size_t d_tensors_bytes, d_chunks_bytes;
+    int64_t max_chunks;
+    int n_entries;             /* of the last prepare */
+    int64_t n_chunks;          /* of the last prepare */
+} cuda_tables;
+#endif
 
 struct bg_optim {
     bg_optim_config cfg;
@@ -17,6 +46,11 @@ struct bg_optim {
     bg_tensor **params;
     bg_tensor **bufs;     /* n * NBUF, NULL where the kind has no such buffer */
     bg_tensor *scalars;   /* {n, 3} f64: step, eta, mu (see bg_optim_state) */
+    bg_device device;     /* of every parameter */
+    bg_tensor **master;   /* n; the f32 master of an f16 CUDA parameter, else NULL */
+#ifdef BG_WITH_CUDA
+    cuda_tables cu;
+#endif
 };
 
 enum { SC_STEP = 0, SC_ETA, SC_MU, SC_N };
@@ -216,12 +250,29 @@ static bg_status check_param(bg_ctx *ctx, const bg_optim_config *c, bg_tensor *c
     const char *on = NAMES[c->kind];
     if (!p) return bg_fail(ctx, BG_ERR_ARG, "optimizer %s: parameter #%d is NULL", on, i);
     pname(p, i, nm, sizeof nm);
-    if (p->device != BG_CPU)
-        return bg_fail(ctx, BG_ERR_DEVICE, "optimizer %s: parameter %s is on %s; only CPU updates exist so far",
-                       on, nm, bg_device_name(p->device));
-    if (p->dtype != BG_F32 && p->dtype != BG_F64)
+    if (p->device == BG_CUDA) {
+        /* The update needs a device: without one (or without CUDA in the
+         * build) a CUDA parameter is refused before its storage is touched. */
+        if (!bg_cuda_available())
+            return bg_fail(ctx, BG_ERR_DEVICE, "optimizer %s: parameter %s is on cuda, and no CUDA device is available",
+                           on, nm);
+        if (!p->data && bg_numel(p) > 0)
+            return bg_fail(ctx, BG_ERR_DEVICE, "optimizer %s: parameter %s is on cuda without device storage", on, nm);
+        if (p->dtype != BG_F32 && p->dtype != BG_F16)
+            return bg_fail(ctx, BG_ERR_DTYPE, "optimizer %s: parameter %s is %s; CUDA updates need f32 or f16",
+                           on, nm, bg_dtype_name(p->dtype));
+    } else if (p->device != BG_CPU) {
+        return bg_fail(ctx, BG_ERR_DEVICE, "optimizer %s: parameter %s is on device %d", on, nm, (int)p->device);
+    } else if (p->dtype != BG_F32 && p->dtype != BG_F64) {
         return bg_fail(ctx, BG_ERR_DTYPE, "optimizer %s: parameter %s is %s; updates need f32 or f64",
                        on, nm, bg_dtype_name(p->dtype));
+    }
+    if (i > 0 && params[0] && p->device != params[0]->device) {
+        char n0[64];
+        return bg_fail(ctx, BG_ERR_DEVICE, "optimizer %s: parameter %s is on %s but %s is on %s (one device per optimizer)",
+                       on, nm, bg_device_name(p->device), pname(params[0], 0, n0, sizeof n0),
+                       bg_device_name(params[0]->device));
+    }
     if (!bg_is_contiguous(p))
         return bg_fail(ctx, BG_ERR_ARG, "optimizer %s: parameter %s is not contiguous", on, nm);
     for (int j = 0; j < i; j++)
@@ -253,6 +304,88 @@ static void buffer_names(const bg_optim_config *c, const char *names[NBUF])
     }
 }
 
+/* A state tensor shaped like parameter p: the parameter's dtype on the CPU,
+ * f32 on CUDA (the update runs in f32 there, whatever the parameter). */
+static bg_tensor *state_like(bg_ctx *ctx, const bg_tensor *p, const char *name)
+{
+    if (p->device == BG_CPU) return bg_tensor_like(ctx, p, name);
+    return bg_tensor_new(ctx, p->device, BG_F32, p->ndim, p->shape, name);
+}
+
+/* Every element of a state tensor set to v, on any device. */
+static bg_status fill_state(bg_ctx *ctx, bg_tensor *t, double v)
+{
+    if (v == 0.0) return bg_tensor_zero(ctx, t);
+    if (t->device == BG_CPU) return bg_tensor_fill_const(ctx, t, v);
+    bg_tensor *h = bg_tensor_new(ctx, BG_CPU, t->dtype, t->ndim, t->shape, t->name);
+    if (!h) return ctx->status;
+    bg_status s = bg_tensor_fill_const(ctx, h, v);
+    if (!s) s = bg_tensor_copy(ctx, t, h);
+    bg_tensor_free(ctx, h);
+    return s;
+}
+
+#ifdef BG_WITH_CUDA
+static bg_status cuda_launched(bg_ctx *ctx, const bg_optim *o, const char *what)
+{
+    char err[200];
+    if (bg_cuda_check_launch(err, sizeof err))
+        return bg_fail(ctx, BG_ERR_CUDA, "optimizer %s: %s: %s", NAMES[o->cfg.kind], what, err);
+    return BG_OK;
+}
+
+/* master = f32 copy of each f16 parameter. */
+static bg_status cuda_sync_master(bg_ctx *ctx, bg_optim *o)
+{
+    for (int i = 0; i < o->n; i++) {
+        if (!o->master[i]) continue;
+        bg_cuda_cast(o->params[i]->data, 1, o->master[i]->data, 0, bg_numel(o->params[i]), ctx->stream);
+        bg_status s = cuda_launched(ctx, o, "master copy");
+        if (s) return s;
+    }
+    return BG_OK;
+}
+
+/* Masters for the f16 parameters and the device tables, sized for every
+ * parameter at once, so a step allocates nothing (a captured step must not). */
+static bg_status cuda_init(bg_ctx *ctx, bg_optim *o)
+{
+    o->master = calloc((size_t)o->n, sizeof *o->master);
+    cuda_tables *cu = &o->cu;
+    cu->h_tensors = calloc((size_t)o->n, sizeof *cu->h_tensors);
+    cu->h_param = calloc((size_t)o->n, sizeof *cu->h_param);
+    if (!o->master || !cu->h_tensors || !cu->h_param)
+        return bg_fail(ctx, BG_ERR_OOM, "optimizer %s: out of host memory", NAMES[o->cfg.kind]);
+    for (int i = 0; i < o->n; i++) {
+        const bg_tensor *p = o->params[i];
+        cu->max_chunks += (bg_numel(p) + BG_OPT_CHUNK - 1) / BG_OPT_CHUNK;
+        if (p->dtype != BG_F16) continue;
+        char name[48];
+        snprintf(name, sizeof name, "optim.%d.master", i);
+        o->master[i] = bg_tensor_new(ctx, BG_CUDA, BG_F32, p->ndim, p->shape, name);
+        if (!o->master[i]) return ctx->status ? ctx->status : BG_ERR_OOM;
+    }
+    cu->h_chunks = calloc((size_t)(cu->max_chunks ? cu->max_chunks : 1), sizeof *cu->h_chunks);
+    if (!cu->h_chunks) return bg_fail(ctx, BG_ERR_OOM, "optimizer %s: out of host memory", NAMES[o->cfg.kind]);
+    cu->d_tensors_bytes = (size_t)o->n * sizeof(bg_opt_tensor);
+    cu->d_chunks_bytes = (size_t)(cu->max_chunks ? cu->max_chunks : 1) * sizeof(bg_opt_chunk);
+    bg_status s = bg_alloc(ctx, BG_CUDA, cu->d_tensors_bytes, "optim.tensor_table", &cu->d_tensors);
+    if (!s) s = bg_alloc(ctx, BG_CUDA, cu->d_chunks_bytes, "optim.chunk_table", &cu->d_chunks);
+    if (!s) s = cuda_sync_master(ctx, o);
+    return s;
+}
+
+static void cuda_free(bg_ctx *ctx, bg_optim *o)
+{
+    cuda_tables *cu = &o->cu;
+    if (cu->d_tensors) bg_free(ctx, BG_CUDA, cu->d_tensors, cu->d_tensors_bytes);
+    if (cu->d_chunks) bg_free(ctx, BG_CUDA, cu->d_chunks, cu->d_chunks_bytes);
+    free(cu->h_tensors);
+    free(cu->h_chunks);
+    free(cu->h_param);
+}
+#endif
+
 bg_status bg_optim_new(bg_ctx *ctx, const bg_optim_config *cfg, bg_tensor *const *params, int n,
                        bg_optim **out)
 {
@@ -277,6 +410,7 @@ bg_status bg_optim_new(bg_ctx *ctx, const bg_optim_config *cfg, bg_tensor *const
     }
     memcpy(o->params, params, (size_t)n * sizeof *params);
 
+    o->device = params[0]->device;
     const char *bn[NBUF];
     buffer_names(cfg, bn);
     /* Adagrad's sum starts at initial_accumulator_value, everything else at 0
@@ -287,14 +421,17 @@ bg_status bg_optim_new(bg_ctx *ctx, const bg_optim_config *cfg, bg_tensor *const
             if (!bn[b]) continue;
             char name[48];
             snprintf(name, sizeof name, "optim.%d.%s", i, bn[b]);
-            bg_tensor *t = bg_tensor_like(ctx, params[i], name);
+            bg_tensor *t = state_like(ctx, params[i], name);
             if (!t) s = ctx->status ? ctx->status : BG_ERR_OOM;
             else {
                 o->bufs[i * NBUF + b] = t;
-                s = fill != 0.0 ? bg_tensor_fill_const(ctx, t, fill) : bg_tensor_zero(ctx, t);
+                s = fill_state(ctx, t, fill);
             }
         }
     }
+#ifdef BG_WITH_CUDA
+    if (!s && o->device == BG_CUDA) s = cuda_init(ctx, o);
+#endif
     if (!s) {
         int64_t shape[2] = {n, SC_N};
         o->scalars = bg_tensor_new(ctx, BG_CPU, BG_F64, 2, shape, "optim.scalars");
@@ -321,6 +458,12 @@ void bg_optim_free(bg_ctx *ctx, bg_optim *o)
     if (!o) return;
     if (o->bufs)
         for (int i = 0; i < o->n * NBUF; i++) bg_tensor_free(ctx, o->bufs[i]);
+    if (o->master)
+        for (int i = 0; i < o->n; i++) bg_tensor_free(ctx, o->master[i]);
+    free(o->master);
+#ifdef BG_WITH_CUDA
+    cuda_free(ctx, o);
+#endif
     bg_tensor_free(ctx, o->scalars);
     free(o->bufs);
     free(o->params);
@@ -335,8 +478,9 @@ static bg_status check_grad(bg_ctx *ctx, const bg_optim *o, int i)
     const char *on = NAMES[o->cfg.kind];
     pname(p, i, nm, sizeof nm);
     /* the parameter itself may have been changed since creation */
-    if (p->device != BG_CPU || g->device != BG_CPU)
-        return bg_fail(ctx, BG_ERR_DEVICE, "optimizer %s: parameter %s or its grad is not on the CPU", on, nm);
+    if (p->device != o->device || g->device != o->device)
+        return bg_fail(ctx, BG_ERR_DEVICE, "optimizer %s: parameter %s or its grad is not on the %s", on, nm,
+                       o->device == BG_CPU ? "CPU" : "GPU");
     if (g->dtype != p->dtype)
         return bg_fail(ctx, BG_ERR_DTYPE, "optimizer %s: grad of %s is %s, the parameter %s", on, nm,
                        bg_dtype_name(g->dtype), bg_dtype_name(p->dtype));
@@ -350,33 +494,33 @@ static bg_status check_grad(bg_ctx *ctx, const bg_optim *o, int i)
     return BG_OK;
 }
 
-static void update_one(bg_optim *o, int i)
+/* The per-step scalars of parameter i's next update, in double (the CPU
+ * loops and the CUDA table cast them to the element type). */
+typedef union {
+    sgd_k sgd;
+    adam_k adam;
+    adamax_k adamax;
+    adagrad_k adagrad;
+    adadelta_k adadelta;
+    asgd_k asgd;
+} step_k;
+
+static step_k step_scalars(const bg_optim *o, int i)
 {
     const bg_optim_config *c = &o->cfg;
-    bg_tensor *p = o->params[i];
-    bg_tensor **bt = &o->bufs[i * NBUF];
-    void *b0 = bt[0] ? bt[0]->data : NULL, *b1 = bt[1] ? bt[1]->data : NULL;
-    void *b2 = bt[2] ? bt[2]->data : NULL;
-    double *sc = (double *)o->scalars->data + i * SC_N;
-    const bool f64 = p->dtype == BG_F64;
-    const int64_t n = bg_numel(p);
-    void *pd = p->data;
-    const void *gd = p->grad->data;
+    const double *sc = (const double *)o->scalars->data + i * SC_N;
     /* torch increments step before using it (SGD and Adadelta ignore it). */
     const double step = sc[SC_STEP] + 1;
-
-#define DISPATCH(fn, ...) \
-    do { if (f64) fn##_f64(pd, gd, __VA_ARGS__); else fn##_f32(pd, gd, __VA_ARGS__); } while (0)
+    step_k k;
+    memset(&k, 0, sizeof k);
     switch (c->kind) {
-    case BG_OPT_SGD: {
-        sgd_k k = {c->weight_decay, c->momentum, c->dampening, c->lr, c->nesterov, sc[SC_STEP] == 0};
-        DISPATCH(sgd_update, b0, n, &k);
+    case BG_OPT_SGD:
+        k.sgd = (sgd_k){c->weight_decay, c->momentum, c->dampening, c->lr, c->nesterov, sc[SC_STEP] == 0};
         break;
-    }
     case BG_OPT_ADAM:
     case BG_OPT_ADAMW: {
         const bool w = c->kind == BG_OPT_ADAMW;
-        adam_k k = {
+        k.adam = (adam_k){
             .wd = w ? 0.0 : c->weight_decay,
             .decay = w ? 1.0 - c->lr * c->weight_decay : 1.0,
             .beta1 = c->beta1, .beta2 = c->beta2, .eps = c->eps,
@@ -384,48 +528,263 @@ static void update_one(bg_optim *o, int i)
             .bc2_sqrt = sqrt(1.0 - pow(c->beta2, step)),
             .decoupled = w,
         };
-        DISPATCH(adam_update, b0, b1, b2, n, &k);
         break;
     }
-    case BG_OPT_ADAMAX: {
-        adamax_k k = {c->weight_decay, c->beta1, c->beta2, c->eps, c->lr / (1.0 - pow(c->beta1, step))};
-        DISPATCH(adamax_update, b0, b1, n, &k);
+    case BG_OPT_ADAMAX:
+        k.adamax = (adamax_k){c->weight_decay, c->beta1, c->beta2, c->eps, c->lr / (1.0 - pow(c->beta1, step))};
         break;
-    }
-    case BG_OPT_ADAGRAD: {
-        adagrad_k k = {c->weight_decay, c->eps, c->lr / (1.0 + (step - 1.0) * c->lr_decay)};
-        DISPATCH(adagrad_update, b0, n, &k);
+    case BG_OPT_ADAGRAD:
+        k.adagrad = (adagrad_k){c->weight_decay, c->eps, c->lr / (1.0 + (step - 1.0) * c->lr_decay)};
         break;
-    }
-    case BG_OPT_ADADELTA: {
-        adadelta_k k = {c->weight_decay, c->rho, c->eps, c->lr};
-        DISPATCH(adadelta_update, b0, b1, n, &k);
-        break;
-    }
+    case BG_OPT_ADADELTA: k.adadelta = (adadelta_k){c->weight_decay, c->rho, c->eps, c->lr}; break;
     case BG_OPT_ASGD: {
         const double eta = sc[SC_ETA], mu = sc[SC_MU];
-        asgd_k k = {c->weight_decay, 1.0 - c->lambd * eta, eta, mu};
-        DISPATCH(asgd_update, b0, n, &k);
-        /* the next step's eta and mu, f32-rounded as torch stores them */
-        sc[SC_ETA] = (double)(float)(c->lr / pow(1.0 + c->lambd * c->lr * step, c->alpha));
-        sc[SC_MU] = (double)(float)(1.0 / fmax(1.0, step - c->t0));
+        k.asgd = (asgd_k){c->weight_decay, 1.0 - c->lambd * eta, eta, mu};
         break;
     }
     default: break;
     }
-#undef DISPATCH
+    return k;
+}
+
+/* After an update of parameter i: its step count, and ASGD's next eta and
+ * mu, f32-rounded as torch stores them. */
+static void advance(bg_optim *o, int i)
+{
+    const bg_optim_config *c = &o->cfg;
+    double *sc = (double *)o->scalars->data + i * SC_N;
+    const double step = sc[SC_STEP] + 1;
+    if (c->kind == BG_OPT_ASGD) {
+        sc[SC_ETA] = (double)(float)(c->lr / pow(1.0 + c->lambd * c->lr * step, c->alpha));
+        sc[SC_MU] = (double)(float)(1.0 / fmax(1.0, step - c->t0));
+    }
     sc[SC_STEP] = step;
 }
 
-bg_status bg_optim_step(bg_ctx *ctx, bg_optim *o)
+static void update_one(bg_optim *o, int i)
 {
-    if (!o) return bg_fail(ctx, BG_ERR_ARG, "optimizer step: NULL optimizer");
+    const bg_optim_config *c = &o->cfg;
+    bg_tensor *p = o->params[i];
+    bg_tensor **bt = &o->bufs[i * NBUF];
+    void *b0 = bt[0] ? bt[0]->data : NULL, *b1 = bt[1] ? bt[1]->data : NULL;
+    void *b2 = bt[2] ? bt[2]->data : NULL;
+    const bool f64 = p->dtype == BG_F64;
+    const int64_t n = bg_numel(p);
+    void *pd = p->data;
+    const void *gd = p->grad->data;
+    const step_k k = step_scalars(o, i);
+
+#define DISPATCH(fn, ...) \
+    do { if (f64) fn##_f64(pd, gd, __VA_ARGS__); else fn##_f32(pd, gd, __VA_ARGS__); } while (0)
+    switch (c->kind) {
+    case BG_OPT_SGD: DISPATCH(sgd_update, b0, n, &k.sgd); break;
+    case BG_OPT_ADAM:
+    case BG_OPT_ADAMW: DISPATCH(adam_update, b0, b1, b2, n, &k.adam); break;
+    case BG_OPT_ADAMAX: DISPATCH(adamax_update, b0, b1, n, &k.adamax); break;
+    case BG_OPT_ADAGRAD: DISPATCH(adagrad_update, b0, n, &k.adagrad); break;
+    case BG_OPT_ADADELTA: DISPATCH(adadelta_update, b0, b1, n, &k.adadelta); break;
+    case BG_OPT_ASGD: DISPATCH(asgd_update, b0, n, &k.asgd); break;
+    default: break;
+    }
+#undef DISPATCH
+    advance(o, i);
+}
+
+static bg_status check_grads(bg_ctx *ctx, const bg_optim *o)
+{
     /* Check everything first so a bad grad leaves every parameter untouched. */
     for (int i = 0; i < o->n; i++) {
         if (!o->params[i]->grad) continue;
         bg_status s = check_grad(ctx, o, i);
         if (s) return s;
     }
+    return BG_OK;
+}
+
+/* ---- the CUDA step ---- */
+#ifdef BG_WITH_CUDA
+/* Parameter i's table entry: pointers and the f32 scalars, cast exactly as
+ * optim_kernels.inc casts them for T = float. */
+static bg_opt_tensor cuda_entry(const bg_optim *o, int i)
+{
+    const bg_optim_config *c = &o->cfg;
+    const bg_tensor *p = o->params[i];
+    bg_tensor *const *bt = &o->bufs[i * NBUF];
+    bg_opt_tensor e;
+    memset(&e, 0, sizeof e);
+    e.p = o->master[i] ? o->master[i]->data : p->data;
+    e.p16 = o->master[i] ? p->data : NULL;
+    e.g = p->grad->data;
+    e.g_half = p->grad->dtype == BG_F16;
+    e.b0 = bt[0] ? bt[0]->data : NULL;
+    e.b1 = bt[1] ? bt[1]->data : NULL;
+    e.b2 = bt[2] ? bt[2]->data : NULL;
+    e.n = bg_numel(p);
+    const step_k k = step_scalars(o, i);
+    float *f = e.s;
+    switch (c->kind) {
+    case BG_OPT_SGD:
+        f[0] = (float)k.sgd.wd, f[1] = (float)k.sgd.momentum, f[2] = (float)(1.0 - k.sgd.dampening);
+        f[3] = (float)(-k.sgd.lr);
+        e.flags = (k.sgd.wd != 0 ? BG_OPTF_WD : 0) | (k.sgd.first ? BG_OPTF_FIRST : 0) |
+                  (k.sgd.nesterov ? BG_OPTF_NESTEROV : 0);
+        break;
+    case BG_OPT_ADAM:
+    case BG_OPT_ADAMW:
+        f[0] = (float)k.adam.wd, f[1] = (float)k.adam.decay, f[2] = (float)k.adam.beta1, f[3] = (float)k.adam.beta2;
+        f[4] = (float)(1.0 - k.adam.beta1), f[5] = (float)(1.0 - k.adam.beta2), f[6] = (float)k.adam.bc2_sqrt;
+        f[7] = (float)k.adam.eps, f[8] = (float)(-k.adam.step_size);
+        e.flags = (k.adam.wd != 0 ? BG_OPTF_WD : 0) | (k.adam.decoupled ? BG_OPTF_DECOUPLED : 0);
+        break;
+    case BG_OPT_ADAMAX:
+        f[0] = (float)k.adamax.wd, f[1] = (float)k.adamax.beta1, f[2] = (float)k.adamax.beta2;
+        f[3] = (float)(1.0 - k.adamax.beta1), f[4] = (float)k.adamax.eps, f[5] = (float)(-k.adamax.clr);
+        e.flags = k.adamax.wd != 0 ? BG_OPTF_WD : 0;
+        break;
+    case BG_OPT_ADAGRAD:
+        f[0] = (float)k.adagrad.wd, f[1] = (float)k.adagrad.eps, f[2] = (float)(-k.adagrad.clr);
+        e.flags = k.adagrad.wd != 0 ? BG_OPTF_WD : 0;
+        break;
+    case BG_OPT_ADADELTA:
+        f[0] = (float)k.adadelta.wd, f[1] = (float)k.adadelta.rho, f[2] = (float)(1.0 - k.adadelta.rho);
+        f[3] = (float)k.adadelta.eps, f[4] = (float)(-k.adadelta.lr);
+        e.flags = k.adadelta.wd != 0 ? BG_OPTF_WD : 0;
+        break;
+    case BG_OPT_ASGD:
+        f[0] = (float)k.asgd.wd, f[1] = (float)k.asgd.decay, f[2] = (float)(-k.asgd.eta), f[3] = (float)k.asgd.mu;
+        e.flags = (k.asgd.wd != 0 ? BG_OPTF_WD : 0) | (k.asgd.mu != 1.0 ? BG_OPTF_AVERAGE : 0);
+        break;
+    default: break;
+    }
+    return e;
+}
+#endif
+
+/* The kernel's kind constants are bg_optim_kind's values. */
+#ifdef BG_WITH_CUDA
+_Static_assert(BG_OPTK_SGD == (int)BG_OPT_SGD && BG_OPTK_ADAM == (int)BG_OPT_ADAM &&
+                   BG_OPTK_ADAMW == (int)BG_OPT_ADAMW && BG_OPTK_ADAMAX == (int)BG_OPT_ADAMAX &&
+                   BG_OPTK_ADAGRAD == (int)BG_OPT_ADAGRAD && BG_OPTK_ADADELTA == (int)BG_OPT_ADADELTA &&
+                   BG_OPTK_ASGD == (int)BG_OPT_ASGD,
+               "kernels/optim.h kinds must match bg_optim_kind");
+#endif
+
+static bg_status need_cuda(bg_ctx *ctx, const bg_optim *o, const char *what)
+{
+    if (!o) return bg_fail(ctx, BG_ERR_ARG, "optimizer %s: NULL optimizer", what);
+    if (o->device != BG_CUDA)
+        return bg_fail(ctx, BG_ERR_DEVICE, "optimizer %s %s: the parameters are on the %s", NAMES[o->cfg.kind], what,
+                       bg_device_name(o->device));
+#ifdef BG_WITH_CUDA
+    return BG_OK;
+#else
+    return bg_fail(ctx, BG_ERR_UNSUPPORTED, "optimizer %s %s: this build has no CUDA", NAMES[o->cfg.kind], what);
+#endif
+}
+
+bg_status bg_optim_cuda_prepare(bg_ctx *ctx, bg_optim *o, bool *layout_changed)
+{
+    bg_status s = need_cuda(ctx, o, "prepare");
+    if (s) return s;
+    if ((s = check_grads(ctx, o))) return s;
+#ifdef BG_WITH_CUDA
+    cuda_tables *cu = &o->cu;
+    int ne = 0;
+    int64_t nc = 0;
+    bool changed = false;
+    for (int i = 0; i < o->n; i++) {
+        if (!o->params[i]->grad) continue;
+        bg_opt_tensor e = cuda_entry(o, i);
+        /* the grid and the tables' pointers are what a captured launch keeps */
+        if (ne >= cu->n_entries || cu->h_param[ne] != i || cu->h_tensors[ne].g != e.g) changed = true;
+        cu->h_tensors[ne] = e;
+        cu->h_param[ne] = i;
+        for (int64_t start = 0; start < e.n; start += BG_OPT_CHUNK)
+            cu->h_chunks[nc++] = (bg_opt_chunk){.tensor = ne, .unused = 0, .start = start};
+        ne++;
+    }
+    changed = changed || ne != cu->n_entries || nc != cu->n_chunks;
+    cu->n_entries = ne;
+    cu->n_chunks = nc;
+    if (layout_changed) *layout_changed = changed;
+    char err[200];
+    if (ne && bg_cuda_memcpy(cu->d_tensors, cu->h_tensors, (size_t)ne * sizeof *cu->h_tensors, BG_COPY_H2D, ctx->stream,
+                             err, sizeof err))
+        return bg_fail(ctx, BG_ERR_CUDA, "optimizer %s: tensor table upload: %s", NAMES[o->cfg.kind], err);
+    if (nc && bg_cuda_memcpy(cu->d_chunks, cu->h_chunks, (size_t)nc * sizeof *cu->h_chunks, BG_COPY_H2D, ctx->stream,
+                             err, sizeof err))
+        return bg_fail(ctx, BG_ERR_CUDA, "optimizer %s: chunk table upload: %s", NAMES[o->cfg.kind], err);
+    return BG_OK;
+#else
+    (void)layout_changed;
+    return BG_OK;
+#endif
+}
+
+bg_status bg_optim_cuda_check_finite(bg_ctx *ctx, const bg_optim *o, const float *inv_scale, int32_t *found_inf)
+{
+    bg_status s = need_cuda(ctx, o, "inf/NaN check");
+    if (s) return s;
+#ifdef BG_WITH_CUDA
+    bg_cuda_nonfinite_check(o->cu.d_tensors, o->cu.d_chunks, o->cu.n_chunks, inv_scale, found_inf, ctx->stream);
+    return cuda_launched(ctx, o, "inf/NaN check");
+#else
+    (void)inv_scale, (void)found_inf;
+    return BG_OK;
+#endif
+}
+
+bg_status bg_optim_cuda_launch(bg_ctx *ctx, const bg_optim *o, const float *inv_scale, const int32_t *found_inf)
+{
+    bg_status s = need_cuda(ctx, o, "update");
+    if (s) return s;
+#ifdef BG_WITH_CUDA
+    bg_cuda_optim_update((int)o->cfg.kind, o->cu.d_tensors, o->cu.d_chunks, o->cu.n_chunks, inv_scale, found_inf,
+                         ctx->stream);
+    return cuda_launched(ctx, o, "update");
+#else
+    (void)inv_scale, (void)found_inf;
+    return BG_OK;
+#endif
+}
+
+void bg_optim_cuda_commit(bg_optim *o, bool applied)
+{
+#ifdef BG_WITH_CUDA
+    if (!o || o->device != BG_CUDA || !applied) return;
+    for (int e = 0; e < o->cu.n_entries; e++) advance(o, o->cu.h_param[e]);
+#else
+    (void)o, (void)applied;
+#endif
+}
+
+bg_status bg_optim_sync_master(bg_ctx *ctx, bg_optim *o)
+{
+    if (!o || o->device != BG_CUDA) return BG_OK;
+#ifdef BG_WITH_CUDA
+    return cuda_sync_master(ctx, o);
+#else
+    return BG_OK;
+#endif
+}
+
+bg_tensor *bg_optim_master(const bg_optim *o, int i)
+{
+    if (!o || !o->master || i < 0 || i >= o->n) return NULL;
+    return o->master[i];
+}
+
+bg_status bg_optim_step(bg_ctx *ctx, bg_optim *o)
+{
+    if (!o) return bg_fail(ctx, BG_ERR_ARG, "optimizer step: NULL optimizer");
+    if (o->device == BG_CUDA) {
+        bg_status s = bg_optim_cuda_prepare(ctx, o, NULL);
+        if (!s) s = bg_optim_cuda_launch(ctx, o, NULL, NULL);
+        if (!s) bg_optim_cuda_commit(o, true);
+        return s;
+    }
+    bg_status s = check_grads(ctx, o);
+    if (s) return s;
     for (int i = 0; i < o->n; i++)
         if (o->params[i]->grad) update_one(o, i);
     return BG_OK;
@@ -457,6 +816,11 @@ int bg_optim_state(const bg_optim *o, bg_tensor **out, int cap)
     for (int i = 0; i < o->n * NBUF; i++) {
         if (!o->bufs[i]) continue;
         if (out && k < cap) out[k] = o->bufs[i];
+        k++;
+    }
+    for (int i = 0; o->master && i < o->n; i++) {
+        if (!o->master[i]) continue;
+        if (out && k < cap) out[k] = o->master[i];
         k++;
     }
     if (out && k < cap) out[k] = o->scalars;

@@ -6,8 +6,15 @@
  *
  * State tensors are allocated once, when the optimizer is created, through the
  * engine allocator on the parameter's device, so the memory a run needs is
- * known (and accounted) before the first step. Parameters must be contiguous
- * CPU tensors of dtype f32 or f64 for now; the CUDA update comes later. */
+ * known (and accounted) before the first step. Parameters are contiguous and
+ * all on one device: CPU tensors of dtype f32 or f64, or CUDA tensors of
+ * dtype f32 or f16.
+ *
+ * On CUDA the state is f32, and an f16 parameter (mixed precision) gets an
+ * f32 master copy "optim.<i>.master": the update runs on the master with
+ * exactly the f32 arithmetic of the CPU loops, then refreshes the f16
+ * working copy. One fused kernel updates every parameter of a step
+ * (kernels/optim.h). */
 #ifndef BG_OPTIM_H
 #define BG_OPTIM_H
 #include <stdbool.h>
@@ -78,7 +85,8 @@ int64_t bg_optim_param_steps(const bg_optim *opt, int i);
 
 /* The optimizer state as tensors, for checkpoints: per-parameter buffers
  * named "optim.<i>.<buffer>" (momentum_buffer, exp_avg, exp_avg_sq,
- * max_exp_avg_sq, exp_inf, sum, square_avg, acc_delta, ax) and
+ * max_exp_avg_sq, exp_inf, sum, square_avg, acc_delta, ax; then the f32
+ * masters "optim.<i>.master" of f16 CUDA parameters) and
  * "optim.scalars", an {n, 3} f64 CPU tensor holding per parameter the step
  * count, ASGD's eta and mu. Writes up to cap pointers (out may be NULL) and
  * returns how many there are. The tensors stay owned by the optimizer: a
@@ -87,5 +95,30 @@ int64_t bg_optim_param_steps(const bg_optim *opt, int i);
 int bg_optim_state(const bg_optim *opt, bg_tensor **out, int cap);
 /* ASGD's averaged parameters for parameter i (NULL for other kinds). */
 bg_tensor *bg_optim_asgd_ax(const bg_optim *opt, int i);
+
+/* ---- CUDA ---- */
+/* The f32 master of parameter i when it is an f16 CUDA parameter, else NULL. */
+bg_tensor *bg_optim_master(const bg_optim *opt, int i);
+/* Copy the f16 parameters into their masters again, after something other
+ * than the optimizer wrote the parameters (loading weights). No-op on CPU. */
+bg_status bg_optim_sync_master(bg_ctx *ctx, bg_optim *opt);
+
+/* bg_optim_step on CUDA, in stages, for a step captured into a CUDA graph:
+ *  - prepare (host, outside the capture): checks the grads, writes the
+ *    per-step scalars into the device tables (a synchronous upload); sets
+ *    *layout_changed (may be NULL) when the launch would differ from the last
+ *    prepare's (other parameters have grads): a captured launch is then stale;
+ *  - check_finite (capturable): *found_inf = 1 if any grad * *inv_scale is
+ *    inf or NaN (the caller zeroes *found_inf first);
+ *  - launch (capturable): one kernel updates every parameter with a grad,
+ *    grads multiplied by *inv_scale, nothing done when *found_inf != 0;
+ *    inv_scale and found_inf are device pointers read when the kernel runs
+ *    (NULL: 1 and never);
+ *  - commit (host, after the step): step counts and ASGD's eta/mu advance
+ *    when `applied`, and stay for a step the loss scaler skipped. */
+bg_status bg_optim_cuda_prepare(bg_ctx *ctx, bg_optim *opt, bool *layout_changed);
+bg_status bg_optim_cuda_check_finite(bg_ctx *ctx, const bg_optim *opt, const float *inv_scale, int32_t *found_inf);
+bg_status bg_optim_cuda_launch(bg_ctx *ctx, const bg_optim *opt, const float *inv_scale, const int32_t *found_inf);
+void bg_optim_cuda_commit(bg_optim *opt, bool applied);
 
 #endif

@@ -147,7 +147,7 @@ static bg_status launched(bg_ctx *ctx, const bg_node *n, const char *pass)
 
 static bg_status relu_fwd_cuda(bg_ctx *ctx, bg_node *n)
 {
-    int half;
+    int half = 0;
     bg_status s = cuda_dtype(ctx, n, n->in[0], &half);
     if (s) return s;
     bg_cuda_relu_fwd(n->in[0]->data, n->out[0]->data, bg_numel(n->in[0]), half, ctx->stream);
@@ -156,7 +156,7 @@ static bg_status relu_fwd_cuda(bg_ctx *ctx, bg_node *n)
 
 static bg_status relu_bwd_cuda(bg_ctx *ctx, bg_node *n)
 {
-    int half;
+    int half = 0;
     bg_tensor *x = n->in[0], *dy = n->out[0]->grad;
     if (!x->grad || !dy) return BG_OK;
     bg_status s = cuda_dtype(ctx, n, x, &half);
@@ -167,7 +167,7 @@ static bg_status relu_bwd_cuda(bg_ctx *ctx, bg_node *n)
 
 static bg_status sigmoid_fwd_cuda(bg_ctx *ctx, bg_node *n)
 {
-    int half;
+    int half = 0;
     bg_status s = cuda_dtype(ctx, n, n->in[0], &half);
     if (s) return s;
     bg_cuda_sigmoid_fwd(n->in[0]->data, n->out[0]->data, bg_numel(n->in[0]), half, ctx->stream);
@@ -176,7 +176,7 @@ static bg_status sigmoid_fwd_cuda(bg_ctx *ctx, bg_node *n)
 
 static bg_status sigmoid_bwd_cuda(bg_ctx *ctx, bg_node *n)
 {
-    int half;
+    int half = 0;
     bg_tensor *x = n->in[0], *dy = n->out[0]->grad;
     if (!x->grad || !dy) return BG_OK;
     bg_status s = cuda_dtype(ctx, n, x, &half);

@@ -5,9 +5,20 @@
  *     y[n, (r*card + k)*rest + j] = softmax_r x[n, (k*radix + r)*rest + j]
  * i.e. the output is laid out radix-major, ready to be split into `radix`
  * gates of card*rest channels. With radix == 1 it is an elementwise sigmoid
- * (no permutation). The output has the input's shape. */
+ * (no permutation). The output has the input's shape.
+ *
+ * CUDA: kernels/attention.cu (radix > 1) and the sigmoid of
+ * kernels/elementwise.cu (radix 1), f32 or f16 storage with f32 math. */
 #include <math.h>
 #include "ops.h"
+#ifdef BG_WITH_CUDA
+#include "../kernels/attention.h"
+#include "../kernels/cuda_api.h"
+#include "../kernels/elementwise.h"
+#define CUDA_FN(f) f
+#else
+#define CUDA_FN(f) NULL
+#endif
 
 #define PAR_MIN 32768
 
@@ -150,6 +161,47 @@ static bg_status rs_bwd_cpu(bg_ctx *ctx, bg_node *n)
     }
 }
 
+#ifdef BG_WITH_CUDA
+static bg_status rs_check_cuda(bg_ctx *ctx, const bg_tensor *x)
+{
+    if (x->dtype == BG_F32 || x->dtype == BG_F16) return BG_OK;
+    return bg_fail(ctx, BG_ERR_DTYPE, "radix_softmax: x '%s' is %s; the CUDA kernel takes f32 or f16", x->name,
+                   bg_dtype_name(x->dtype));
+}
+
+static bg_status rs_launched(bg_ctx *ctx, const char *pass)
+{
+    char err[200];
+    if (bg_cuda_check_launch(err, sizeof err)) return bg_fail(ctx, BG_ERR_CUDA, "radix_softmax %s: %s", pass, err);
+    return BG_OK;
+}
+
+static bg_status rs_fwd_cuda(bg_ctx *ctx, bg_node *n)
+{
+    const bg_tensor *x = n->in[0];
+    bg_status s = rs_check_cuda(ctx, x);
+    if (s) return s;
+    rs_geom g = geom(n);
+    int half = x->dtype == BG_F16;
+    if (g.radix == 1) bg_cuda_sigmoid_fwd(x->data, n->out[0]->data, bg_numel(x), half, ctx->stream);
+    else bg_cuda_radix_softmax_fwd(x->data, n->out[0]->data, g.rows, g.radix, g.card, g.rest, half, ctx->stream);
+    return rs_launched(ctx, "forward");
+}
+
+static bg_status rs_bwd_cuda(bg_ctx *ctx, bg_node *n)
+{
+    const bg_tensor *x = n->in[0], *y = n->out[0], *dy = y->grad;
+    if (!x->grad || !dy) return BG_OK;
+    bg_status s = rs_check_cuda(ctx, x);
+    if (s) return s;
+    rs_geom g = geom(n);
+    int half = x->dtype == BG_F16;
+    if (g.radix == 1) bg_cuda_sigmoid_bwd(y->data, dy->data, x->grad->data, bg_numel(x), half, ctx->stream);
+    else bg_cuda_radix_softmax_bwd(y->data, dy->data, x->grad->data, g.rows, g.radix, g.card, g.rest, half, ctx->stream);
+    return rs_launched(ctx, "backward");
+}
+#endif
+
 const bg_op bg_op_radix_softmax = {
     .name = "radix_softmax",
     .n_in = 1,
@@ -162,8 +214,8 @@ const bg_op bg_op_radix_softmax = {
                {"cardinality", BG_P_INT, offsetof(bg_rsoftmax_params, cardinality), {1}}},
     .n_fields = 2,
     .infer = infer_rsoftmax,
-    .fwd = {[BG_CPU] = rs_fwd_cpu},
-    .bwd = {[BG_CPU] = rs_bwd_cpu},
+    .fwd = {[BG_CPU] = rs_fwd_cpu, [BG_CUDA] = CUDA_FN(rs_fwd_cuda)},
+    .bwd = {[BG_CPU] = rs_bwd_cpu, [BG_CUDA] = CUDA_FN(rs_bwd_cuda)},
 };
 
 bg_tensor *bg_radix_softmax(bg_graph *g, bg_tensor *x, int radix, int cardinality)

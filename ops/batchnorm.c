@@ -7,9 +7,23 @@
  * Either way the forward saves mean and invstd ({C}, x's dtype) for the
  * backward. Statistics and sums accumulate in double. The channel is the
  * fastest dim, so each channel's loop strides by C; channels are independent,
- * which makes them the unit of (deterministic) parallel work. */
+ * which makes them the unit of (deterministic) parallel work.
+ *
+ * CUDA (kernels/batchnorm.cu): f32 or f16 activations, f32 math. Mixed
+ * precision keeps the statistics in f32: with f16 x the saved mean and
+ * invstd are f32, and gamma, beta and the running statistics may be f32 too
+ * (all four the same dtype). On CUDA the node also keeps a third saved
+ * tensor, the f32 workspace of the deterministic reductions (its size
+ * depends on the shape only; see bg_bn_workspace_floats). */
 #include <math.h>
 #include "ops.h"
+#ifdef BG_WITH_CUDA
+#include "../kernels/batchnorm.h"
+#include "../kernels/cuda_api.h"
+#define CUDA_FN(f) f
+#else
+#define CUDA_FN(f) NULL
+#endif
 
 #define PAR_MIN 32768
 
@@ -22,9 +36,11 @@ static bg_status infer_bn(bg_ctx *ctx, const bg_node *n, bg_desc *out, int *n_ou
     if ((s = bg_op_check_float(ctx, n, 0))) return s;
     if ((s = bg_check_ndim(ctx, x, 4, "batchnorm2d: x"))) return s;
     int64_t c = x->shape[3];
+    /* f16 activations may come with f32 parameters (mixed precision) */
+    bool f32_params = x->dtype == BG_F16 && n->in[1]->dtype == BG_F32;
     for (int i = 1; i < 5; i++) {
         const bg_tensor *v = n->in[i];
-        if ((s = bg_op_check_same_dtype(ctx, n, i, 0))) return s;
+        if ((s = bg_op_check_same_dtype(ctx, n, i, f32_params ? 1 : 0))) return s;
         if (v->ndim != 1 || v->shape[0] != c)
             return bg_fail(ctx, BG_ERR_SHAPE, "batchnorm2d: %s '%s' %s must be [%lld], one value per channel of x '%s' %s",
                            n->op->in_names[i], v->name, bg_shape_str(v, bv, sizeof bv), (long long)c, x->name,
@@ -35,9 +51,17 @@ static bg_status infer_bn(bg_ctx *ctx, const bg_node *n, bg_desc *out, int *n_ou
     if (!(p->eps > 0.0f)) return bg_fail(ctx, BG_ERR_ARG, "batchnorm2d: eps %g must be positive", (double)p->eps);
     out[0] = bg_desc_make(x->dtype, 4, x->shape);
     *n_out = 1;
-    saved[0] = bg_desc_make(x->dtype, 1, &c); /* mean */
-    saved[1] = bg_desc_make(x->dtype, 1, &c); /* invstd */
+    bg_dtype sdt = x->dtype == BG_F16 ? BG_F32 : x->dtype; /* statistics stay f32 under f16 */
+    saved[0] = bg_desc_make(sdt, 1, &c); /* mean */
+    saved[1] = bg_desc_make(sdt, 1, &c); /* invstd */
     *n_saved = 2;
+#ifdef BG_WITH_CUDA
+    if (x->device == BG_CUDA) {
+        int64_t ws = bg_bn_workspace_floats(bg_numel(x) / (c ? c : 1), c);
+        saved[2] = bg_desc_make(BG_F32, 1, &ws);
+        *n_saved = 3;
+    }
+#endif
     return BG_OK;
 }
 
@@ -155,6 +179,71 @@ static bg_status bn_bwd_cpu(bg_ctx *ctx, bg_node *n)
     }
 }
 
+/* ---- CUDA glue ---------------------------------------------------------------- */
+#ifdef BG_WITH_CUDA
+static bg_status cuda_check(bg_ctx *ctx, const bg_node *n)
+{
+    const bg_tensor *x = n->in[0];
+    if (x->dtype != BG_F32 && x->dtype != BG_F16)
+        return bg_fail(ctx, BG_ERR_DTYPE, "batchnorm2d: x '%s' is %s; the CUDA kernel takes f32 or f16", x->name,
+                       bg_dtype_name(x->dtype));
+    if (n->n_saved < 3)
+        return bg_fail(ctx, BG_ERR_ARG, "batchnorm2d: node for '%s' was built without the CUDA workspace", x->name);
+    return BG_OK;
+}
+
+static bg_status launched(bg_ctx *ctx, const char *pass)
+{
+    char err[200];
+    if (bg_cuda_check_launch(err, sizeof err)) return bg_fail(ctx, BG_ERR_CUDA, "batchnorm2d %s: %s", pass, err);
+    return BG_OK;
+}
+
+static bg_status bn_fwd_cuda(bg_ctx *ctx, bg_node *n)
+{
+    bg_tensor *x = n->in[0];
+    const bg_batchnorm_params *p = BG_PARAMS(n, bg_batchnorm_params);
+    bg_status s = cuda_check(ctx, n);
+    if (s) return s;
+    int64_t c = x->shape[3], m = bg_numel(x) / (c ? c : 1);
+    char b[96];
+    if (n->train && m < 2)
+        return bg_fail(ctx, BG_ERR_SHAPE, "batchnorm2d: training needs more than one value per channel, x '%s' is %s",
+                       x->name, bg_shape_str(x, b, sizeof b));
+    bg_bn_fwd_args a = {
+        .x = x->data, .y = n->out[0]->data,
+        .gamma = n->in[1]->data, .beta = n->in[2]->data,
+        .running_mean = n->in[3]->data, .running_var = n->in[4]->data,
+        .mean = n->saved[0]->data, .invstd = n->saved[1]->data, .work = n->saved[2]->data,
+        .m = m, .c = c,
+        .x_half = x->dtype == BG_F16, .p_half = n->in[1]->dtype == BG_F16,
+        .train = n->train, .relu = 0,
+        .momentum = p->momentum, .eps = p->eps,
+    };
+    bg_cuda_bn_fwd(&a, ctx->stream);
+    return launched(ctx, "forward");
+}
+
+static bg_status bn_bwd_cuda(bg_ctx *ctx, bg_node *n)
+{
+    bg_tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2], *dy = n->out[0]->grad;
+    if (!dy || (!x->grad && !gamma->grad && !beta->grad)) return BG_OK;
+    bg_status s = cuda_check(ctx, n);
+    if (s) return s;
+    int64_t c = x->shape[3], m = bg_numel(x) / (c ? c : 1);
+    bg_bn_bwd_args a = {
+        .x = x->data, .y = n->out[0]->data, .dy = dy->data, .dx = data_or_null(x->grad),
+        .gamma = gamma->data, .dgamma = data_or_null(gamma->grad), .dbeta = data_or_null(beta->grad),
+        .mean = n->saved[0]->data, .invstd = n->saved[1]->data, .work = n->saved[2]->data,
+        .m = m, .c = c,
+        .x_half = x->dtype == BG_F16, .p_half = gamma->dtype == BG_F16,
+        .train = n->train, .relu = 0,
+    };
+    bg_cuda_bn_bwd(&a, ctx->stream);
+    return launched(ctx, "backward");
+}
+#endif
+
 const bg_op bg_op_batchnorm2d = {
     .name = "batchnorm2d",
     .n_in = 5,
@@ -167,8 +256,8 @@ const bg_op bg_op_batchnorm2d = {
                {"eps", BG_P_FLOAT, offsetof(bg_batchnorm_params, eps), {1e-5}}},
     .n_fields = 2,
     .infer = infer_bn,
-    .fwd = {[BG_CPU] = bn_fwd_cpu},
-    .bwd = {[BG_CPU] = bn_bwd_cpu},
+    .fwd = {[BG_CPU] = bn_fwd_cpu, [BG_CUDA] = CUDA_FN(bn_fwd_cuda)},
+    .bwd = {[BG_CPU] = bn_bwd_cpu, [BG_CUDA] = CUDA_FN(bn_bwd_cuda)},
 };
 
 bg_tensor *bg_batchnorm2d(bg_graph *g, bg_tensor *x, bg_tensor *gamma, bg_tensor *beta, bg_tensor *rmean,

@@ -185,7 +185,7 @@ static void *grad_ptr(const bg_tensor *t) { return t->grad ? t->grad->data : NUL
 static bg_status add_fwd_cuda(bg_ctx *ctx, bg_node *n)
 {
     bg_ew_shapes es;
-    int half;
+    int half = 0;
     bg_status s = cuda_prep(ctx, n, &es, &half);
     if (s) return s;
     bg_cuda_add_fwd(n->in[0]->data, n->in[1]->data, n->out[0]->data, es, half, ctx->stream);
@@ -195,7 +195,7 @@ static bg_status add_fwd_cuda(bg_ctx *ctx, bg_node *n)
 static bg_status add_bwd_cuda(bg_ctx *ctx, bg_node *n)
 {
     bg_ew_shapes es;
-    int half;
+    int half = 0;
     const bg_tensor *dy = n->out[0]->grad;
     if (!dy) return BG_OK;
     bg_status s = cuda_prep(ctx, n, &es, &half);
@@ -207,7 +207,7 @@ static bg_status add_bwd_cuda(bg_ctx *ctx, bg_node *n)
 static bg_status mul_fwd_cuda(bg_ctx *ctx, bg_node *n)
 {
     bg_ew_shapes es;
-    int half;
+    int half = 0;
     bg_status s = cuda_prep(ctx, n, &es, &half);
     if (s) return s;
     bg_cuda_mul_fwd(n->in[0]->data, n->in[1]->data, n->out[0]->data, es, half, ctx->stream);
@@ -217,7 +217,7 @@ static bg_status mul_fwd_cuda(bg_ctx *ctx, bg_node *n)
 static bg_status mul_bwd_cuda(bg_ctx *ctx, bg_node *n)
 {
     bg_ew_shapes es;
-    int half;
+    int half = 0;
     const bg_tensor *dy = n->out[0]->grad;
     if (!dy) return BG_OK;
     bg_status s = cuda_prep(ctx, n, &es, &half);

@@ -1,10 +1,19 @@
 /* Cache-blocked GEMM, C += op(A) * op(B) (see gemm_cpu.h).
  *
- * Structure (the classic Goto/BLIS loop nest):
- *   for each NC-wide column block of C           (B panel sized for L3)
- *     for each KC-deep slice of k                (one packed B slice)
- *       pack B[kc x nc] into NR-wide micro-panels (shared by all threads)
- *       parallel for each MC-tall row block       (each thread packs its own A)
+ * Threads: C is cut into one contiguous slab per thread, by rows when C is
+ * at least as tall as wide, else by columns (a weight gradient is 64 x 576
+ * with k in the thousands), and each thread runs the serial algorithm on its
+ * slab with its own packing buffers. No barriers inside: every slab is
+ * independent, at the price of each thread packing the operand the slabs
+ * share, which is small next to the slab's arithmetic. (A shared-B version
+ * with two barriers per k slice crawled when the two cores were also busy
+ * with other work: every barrier waited for a descheduled thread.)
+ *
+ * Serial algorithm (the classic Goto/BLIS loop nest):
+ *   for each NC-wide column block of C            (B slice sized for L3)
+ *     for each KC-deep slice of k
+ *       pack B[kc x nc] into NR-wide micro-panels
+ *       for each MC-tall row block
  *         pack A[mc x kc] into MR-tall micro-panels   (sized for L2)
  *         for each NR panel, for each MR panel: micro-kernel
  * Packing pads ragged edges with zeros so the micro-kernel always computes a
@@ -19,13 +28,13 @@
 #include "gemm_cpu.h"
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 /* Block sizes. KC x NR of B plus MR x KC of A stay in L1 during a
- * micro-kernel call; MC x KC of A stays in L2; KC x NC of B lives in L3. */
+ * micro-kernel call; MC x KC of A stays in L2; KC x NC of B lives in L3.
+ * Per thread that is at most 120 KiB + 2 MiB of packing buffers (f32). */
 #define GEMM_KC 256
 #define GEMM_MC 120 /* a multiple of MR */
 #define GEMM_NC 2048
@@ -80,14 +89,21 @@ static int gemm_threads(double work)
 
 #else /* ---- type-generic part, included with T, SFX, MR, NR, FMA_T set ---- */
 
-/* The micro-kernel body: c[mr x nr] += a_panel * b_panel over kc steps.
+/* The micro-kernel body: tile[MR x NR] = a_panel * b_panel over kc steps.
  * a holds MR values per k step, b holds NR; fused selects fma() so that the
  * AVX2+FMA instance (where fma is one instruction) gets fused multiply-adds,
  * while the portable instance never calls the libm function. It is a
- * constant at each call site, so the branch folds away after inlining. */
-static inline __attribute__((always_inline)) void SFX(kernel_body)(int64_t kc, const T *restrict a,
-                                                                   const T *restrict b, T *restrict c,
-                                                                   int64_t ldc, int mr, int nr, bool fused)
+ * constant at each call site, so the branch folds away after inlining.
+ *
+ * Sanitizers are off here: instrumenting every access to the accumulator
+ * block makes the GEMM ~200x slower, which turns `make test SAN=1` runs of
+ * anything with a conv into minutes. The kernel reads only the packed
+ * buffers this file sized itself; the packers reading A and B and add_tile
+ * writing C stay instrumented, so out-of-bounds operands are still caught. */
+#define GEMM_NO_SANITIZE __attribute__((no_sanitize("address", "undefined")))
+static inline __attribute__((always_inline)) GEMM_NO_SANITIZE void SFX(kernel_body)(int64_t kc, const T *restrict a,
+                                                                                    const T *restrict b,
+                                                                                    T *restrict tile, bool fused)
 {
     T acc[MR][NR];
     for (int i = 0; i < MR; i++)
@@ -102,30 +118,38 @@ static inline __attribute__((always_inline)) void SFX(kernel_body)(int64_t kc, c
             for (int j = 0; j < NR; j++) acc[i][j] = fused ? FMA_T(ai, bp[j], acc[i][j]) : acc[i][j] + ai * bp[j];
         }
     }
-    if (mr == MR && nr == NR) { /* full tile: fixed trip counts vectorise */
-        for (int i = 0; i < MR; i++)
+    for (int i = 0; i < MR; i++)
 #pragma omp simd
-            for (int j = 0; j < NR; j++) c[i * ldc + j] += acc[i][j];
-    } else {
-        for (int i = 0; i < mr; i++)
-            for (int j = 0; j < nr; j++) c[i * ldc + j] += acc[i][j];
-    }
+        for (int j = 0; j < NR; j++) tile[i * NR + j] = acc[i][j];
 }
 
-static void SFX(kernel_portable)(int64_t kc, const T *restrict a, const T *restrict b, T *restrict c,
-                                 int64_t ldc, int mr, int nr)
+static GEMM_NO_SANITIZE void SFX(kernel_portable)(int64_t kc, const T *restrict a, const T *restrict b,
+                                                  T *restrict tile)
 {
-    SFX(kernel_body)(kc, a, b, c, ldc, mr, nr, false);
+    SFX(kernel_body)(kc, a, b, tile, false);
 }
 
 #if GEMM_X86
-__attribute__((target("avx2,fma"))) static void SFX(kernel_avx2)(int64_t kc, const T *restrict a,
-                                                                 const T *restrict b, T *restrict c,
-                                                                 int64_t ldc, int mr, int nr)
+__attribute__((target("avx2,fma"))) static GEMM_NO_SANITIZE void SFX(kernel_avx2)(int64_t kc, const T *restrict a,
+                                                                                  const T *restrict b,
+                                                                                  T *restrict tile)
 {
-    SFX(kernel_body)(kc, a, b, c, ldc, mr, nr, true);
+    SFX(kernel_body)(kc, a, b, tile, true);
 }
 #endif
+
+/* c[mr x nr] += tile, clipped to the ragged edge of C. */
+static void SFX(add_tile)(T *restrict c, int64_t ldc, const T *restrict tile, int mr, int nr)
+{
+    if (mr == MR && nr == NR) { /* full tile: fixed trip counts vectorise */
+        for (int i = 0; i < MR; i++)
+#pragma omp simd
+            for (int j = 0; j < NR; j++) c[i * ldc + j] += tile[i * NR + j];
+    } else {
+        for (int i = 0; i < mr; i++)
+            for (int j = 0; j < nr; j++) c[i * ldc + j] += tile[i * NR + j];
+    }
+}
 
 /* Pack op(A)[i0:i0+mc, p0:p0+kc] into MR-row panels: panel r holds, for each
  * k step, MR consecutive rows. Rows past mc are zero. */
@@ -155,7 +179,37 @@ static void SFX(pack_b_panel)(bool tb, const T *B, int64_t ldb, int64_t p0, int6
     }
 }
 
-typedef void (*SFX(kernel_fn))(int64_t, const T *restrict, const T *restrict, T *restrict, int64_t, int, int);
+typedef void (*SFX(kernel_fn))(int64_t, const T *restrict, const T *restrict, T *restrict);
+
+_Static_assert(GEMM_MC % MR == 0, "row blocks must hold whole micro-panels");
+
+/* One thread's slab: the loop nest above, with private buffers apack
+ * (round_up(min(m, MC), MR) x min(k, KC)) and bpack (min(k, KC) x round_up(min(n, NC), NR)). */
+static void SFX(gemm_serial)(SFX(kernel_fn) kern, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T *A,
+                             int64_t lda, const T *B, int64_t ldb, T *C, int64_t ldc, T *apack, T *bpack)
+{
+    for (int64_t jc = 0; jc < n; jc += GEMM_NC) {
+        int64_t nc = n - jc < GEMM_NC ? n - jc : GEMM_NC;
+        for (int64_t pc = 0; pc < k; pc += GEMM_KC) {
+            int64_t kc = k - pc < GEMM_KC ? k - pc : GEMM_KC;
+            for (int64_t jr = 0; jr < nc; jr += NR)
+                SFX(pack_b_panel)(tb, B, ldb, pc, jc + jr, kc, nc - jr < NR ? nc - jr : NR, bpack + jr * kc);
+            for (int64_t ic = 0; ic < m; ic += GEMM_MC) {
+                int64_t mc = m - ic < GEMM_MC ? m - ic : GEMM_MC;
+                SFX(pack_a)(ta, A, lda, ic, pc, mc, kc, apack);
+                for (int64_t jr = 0; jr < nc; jr += NR) {
+                    int nr = nc - jr < NR ? (int)(nc - jr) : NR;
+                    for (int64_t ir = 0; ir < mc; ir += MR) {
+                        int mr = mc - ir < MR ? (int)(mc - ir) : MR;
+                        T tile[MR * NR];
+                        kern(kc, apack + ir * kc, bpack + jr * kc, tile);
+                        SFX(add_tile)(C + (ic + ir) * ldc + jc + jr, ldc, tile, mr, nr);
+                    }
+                }
+            }
+        }
+    }
+}
 
 bg_status SFX(bg_gemm)(bg_ctx *ctx, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T *A, int64_t lda,
                        const T *B, int64_t ldb, T *C, int64_t ldc)
@@ -165,66 +219,34 @@ bg_status SFX(bg_gemm)(bg_ctx *ctx, bool ta, bool tb, int64_t m, int64_t n, int6
 #if GEMM_X86
     if (gemm_have_avx2_fma()) kern = SFX(kernel_avx2);
 #endif
-    int nth = gemm_threads((double)m * (double)n * (double)k);
-    /* Row block height: at most GEMM_MC, but small enough that every thread
-     * gets a block when m is short (e.g. Cout = 64 in a weight gradient). */
-    int64_t mc_blk = (m + nth - 1) / nth;
-    mc_blk = (mc_blk + MR - 1) / MR * MR;
-    if (mc_blk > GEMM_MC) mc_blk = GEMM_MC;
-    int64_t nc_max = n < GEMM_NC ? n : GEMM_NC;
-    int64_t kc_max = k < GEMM_KC ? k : GEMM_KC;
-    int64_t nc_pad = (nc_max + NR - 1) / NR * NR;
-    size_t b_elems = (size_t)(kc_max * nc_pad), a_elems = (size_t)(kc_max * mc_blk);
-    T *bpack = malloc(b_elems * sizeof(T));
-    T *apack = malloc(a_elems * (size_t)nth * sizeof(T));
-    if (!bpack || !apack) {
-        free(bpack);
-        free(apack);
+    /* Slabs: split the longer side of C, in whole micro-tiles. */
+    bool by_rows = m >= n;
+    int64_t side = by_rows ? m : n, unit = by_rows ? MR : NR;
+    int64_t nth = gemm_threads((double)m * (double)n * (double)k);
+    if (nth > (side + unit - 1) / unit) nth = (side + unit - 1) / unit;
+    int64_t slab = ((side + nth - 1) / nth + unit - 1) / unit * unit;
+    nth = (side + slab - 1) / slab;
+    /* Buffers sized to the slab, so tiny products (gradient checks) stay tiny. */
+    int64_t rows = by_rows ? slab : m, cols = by_rows ? n : slab, kc_max = k < GEMM_KC ? k : GEMM_KC;
+    int64_t mc_pad = ((rows < GEMM_MC ? rows : GEMM_MC) + MR - 1) / MR * MR;
+    int64_t nc_pad = ((cols < GEMM_NC ? cols : GEMM_NC) + NR - 1) / NR * NR;
+    size_t a_elems = (size_t)(mc_pad * kc_max), b_elems = (size_t)(nc_pad * kc_max);
+    T *buf = malloc((a_elems + b_elems) * (size_t)nth * sizeof(T));
+    if (!buf)
         return bg_fail(ctx, BG_ERR_OOM, "gemm %lldx%lldx%lld: out of host memory for packing buffers",
                        (long long)m, (long long)n, (long long)k);
+#pragma omp parallel for num_threads((int)nth) if (nth > 1) schedule(static, 1)
+    for (int64_t t = 0; t < nth; t++) {
+        int64_t lo = t * slab, len = side - lo < slab ? side - lo : slab;
+        T *apack = buf + (size_t)t * (a_elems + b_elems), *bpack = apack + a_elems;
+        if (by_rows)
+            SFX(gemm_serial)(kern, ta, tb, len, n, k, ta ? A + lo : A + lo * lda, lda, B, ldb, C + lo * ldc, ldc,
+                             apack, bpack);
+        else
+            SFX(gemm_serial)(kern, ta, tb, m, len, k, A, lda, tb ? B + lo * ldb : B + lo, ldb, C + lo, ldc, apack,
+                             bpack);
     }
-    int64_t n_iblk = (m + mc_blk - 1) / mc_blk;
-
-#pragma omp parallel num_threads(nth) if (nth > 1)
-    {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
-        T *my_a = apack + (size_t)tid * a_elems;
-        for (int64_t jc = 0; jc < n; jc += GEMM_NC) {
-            int64_t nc = n - jc < GEMM_NC ? n - jc : GEMM_NC;
-            int64_t n_panels = (nc + NR - 1) / NR;
-            for (int64_t pc = 0; pc < k; pc += GEMM_KC) {
-                int64_t kc = k - pc < GEMM_KC ? k - pc : GEMM_KC;
-                /* Everyone helps pack the shared B slice; the implied barrier
-                 * at the end of the loop publishes it before any use. */
-#pragma omp for schedule(static)
-                for (int64_t jp = 0; jp < n_panels; jp++) {
-                    int64_t cols = nc - jp * NR < NR ? nc - jp * NR : NR;
-                    SFX(pack_b_panel)(tb, B, ldb, pc, jc + jp * NR, kc, cols, bpack + jp * NR * kc);
-                }
-                /* Each row block of C belongs to one thread, so C needs no locking.
-                 * The barrier at the end keeps B packed until all are done. */
-#pragma omp for schedule(static)
-                for (int64_t ib = 0; ib < n_iblk; ib++) {
-                    int64_t ic = ib * mc_blk;
-                    int64_t mc = m - ic < mc_blk ? m - ic : mc_blk;
-                    SFX(pack_a)(ta, A, lda, ic, pc, mc, kc, my_a);
-                    for (int64_t jr = 0; jr < nc; jr += NR) {
-                        int nr = nc - jr < NR ? (int)(nc - jr) : NR;
-                        const T *bp = bpack + jr * kc;
-                        for (int64_t ir = 0; ir < mc; ir += MR) {
-                            int mr = mc - ir < MR ? (int)(mc - ir) : MR;
-                            kern(kc, my_a + ir * kc, bp, C + (ic + ir) * ldc + jc + jr, ldc, mr, nr);
-                        }
-                    }
-                }
-            }
-        }
-    }
-    free(bpack);
-    free(apack);
+    free(buf);
     return BG_OK;
 }
 

@@ -6,11 +6,13 @@
  * accumulated into, never overwritten, because every caller wants "+=":
  * conv outputs start from the bias, and backward passes add into grads.
  *
- * Cache-blocked (Goto-style packing of A and B panels), OpenMP across row
- * blocks of C, with an AVX2+FMA micro-kernel picked at run time on x86 CPUs
- * that have it. Packing buffers are plain malloc: they are small and fixed
- * (a few MiB at most, independent of the problem size), so they are not
- * charged to the context's memory cap. The only failure is BG_ERR_OOM. */
+ * Cache-blocked (Goto-style packing of A and B panels), OpenMP across
+ * slabs of C (one per thread, no barriers), with an AVX2+FMA micro-kernel
+ * picked at run time on x86 CPUs that have it. Packing buffers are plain
+ * malloc: they are small and bounded (about 2 MiB per thread at most,
+ * independent of the problem size), so they are not charged to the
+ * context's memory cap. The only failure is BG_ERR_OOM. Called from inside
+ * an OpenMP parallel region it runs on the calling thread only. */
 #ifndef BG_GEMM_CPU_H
 #define BG_GEMM_CPU_H
 #include <stdbool.h>

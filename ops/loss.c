@@ -5,10 +5,23 @@
  * and the output {1} is the mean over the N rows. Everything is computed in
  * double via log-sum-exp (shifted by the row max), so large logits do not
  * overflow. The forward saves the softmax probabilities for the backward:
- *     dx_ik += (p_ik - target_ik) / N * dloss. */
+ *     dx_ik += (p_ik - target_ik) / N * dloss.
+ *
+ * CUDA (kernels/loss.cu): f32 or f16 logits; the loss and the saved
+ * probabilities are f32 for f16 logits (loss in FP32 under mixed
+ * precision), and the node keeps the per-row losses {N} f32 as a second
+ * saved tensor so the mean is summed in a fixed order. Labels are not read
+ * on the host there: an out-of-range label gives a NaN loss. */
 #include <math.h>
 #include <stdlib.h>
 #include "ops.h"
+#ifdef BG_WITH_CUDA
+#include "../kernels/cuda_api.h"
+#include "../kernels/loss.h"
+#define CUDA_FN(f) f
+#else
+#define CUDA_FN(f) NULL
+#endif
 
 static bg_status infer_xent(bg_ctx *ctx, const bg_node *n, bg_desc *out, int *n_out, bg_desc *saved,
                             int *n_saved)
@@ -32,10 +45,15 @@ static bg_status infer_xent(bg_ctx *ctx, const bg_node *n, bg_desc *out, int *n_
     if (!(eps >= 0.0f && eps <= 1.0f))
         return bg_fail(ctx, BG_ERR_ARG, "softmax_xent: label_smoothing %g is outside [0, 1]", (double)eps);
     int64_t one = 1;
-    out[0] = bg_desc_make(x->dtype, 1, &one);
+    bg_dtype ldt = x->dtype == BG_F16 ? BG_F32 : x->dtype; /* the loss stays f32 under f16 */
+    out[0] = bg_desc_make(ldt, 1, &one);
     *n_out = 1;
-    saved[0] = bg_desc_make(x->dtype, 2, x->shape); /* softmax probabilities */
+    saved[0] = bg_desc_make(ldt, 2, x->shape); /* softmax probabilities */
     *n_saved = 1;
+    if (x->device == BG_CUDA) {
+        saved[1] = bg_desc_make(BG_F32, 1, x->shape); /* per-row losses */
+        *n_saved = 2;
+    }
     return BG_OK;
 }
 
@@ -120,6 +138,47 @@ static bg_status xent_bwd_cpu(bg_ctx *ctx, bg_node *n)
     }
 }
 
+#ifdef BG_WITH_CUDA
+static bg_status xent_check_cuda(bg_ctx *ctx, const bg_node *n)
+{
+    const bg_tensor *x = n->in[0];
+    if (x->dtype != BG_F32 && x->dtype != BG_F16)
+        return bg_fail(ctx, BG_ERR_DTYPE, "softmax_xent: logits '%s' are %s; the CUDA kernel takes f32 or f16", x->name,
+                       bg_dtype_name(x->dtype));
+    if (n->n_saved < 2 || n->out[0]->dtype != BG_F32)
+        return bg_fail(ctx, BG_ERR_ARG, "softmax_xent: node for '%s' was not built for CUDA", x->name);
+    return BG_OK;
+}
+
+static bg_status xent_launched(bg_ctx *ctx, const char *pass)
+{
+    char err[200];
+    if (bg_cuda_check_launch(err, sizeof err)) return bg_fail(ctx, BG_ERR_CUDA, "softmax_xent %s: %s", pass, err);
+    return BG_OK;
+}
+
+static bg_status xent_fwd_cuda(bg_ctx *ctx, bg_node *n)
+{
+    const bg_tensor *x = n->in[0];
+    bg_status s = xent_check_cuda(ctx, n);
+    if (s) return s;
+    bg_cuda_xent_fwd(x->data, n->in[1]->data, n->saved[0]->data, n->saved[1]->data, n->out[0]->data, x->shape[0],
+                     x->shape[1], BG_PARAMS(n, bg_xent_params)->label_smoothing, x->dtype == BG_F16, ctx->stream);
+    return xent_launched(ctx, "forward");
+}
+
+static bg_status xent_bwd_cuda(bg_ctx *ctx, bg_node *n)
+{
+    const bg_tensor *x = n->in[0], *dloss = n->out[0]->grad;
+    if (!x->grad || !dloss) return BG_OK;
+    bg_status s = xent_check_cuda(ctx, n);
+    if (s) return s;
+    bg_cuda_xent_bwd(n->saved[0]->data, n->in[1]->data, dloss->data, x->grad->data, x->shape[0], x->shape[1],
+                     BG_PARAMS(n, bg_xent_params)->label_smoothing, x->dtype == BG_F16, ctx->stream);
+    return xent_launched(ctx, "backward");
+}
+#endif
+
 const bg_op bg_op_softmax_xent = {
     .name = "softmax_xent",
     .n_in = 2,
@@ -131,8 +190,8 @@ const bg_op bg_op_softmax_xent = {
     .fields = {{"label_smoothing", BG_P_FLOAT, offsetof(bg_xent_params, label_smoothing), {0}}},
     .n_fields = 1,
     .infer = infer_xent,
-    .fwd = {[BG_CPU] = xent_fwd_cpu},
-    .bwd = {[BG_CPU] = xent_bwd_cpu},
+    .fwd = {[BG_CPU] = xent_fwd_cpu, [BG_CUDA] = CUDA_FN(xent_fwd_cuda)},
+    .bwd = {[BG_CPU] = xent_bwd_cpu, [BG_CUDA] = CUDA_FN(xent_bwd_cuda)},
 };
 
 bg_tensor *bg_softmax_xent(bg_graph *g, bg_tensor *logits, bg_tensor *labels, float label_smoothing)

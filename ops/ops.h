@@ -12,6 +12,7 @@ typedef struct { int start_dim; } bg_flatten_params;
 typedef struct { int shape[4]; } bg_reshape_params;      /* -1 infers one dim; unused trailing = 0 */
 typedef struct { float label_smoothing; } bg_xent_params;
 typedef struct { int radix, cardinality; } bg_rsoftmax_params;
+typedef struct { int radix; } bg_split_sum_params;
 typedef struct { int unused; } bg_noparams;
 
 /* Table rows (defined in ops/X.c, listed in ops/ops.def). */
@@ -40,5 +41,7 @@ bg_tensor *bg_concat(bg_graph *g, bg_tensor *const *xs, int n);  /* along the la
 bg_tensor *bg_softmax_xent(bg_graph *g, bg_tensor *logits, bg_tensor *labels, float label_smoothing);
 /* x {N,C} or {N,1,1,C}, C = radix*cardinality*rest: softmax over radix (sigmoid if radix 1) */
 bg_tensor *bg_radix_softmax(bg_graph *g, bg_tensor *x, int radix, int cardinality);
+/* x {...,r*C} -> {...,C}: y[c] = sum_i x[i*C + c] (ResNeSt's sum over radix splits) */
+bg_tensor *bg_split_sum(bg_graph *g, bg_tensor *x, int radix);
 
 #endif

@@ -17,6 +17,9 @@
  * Backward scatters into dx. Windows of one image overlap, so loops split by
  * image across threads; different images never share a dx element.
  *
+ * CUDA (kernels/pool.cu): f32 or f16 storage, f32 math; the backward passes
+ * gather instead of scattering (no atomics) in the CPU's order.
+ *
  * The file includes itself once per element type (the part under
  * BG_POOL_TMPL) so each kernel is written once for float and double. */
 #ifndef BG_POOL_TMPL
@@ -24,6 +27,13 @@
 #include <math.h>
 #include <stdio.h>
 #include "ops.h"
+#ifdef BG_WITH_CUDA
+#include "../kernels/cuda_api.h"
+#include "../kernels/pool.h"
+#define CUDA_FN(f) f
+#else
+#define CUDA_FN(f) NULL
+#endif
 
 typedef struct {
     int64_t N, H, W, C, Ho, Wo;
@@ -106,6 +116,99 @@ static bg_status pool_check_cpu(bg_ctx *ctx, const bg_node *n)
 #undef SFX
 #undef BG_POOL_TMPL
 
+/* ---- CUDA glue ---- */
+#ifdef BG_WITH_CUDA
+static bg_status pool_check_cuda(bg_ctx *ctx, const bg_node *n, int *half)
+{
+    const bg_tensor *x = n->in[0];
+    if (x->dtype != BG_F32 && x->dtype != BG_F16)
+        return bg_fail(ctx, BG_ERR_DTYPE, "%s: input '%s' is %s; the CUDA kernel takes f32 or f16", n->op->name,
+                       x->name, bg_dtype_name(x->dtype));
+    if (!bg_is_contiguous(x)) return bg_fail(ctx, BG_ERR_ARG, "%s: input '%s' is not contiguous", n->op->name, x->name);
+    *half = x->dtype == BG_F16;
+    return BG_OK;
+}
+
+static bg_status pool_launched(bg_ctx *ctx, const bg_node *n, const char *pass)
+{
+    char err[200];
+    if (bg_cuda_check_launch(err, sizeof err)) return bg_fail(ctx, BG_ERR_CUDA, "%s %s: %s", n->op->name, pass, err);
+    return BG_OK;
+}
+
+static bg_pool_geom cuda_geom(const bg_node *n)
+{
+    pool_geom g = pool_geometry(n);
+    bg_pool_geom r = {g.N, g.H, g.W, g.C, g.Ho, g.Wo, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.ceil_mode, g.include_pad};
+    return r;
+}
+
+static bg_status gap_fwd_cuda(bg_ctx *ctx, bg_node *n)
+{
+    int half = 0;
+    bg_status s = pool_check_cuda(ctx, n, &half);
+    if (s) return s;
+    const bg_tensor *x = n->in[0];
+    bg_cuda_gap_fwd(x->data, n->out[0]->data, x->shape[0], x->shape[1] * x->shape[2], 1, x->shape[3], half,
+                    ctx->stream);
+    return pool_launched(ctx, n, "forward");
+}
+
+static bg_status gap_bwd_cuda(bg_ctx *ctx, bg_node *n)
+{
+    int half = 0;
+    const bg_tensor *x = n->in[0];
+    if (!x->grad || !n->out[0]->grad) return BG_OK;
+    bg_status s = pool_check_cuda(ctx, n, &half);
+    if (s) return s;
+    bg_cuda_gap_bwd(n->out[0]->grad->data, x->grad->data, x->shape[0], x->shape[1] * x->shape[2], 1, x->shape[3],
+                    half, ctx->stream);
+    return pool_launched(ctx, n, "backward");
+}
+
+static bg_status avgpool_fwd_cuda(bg_ctx *ctx, bg_node *n)
+{
+    int half = 0;
+    bg_status s = pool_check_cuda(ctx, n, &half);
+    if (s) return s;
+    bg_pool_geom g = cuda_geom(n);
+    bg_cuda_avgpool_fwd(n->in[0]->data, n->out[0]->data, &g, half, ctx->stream);
+    return pool_launched(ctx, n, "forward");
+}
+
+static bg_status avgpool_bwd_cuda(bg_ctx *ctx, bg_node *n)
+{
+    int half = 0;
+    if (!n->in[0]->grad || !n->out[0]->grad) return BG_OK;
+    bg_status s = pool_check_cuda(ctx, n, &half);
+    if (s) return s;
+    bg_pool_geom g = cuda_geom(n);
+    bg_cuda_avgpool_bwd(n->out[0]->grad->data, n->in[0]->grad->data, &g, half, ctx->stream);
+    return pool_launched(ctx, n, "backward");
+}
+
+static bg_status maxpool_fwd_cuda(bg_ctx *ctx, bg_node *n)
+{
+    int half = 0;
+    bg_status s = pool_check_cuda(ctx, n, &half);
+    if (s) return s;
+    bg_pool_geom g = cuda_geom(n);
+    bg_cuda_maxpool_fwd(n->in[0]->data, n->out[0]->data, n->saved[0]->data, &g, half, ctx->stream);
+    return pool_launched(ctx, n, "forward");
+}
+
+static bg_status maxpool_bwd_cuda(bg_ctx *ctx, bg_node *n)
+{
+    int half = 0;
+    if (!n->in[0]->grad || !n->out[0]->grad) return BG_OK;
+    bg_status s = pool_check_cuda(ctx, n, &half);
+    if (s) return s;
+    bg_pool_geom g = cuda_geom(n);
+    bg_cuda_maxpool_bwd(n->out[0]->grad->data, n->saved[0]->data, n->in[0]->grad->data, &g, half, ctx->stream);
+    return pool_launched(ctx, n, "backward");
+}
+#endif
+
 /* ---- global average pooling {N,H,W,C} -> {N,1,1,C} ---- */
 
 static bg_status gap_infer(bg_ctx *ctx, const bg_node *n, bg_desc *out, int *n_out, bg_desc *saved, int *n_saved)
@@ -153,8 +256,8 @@ const bg_op bg_op_global_avgpool = {
     .param_size = sizeof(bg_noparams),
     .n_fields = 0,
     .infer = gap_infer,
-    .fwd = {[BG_CPU] = gap_fwd_cpu},
-    .bwd = {[BG_CPU] = gap_bwd_cpu},
+    .fwd = {[BG_CPU] = gap_fwd_cpu, [BG_CUDA] = CUDA_FN(gap_fwd_cuda)},
+    .bwd = {[BG_CPU] = gap_bwd_cpu, [BG_CUDA] = CUDA_FN(gap_bwd_cuda)},
 };
 
 bg_tensor *bg_global_avgpool(bg_graph *g, bg_tensor *x)
@@ -264,6 +367,7 @@ static bg_status maxpool_bwd_cpu(bg_ctx *ctx, bg_node *n)
     return BG_OK;
 }
 
+
 #define POOL_FIELDS                                                                      \
     .param_size = sizeof(bg_pool_params),                                                \
     .fields = {{"kernel", BG_P_INT2, offsetof(bg_pool_params, kernel), {2, 2}},          \
@@ -282,8 +386,8 @@ const bg_op bg_op_avgpool2d = {
     .in_differentiable = {true},
     POOL_FIELDS,
     .infer = avgpool_infer,
-    .fwd = {[BG_CPU] = avgpool_fwd_cpu},
-    .bwd = {[BG_CPU] = avgpool_bwd_cpu},
+    .fwd = {[BG_CPU] = avgpool_fwd_cpu, [BG_CUDA] = CUDA_FN(avgpool_fwd_cuda)},
+    .bwd = {[BG_CPU] = avgpool_bwd_cpu, [BG_CUDA] = CUDA_FN(avgpool_bwd_cuda)},
 };
 
 /* count_include_pad is listed for a uniform parameter struct; max pooling ignores it. */
@@ -296,8 +400,8 @@ const bg_op bg_op_maxpool2d = {
     .in_differentiable = {true},
     POOL_FIELDS,
     .infer = maxpool_infer,
-    .fwd = {[BG_CPU] = maxpool_fwd_cpu},
-    .bwd = {[BG_CPU] = maxpool_bwd_cpu},
+    .fwd = {[BG_CPU] = maxpool_fwd_cpu, [BG_CUDA] = CUDA_FN(maxpool_fwd_cuda)},
+    .bwd = {[BG_CPU] = maxpool_bwd_cpu, [BG_CUDA] = CUDA_FN(maxpool_bwd_cuda)},
 };
 
 bg_tensor *bg_avgpool2d(bg_graph *g, bg_tensor *x, bg_pool_params p)

@@ -2,11 +2,6 @@
 #include <string.h>
 #include "ops.h"
 
-/* TEMPORARY (integration): weak until every op file has landed. */
-#define BG_OP(name) extern const bg_op bg_op_##name __attribute__((weak));
-#include "ops.def"
-#undef BG_OP
-
 static const bg_op *const table[] = {
 #define BG_OP(name) &bg_op_##name,
 #include "ops.def"
@@ -20,6 +15,6 @@ const bg_op *bg_op_at(int i) { return i >= 0 && i < bg_op_count() ? table[i] : N
 const bg_op *bg_op_find(const char *name)
 {
     for (int i = 0; i < bg_op_count(); i++)
-        if (table[i] && !strcmp(table[i]->name, name)) return table[i];
+        if (!strcmp(table[i]->name, name)) return table[i];
     return NULL;
 }

@@ -12,10 +12,21 @@
  * the price of one copy. The forward copies bytes, so it works for any dtype;
  * the backward adds gradients and needs f32 or f64.
  *
- * concat joins 2 to 6 inputs along the last (channel) axis. */
+ * concat joins 2 to 6 inputs along the last (channel) axis.
+ *
+ * CUDA: the forward copies are device-to-device copies on the context's
+ * stream (stream-ordered, capturable into a CUDA graph); the backward adds
+ * and concat run in kernels/shape.cu (f32 or f16 gradients). */
 #include <stdio.h>
 #include <string.h>
 #include "ops.h"
+#ifdef BG_WITH_CUDA
+#include "../kernels/cuda_api.h"
+#include "../kernels/shape.h"
+#define CUDA_FN(f) f
+#else
+#define CUDA_FN(f) NULL
+#endif
 
 #define PAR_MIN 32768
 
@@ -235,6 +246,84 @@ static bg_status concat_bwd_cpu(bg_ctx *ctx, bg_node *n)
     return BG_OK;
 }
 
+/* ---- CUDA glue ----------------------------------------------------------------- */
+#ifdef BG_WITH_CUDA
+static bg_status cuda_grad_dtype(bg_ctx *ctx, const bg_node *n, const bg_tensor *t, const char *role)
+{
+    if (t->dtype == BG_F32 || t->dtype == BG_F16) return BG_OK;
+    return bg_fail(ctx, BG_ERR_DTYPE, "%s: %s '%s' is %s; the CUDA backward takes f32 or f16", n->op->name, role,
+                   t->name, bg_dtype_name(t->dtype));
+}
+
+static bg_status launched(bg_ctx *ctx, const bg_node *n, const char *pass)
+{
+    char err[200];
+    if (bg_cuda_check_launch(err, sizeof err)) return bg_fail(ctx, BG_ERR_CUDA, "%s %s: %s", n->op->name, pass, err);
+    return BG_OK;
+}
+
+static bg_status copy_fwd_cuda(bg_ctx *ctx, bg_node *n)
+{
+    char err[200];
+    if (bg_cuda_memcpy(n->out[0]->data, n->in[0]->data, bg_nbytes(n->in[0]), BG_COPY_D2D, ctx->stream, err, sizeof err))
+        return bg_fail(ctx, BG_ERR_CUDA, "%s forward of '%s': %s", n->op->name, n->in[0]->name, err);
+    return BG_OK;
+}
+
+static bg_status copy_bwd_cuda(bg_ctx *ctx, bg_node *n)
+{
+    bg_tensor *x = n->in[0], *dy = n->out[0]->grad;
+    if (!x->grad || !dy) return BG_OK;
+    bg_status s = cuda_grad_dtype(ctx, n, x, "x");
+    if (s) return s;
+    bg_cuda_add_into(x->grad->data, dy->data, bg_numel(x), x->dtype == BG_F16, ctx->stream);
+    return launched(ctx, n, "backward");
+}
+
+static bg_concat_args concat_args(const bg_node *n, int64_t *rows)
+{
+    bg_concat_args a;
+    memset(&a, 0, sizeof a);
+    a.n = concat_count(n);
+    for (int i = 0; i < a.n && i < BG_CONCAT_MAX; i++) {
+        const bg_tensor *x = n->in[i];
+        a.x[i] = x->data;
+        a.grad[i] = x->grad ? x->grad->data : NULL;
+        a.width[i] = x->shape[x->ndim - 1];
+    }
+    const bg_tensor *y = n->out[0];
+    int64_t wy = y->shape[y->ndim - 1];
+    *rows = wy ? bg_numel(y) / wy : 0;
+    return a;
+}
+
+static bg_status concat_fwd_cuda(bg_ctx *ctx, bg_node *n)
+{
+    int64_t rows;
+    bg_concat_args a = concat_args(n, &rows);
+    bg_cuda_concat_fwd(&a, n->out[0]->data, rows, bg_dtype_size(n->out[0]->dtype), ctx->stream);
+    return launched(ctx, n, "forward");
+}
+
+static bg_status concat_bwd_cuda(bg_ctx *ctx, bg_node *n)
+{
+    const bg_tensor *dy = n->out[0]->grad;
+    if (!dy) return BG_OK;
+    int64_t rows;
+    bg_concat_args a = concat_args(n, &rows);
+    bool any = false;
+    for (int i = 0; i < a.n; i++) {
+        if (!a.grad[i]) continue;
+        bg_status s = cuda_grad_dtype(ctx, n, n->in[i], n->op->in_names[i]);
+        if (s) return s;
+        any = true;
+    }
+    if (!any) return BG_OK;
+    bg_cuda_concat_bwd(&a, dy->data, rows, dy->dtype == BG_F16, ctx->stream);
+    return launched(ctx, n, "backward");
+}
+#endif
+
 /* ---- rows and builders ----------------------------------------------------- */
 
 const bg_op bg_op_flatten = {
@@ -248,8 +337,8 @@ const bg_op bg_op_flatten = {
     .fields = {{"start_dim", BG_P_INT, offsetof(bg_flatten_params, start_dim), {1}}},
     .n_fields = 1,
     .infer = infer_flatten,
-    .fwd = {[BG_CPU] = copy_fwd_cpu},
-    .bwd = {[BG_CPU] = copy_bwd_cpu},
+    .fwd = {[BG_CPU] = copy_fwd_cpu, [BG_CUDA] = CUDA_FN(copy_fwd_cuda)},
+    .bwd = {[BG_CPU] = copy_bwd_cpu, [BG_CUDA] = CUDA_FN(copy_bwd_cuda)},
 };
 
 const bg_op bg_op_reshape = {
@@ -263,8 +352,8 @@ const bg_op bg_op_reshape = {
     .fields = {{"shape", BG_P_INT4, offsetof(bg_reshape_params, shape), {-1, 0, 0, 0}}},
     .n_fields = 1,
     .infer = infer_reshape,
-    .fwd = {[BG_CPU] = copy_fwd_cpu},
-    .bwd = {[BG_CPU] = copy_bwd_cpu},
+    .fwd = {[BG_CPU] = copy_fwd_cpu, [BG_CUDA] = CUDA_FN(copy_fwd_cuda)},
+    .bwd = {[BG_CPU] = copy_bwd_cpu, [BG_CUDA] = CUDA_FN(copy_bwd_cuda)},
 };
 
 const bg_op bg_op_concat = {
@@ -276,8 +365,8 @@ const bg_op bg_op_concat = {
     .in_differentiable = {true, true, true, true, true, true},
     .param_size = sizeof(bg_noparams),
     .infer = infer_concat,
-    .fwd = {[BG_CPU] = concat_fwd_cpu},
-    .bwd = {[BG_CPU] = concat_bwd_cpu},
+    .fwd = {[BG_CPU] = concat_fwd_cpu, [BG_CUDA] = CUDA_FN(concat_fwd_cuda)},
+    .bwd = {[BG_CPU] = concat_bwd_cpu, [BG_CUDA] = CUDA_FN(concat_bwd_cuda)},
 };
 
 bg_tensor *bg_flatten(bg_graph *g, bg_tensor *x, int start_dim)

@@ -388,7 +388,7 @@ static bg_status compare(bg_ctx *ctx, const vcase *vc, bg_device dev, const char
     if (bad) c->n_fail++;
     else c->n_pass++;
     if (log) {
-        fprintf(log, "  [%s] %-22s %-16s max_abs %-10.3g max_rel %-10.3g %s\n", bg_device_name(dev), label,
+        fprintf(log, "  [%s] %-18s %-22s max_abs %-9.3g max_rel %-9.3g %s\n", bg_device_name(dev), label,
                 bg_shape_str(want, a, sizeof a), max_abs, max_rel, bad ? "FAIL" : "PASS");
         if (bad) {
             index_str(want, worst, b, sizeof b);
@@ -466,21 +466,21 @@ bg_status bg_validate_st(bg_ctx *ctx, const bg_st_file *f, const bg_validate_opt
     vcase vc;
     bg_status s = parse_case(ctx, f, o, &vc);
     if (s) return s;
+    bool cuda = bg_cuda_available();
+    if (o->backends == BG_VAL_CUDA && !cuda)
+        return bg_fail(ctx, BG_ERR_UNSUPPORTED, "%s: backend cuda requested but CUDA is not available", f->path);
     if (log) {
         char ps[256];
-        fprintf(log, "%s: %s %s train=%d layout=%s atol=%g rtol=%g\n", f->path, vc.op->name,
-                bg_op_params_str(vc.op, vc.p.bytes, ps, sizeof ps), vc.train, vc.nchw ? "NCHW" : "NHWC",
-                vc.atol, vc.rtol);
+        bg_op_params_str(vc.op, vc.p.bytes, ps, sizeof ps);
+        fprintf(log, "%s: %s%s%s train=%d layout=%s atol=%g rtol=%g\n", f->path, vc.op->name, ps[0] ? " " : "",
+                ps, vc.train, vc.nchw ? "NCHW" : "NHWC", vc.atol, vc.rtol);
     }
     if (o->backends & BG_VAL_CPU) {
         if ((s = run_backend(ctx, &vc, BG_CPU, log, counts)) != BG_OK) return s;
         counts->n_backends++;
     }
     if (o->backends & BG_VAL_CUDA) {
-        if (!bg_cuda_available()) {
-            if (o->backends != BG_VAL_ALL)
-                return bg_fail(ctx, BG_ERR_UNSUPPORTED, "%s: backend cuda requested but CUDA is not available",
-                               f->path);
+        if (!cuda) {
             if (log) fprintf(log, "  [cuda] skipped: CUDA is not available\n");
             return BG_OK;
         }

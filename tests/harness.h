@@ -77,7 +77,7 @@ typedef struct {
     double tol_f32;          /* backend parity, normalised MSE; 0 -> 1e-10 */
     double tol_f16;          /* 0 -> 1e-5 */
     double tol_grad;         /* FD gradcheck relative error; 0 -> 1e-6 */
-    bool no_gradcheck;       /* e.g. ops with no inputs to differentiate */
+    bool no_gradcheck;       /* too big for finite differences: the runner makes no gradcheck test */
 } bg_op_case;
 
 void bg_op_cases_register(const bg_op_case *cases, int n, const char *file);

@@ -65,6 +65,26 @@ static const bg_op_case basic_cases[] = {
     {.op = "radix_softmax", .params = "radix=4 cardinality=1", .n_in = 1, .ndim = {4}, .shape = {{2, 1, 1, 8}}},
     {.op = "radix_softmax", .params = "radix=1 cardinality=4", .n_in = 1, .ndim = {2}, .shape = {{2, 8}}},
     {.op = "radix_softmax", .params = "radix=1 cardinality=4", .n_in = 1, .ndim = {4}, .shape = {{2, 1, 1, 8}}},
+
+    /* Large enough (>= 32768 elements) to take the OpenMP paths on the CPU
+     * and several blocks / grid-stride loops / long reductions on the GPU.
+     * A finite-difference check at this size would take minutes: f32-vs-f64
+     * and the backend parity checks only. */
+    {.op = "batchnorm2d", .n_in = 5, .ndim = {4, 1, 1, 1, 1}, .shape = {{8, 16, 16, 32}, {32}, {32}, {32}, {32}},
+     .init = {N_, P_, N_, N_, P_}, .train = true, .no_gradcheck = true},
+    {.op = "relu", .n_in = 1, .ndim = {4}, .shape = {{8, 16, 16, 32}}, .no_gradcheck = true},
+    {.op = "sigmoid", .n_in = 1, .ndim = {4}, .shape = {{8, 16, 16, 32}}, .no_gradcheck = true},
+    {.op = "add", .n_in = 2, .ndim = {4, 4}, .shape = {{8, 16, 16, 32}, {8, 1, 1, 32}}, .no_gradcheck = true},
+    {.op = "add", .n_in = 2, .ndim = {4, 4}, .shape = {{8, 16, 16, 32}, {8, 16, 16, 32}}, .no_gradcheck = true},
+    {.op = "mul", .n_in = 2, .ndim = {4, 4}, .shape = {{8, 16, 16, 32}, {1, 1, 1, 32}}, .no_gradcheck = true},
+    {.op = "mul", .n_in = 2, .ndim = {4, 4}, .shape = {{8, 16, 16, 32}, {8, 1, 1, 32}}, .no_gradcheck = true},
+    {.op = "concat", .n_in = 2, .ndim = {4, 4}, .shape = {{8, 16, 16, 16}, {8, 16, 16, 24}}, .no_gradcheck = true},
+    {.op = "softmax_xent", .params = "label_smoothing=0.1", .n_in = 2, .ndim = {2, 1}, .shape = {{1024, 40}, {1024}},
+     .init = {N_, L_}, .label_range = 40, .no_gradcheck = true},
+    {.op = "radix_softmax", .params = "radix=2 cardinality=2", .n_in = 1, .ndim = {4}, .shape = {{2048, 1, 1, 32}},
+     .no_gradcheck = true},
+    {.op = "radix_softmax", .params = "radix=1 cardinality=1", .n_in = 1, .ndim = {2}, .shape = {{2048, 32}},
+     .no_gradcheck = true},
 };
 BG_OP_CASES(basic_cases)
 
@@ -79,6 +99,9 @@ static bg_tensor *tensor_of(bg_ctx *ctx, bg_dtype dt, int ndim, const int64_t *s
         for (int64_t i = 0; i < bg_numel(x); i++) bg_set(x, i, v[i]);
     return x;
 }
+
+/* Which inputs get a gradient, one flag per input slot (unlisted: none). */
+#define WANT(...) ((const bool[BG_MAX_IN]){__VA_ARGS__})
 
 /* Set the node's output grad to all ones and ensure the grads of inputs `want`. */
 static bg_status prepare_backward(bg_ctx *ctx, bg_node *n, const bool *want)
@@ -223,7 +246,7 @@ BG_TEST(batchnorm2d_running_stats)
     CHECK(bg_get(rm, 0) == rm0 && bg_get(rv, 0) == rv0, "eval changed the running stats");
 
     /* Eval backward is the affine one: dx = gamma * invstd * dy. */
-    CHECK_OK(&ctx, prepare_backward(&ctx, &n, (bool[]){true, true, true, false, false}));
+    CHECK_OK(&ctx, prepare_backward(&ctx, &n, WANT(true, true, true, false, false)));
     CHECK_OK(&ctx, bg_node_backward(&ctx, &n));
     CHECK_NEAR(bg_get(x->grad, 1), 2 / sqrt(bg_get(rv, 1) + eps), 1e-12, "eval dx");
     CHECK_NEAR(bg_get(beta->grad, 0), 2, 1e-12, "dbeta = sum dy");
@@ -279,7 +302,7 @@ BG_TEST(batchnorm2d_bad_inputs)
 
 /* ---- radix_softmax ------------------------------------------------------------------ */
 
-static void run_rsoftmax(bg_t *t, bg_ctx *ctx, int radix, int card, const double *xv, const double *want, int c)
+static void run_rsoftmax(bg_t *tc, bg_ctx *ctx, int radix, int card, const double *xv, const double *want, int c)
 {
     int64_t sx[2] = {1, c};
     bg_tensor *x = tensor_of(ctx, BG_F64, 2, sx, xv, "x");
@@ -304,11 +327,11 @@ BG_TEST(radix_softmax_permutation_order)
      * the pair of group 0, (0, ln 3), gives (1/4, 3/4), that of group 1,
      * (ln 9, 0), gives (9/10, 1/10); output channels are (r, k) =
      * (0,0) (0,1) (1,0) (1,1). */
-    run_rsoftmax(t, &ctx, 2, 2, (double[]){0, log(3.0), log(9.0), 0}, (double[]){0.25, 0.9, 0.75, 0.1}, 4);
+    run_rsoftmax(tc, &ctx, 2, 2, (double[]){0, log(3.0), log(9.0), 0}, (double[]){0.25, 0.9, 0.75, 0.1}, 4);
     /* radix 2, card 1, rest 2: softmax pairs channel j with j + 2, no move */
-    run_rsoftmax(t, &ctx, 2, 1, (double[]){0, log(9.0), log(3.0), 0}, (double[]){0.25, 0.9, 0.75, 0.1}, 4);
+    run_rsoftmax(tc, &ctx, 2, 1, (double[]){0, log(9.0), log(3.0), 0}, (double[]){0.25, 0.9, 0.75, 0.1}, 4);
     /* radix 1: sigmoid */
-    run_rsoftmax(t, &ctx, 1, 2, (double[]){0, log(3.0)}, (double[]){0.5, 0.75}, 2);
+    run_rsoftmax(tc, &ctx, 1, 2, (double[]){0, log(3.0)}, (double[]){0.5, 0.75}, 2);
     bg_ctx_free(&ctx);
 }
 
@@ -348,7 +371,7 @@ BG_TEST(mul_broadcast_values)
     CHECK_OK(&ctx, bg_node_forward(&ctx, &n));
     double want[6] = {10, 200, 3000, 40, 500, 6000};
     for (int i = 0; i < 6; i++) CHECK_NEAR(bg_get(n.out[0], i), want[i], 0, "a * b");
-    CHECK_OK(&ctx, prepare_backward(&ctx, &n, (bool[]){true, true}));
+    CHECK_OK(&ctx, prepare_backward(&ctx, &n, WANT(true, true)));
     CHECK_OK(&ctx, bg_node_backward(&ctx, &n));
     double wb[3] = {1 + 4, 2 + 5, 3 + 6};
     for (int i = 0; i < 3; i++) CHECK_NEAR(bg_get(b->grad, i), wb[i], 0, "db = column sums of a");
@@ -369,7 +392,7 @@ BG_TEST(mul_same_tensor_accumulates)
     bg_node n;
     CHECK_OK(&ctx, bg_node_init(&ctx, &n, &bg_op_mul, NULL, (bg_tensor *[]){x, x}, 2, true));
     CHECK_OK(&ctx, bg_node_forward(&ctx, &n));
-    CHECK_OK(&ctx, prepare_backward(&ctx, &n, (bool[]){true, true}));
+    CHECK_OK(&ctx, prepare_backward(&ctx, &n, WANT(true, true)));
     CHECK_OK(&ctx, bg_node_backward(&ctx, &n));
     for (int i = 0; i < 3; i++) CHECK_NEAR(bg_get(x->grad, i), 2 * bg_get(x, i), 0, "d(x*x)/dx");
     bg_node_release(&ctx, &n);
@@ -417,7 +440,7 @@ BG_TEST(relu_values_and_cpu_dtypes)
     CHECK_OK(&ctx, bg_node_forward(&ctx, &n));
     double want[4] = {0, 0, 0.5, 2};
     for (int i = 0; i < 4; i++) CHECK_NEAR(bg_get(n.out[0], i), want[i], 0, "relu");
-    CHECK_OK(&ctx, prepare_backward(&ctx, &n, (bool[]){true}));
+    CHECK_OK(&ctx, prepare_backward(&ctx, &n, WANT(true)));
     CHECK_OK(&ctx, bg_node_backward(&ctx, &n));
     double dwant[4] = {0, 0, 1, 1}; /* 0 at x == 0 */
     for (int i = 0; i < 4; i++) CHECK_NEAR(bg_get(x->grad, i), dwant[i], 0, "relu'");
@@ -465,7 +488,7 @@ BG_TEST(concat_values_and_errors)
     double want[8] = {1, 3, 4, 1, 2, 5, 6, 2};
     for (int i = 0; i < 8; i++) CHECK_NEAR(bg_get(n.out[0], i), want[i], 0, "concat");
     /* a is used twice: its grad collects both slices */
-    CHECK_OK(&ctx, prepare_backward(&ctx, &n, (bool[]){true, true, true}));
+    CHECK_OK(&ctx, prepare_backward(&ctx, &n, WANT(true, true, true)));
     CHECK_OK(&ctx, bg_node_backward(&ctx, &n));
     CHECK_NEAR(bg_get(a->grad, 0), 2, 0, "grad of a used twice");
     bg_node_release(&ctx, &n);

@@ -12,6 +12,15 @@
 #include "../engine/budget_run.h"
 #include "../models/small_cnn.h"
 
+/* Under AddressSanitizer (make test SAN=1) the CPU kernels run ~20x slower:
+ * there the run is 40 steps and asserts the loss falls; the accuracy bar is
+ * asserted by the normal build. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TRAIN_EPOCHS 2
+#else
+#define TRAIN_EPOCHS 15
+#endif
+
 BG_TEST(train_small_cnn_beats_chance)
 {
     struct stat st;
@@ -38,18 +47,24 @@ BG_TEST(train_small_cnn_beats_chance)
     CHECK_OK(&ctx, bg_trainer_init(&tr, &ctx, BG_CPU, bg_small_cnn_forward, m, 50, 250, 32, 32, 3, &oc, 0.0f));
     if (tc->failures) goto out;
     bg_sched sc = bg_sched_make(BG_SCHED_COSINE, 0.05);
-    sc.t_max = 300;
+    sc.t_max = 20 * TRAIN_EPOCHS;
     bg_run_config cfg = {.next_batch = bg_loader_next_batch, .evaluate = bg_loader_evaluate, .data = &ld,
-                         .steps_per_epoch = bg_loader_steps_per_epoch(&ld), .budget_s = 600, .max_epochs = 15,
+                         .steps_per_epoch = bg_loader_steps_per_epoch(&ld), .budget_s = 600, .max_epochs = TRAIN_EPOCHS,
                          .sched = sc, .log = getenv("BG_TEST_VERBOSE") ? stdout : NULL};
     bg_run_result res;
     CHECK_OK(&ctx, bg_run_budgeted(&ctx, &tr, &cfg, &res));
-    CHECK(res.steps == 300 && res.epochs == 15, "ran %lld steps in %lld epochs", (long long)res.steps, (long long)res.epochs);
-    /* Chance is 10%. Measured with this seed: see the commit notes; the bound
-     * leaves room for platform rounding, not for a broken engine. */
+    CHECK(res.steps == 20 * TRAIN_EPOCHS && res.epochs == TRAIN_EPOCHS, "ran %lld steps in %lld epochs",
+          (long long)res.steps, (long long)res.epochs);
+#if TRAIN_EPOCHS == 15
+    /* Chance is 10%; measured 38.3% with this seed (300 steps, 33.7 s on the
+     * 2-core CI machine). The bar of 30% leaves room for rounding
+     * differences between platforms, not for a broken engine. */
     CHECK(res.last_accuracy >= 0.30, "test accuracy %.3f after %lld steps (chance 0.10, required 0.30)",
           res.last_accuracy, (long long)res.steps);
     CHECK(res.last_loss < 2.0, "final training loss %.3f (ln 10 = 2.303 at chance)", res.last_loss);
+#else
+    CHECK(res.last_loss < 2.25, "mean training loss of epoch 2 is %.3f (ln 10 = 2.303 at chance)", res.last_loss);
+#endif
     printf("    small CNN: %lld steps, %.1f s, final train loss %.3f, test accuracy %.3f\n", (long long)res.steps,
            res.elapsed_s, res.last_loss, res.last_accuracy);
 out:

@@ -12,7 +12,12 @@ typedef struct {
 static const verb verbs[] = {
     {"train", bg_cmd_train, "train a model under a time budget (budgie train --help)"},
     {"validate", bg_cmd_validate, "run ops described by safetensors files and compare with their reference numbers"},
+    {"bench", bg_cmd_bench, "benchmarks: time, throughput, share of the hardware limit (budgie bench --help)"},
+    {"search", bg_cmd_search, "blackbox optimisation (MADS, NOMAD 4 parameter files): run, report (budgie search --help)"},
     {"ops", bg_cmd_ops, "list the op table: ops, inputs, parameters, backends"},
+    {"model", bg_cmd_model, "the model zoo: summary (params, MACs, memory), time, save (budgie model --help)"},
+    {"augment", bg_cmd_augment, "apply one AutoAugment op to a JPEG, PIL-exact (budgie augment --help)"},
+    {"data", bg_cmd_data, "data sets: pack, preview augmented samples, benchmark the CPU pipeline (budgie data --help)"},
 };
 
 static void usage(FILE *f)

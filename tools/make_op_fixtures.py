@@ -241,11 +241,24 @@ def build_cases():
             return F.softmax(x.reshape(b, card, radix, -1).transpose(1, 2), dim=1).reshape(b, -1)
         return torch.sigmoid(x)
 
-    for radix, card, rest in ((2, 1, 4), (1, 4, 2), (2, 2, 3)):
+    for radix, card, rest in ((2, 1, 4), (1, 4, 2)):
         x = gen.normal(3, radix * card * rest, scale=1.5)
         cases.append(case_file("radix_softmax_r%d_c%d" % (radix, card), "radix_softmax",
                                {"radix": radix, "cardinality": card}, [("x", x, True)],
                                lambda x, r=radix, c=card: {"y": rsoftmax(x, r, c)}, gen=gen))
+    # As SplitAttn calls it: the attention logits come from a 1x1 conv as
+    # {B, C, 1, 1} and the result is viewed back to {B, C, 1, 1}.
+    x = gen.normal(2, 2 * 2 * 3, 1, 1, scale=1.5)
+    cases.append(case_file("radix_softmax_r2_c2_4d", "radix_softmax", {"radix": 2, "cardinality": 2},
+                           [("x", x, True)], lambda x: {"y": rsoftmax(x, 2, 2).reshape(x.shape)}, gen=gen))
+    # ResNeSt's sum over the radix splits: channel block i of x is split i.
+    def split_sum(x, radix):
+        return sum(torch.split(x, x.shape[1] // radix, dim=1))
+
+    cases.append(case_file("split_sum_r2_4d", "split_sum", {"radix": 2}, [("x", gen.normal(2, 6, 4, 4), True)],
+                           lambda x: {"y": split_sum(x, 2)}, gen=gen))
+    cases.append(case_file("split_sum_r4_2d", "split_sum", {"radix": 4}, [("x", gen.normal(3, 20), True)],
+                           lambda x: {"y": split_sum(x, 4)}, gen=gen))
     return cases
 
 

@@ -6,5 +6,10 @@
 int bg_cmd_ops(int argc, char **argv);
 int bg_cmd_validate(int argc, char **argv);
 int bg_cmd_train(int argc, char **argv);
+int bg_cmd_search(int argc, char **argv);
+int bg_cmd_bench(int argc, char **argv);
+int bg_cmd_model(int argc, char **argv);
+int bg_cmd_augment(int argc, char **argv);
+int bg_cmd_data(int argc, char **argv);
 
 #endif

@@ -1,0 +1,58 @@
+/* The `budgie bench` verb: a registry of cases and `all`. */
+#include "bench.h"
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "../tools/verbs.h"
+
+typedef struct { const char *name, *help; bg_bench_fn fn; } bench_case;
+
+/* Filled by constructors before main(); read-only afterwards. */
+static struct { bench_case *v; int n, cap; } cases;
+
+void bg_bench_register(const char *name, const char *help, bg_bench_fn fn)
+{
+    if (cases.n == cases.cap) {
+        cases.cap = cases.cap ? 2 * cases.cap : 16;
+        bench_case *p = realloc(cases.v, (size_t)cases.cap * sizeof *p);
+        if (!p) { fprintf(stderr, "bench registry: out of memory\n"); abort(); }
+        cases.v = p;
+    }
+    cases.v[cases.n++] = (bench_case){name, help, fn};
+}
+
+double bg_bench_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: budgie bench CASE [options] | all   (budgie bench CASE --help for options)\n\ncases:\n");
+    for (int i = 0; i < cases.n; i++) fprintf(f, "  %-12s %s\n", cases.v[i].name, cases.v[i].help);
+}
+
+int bg_cmd_bench(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "all")) {
+        int rc = 0;
+        for (int i = 0; i < cases.n; i++) {
+            printf("== bench %s\n", cases.v[i].name);
+            char *av[] = {(char *)cases.v[i].name, NULL};
+            int r = cases.v[i].fn(1, av, stdout);
+            if (r) rc = r;
+        }
+        return rc;
+    }
+    for (int i = 0; i < cases.n; i++)
+        if (!strcmp(argv[1], cases.v[i].name)) return cases.v[i].fn(argc - 1, argv + 1, stdout);
+    fprintf(stderr, "budgie bench: unknown case '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

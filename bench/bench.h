@@ -1,0 +1,21 @@
+/* `budgie bench`: benchmark cases register themselves (constructor-based,
+ * like tests) from the files in bench/, which the Makefile links into bin/budgie.
+ * A case parses its own options, measures, prints a table to `out`, and
+ * returns an exit code. GPU cases print "skipped: ..." and return 0 when no
+ * CUDA device is present. Speed is measured here, never asserted in tests. */
+#ifndef BG_BENCH_H
+#define BG_BENCH_H
+#include <stdio.h>
+
+typedef int (*bg_bench_fn)(int argc, char **argv, FILE *out);
+void bg_bench_register(const char *name, const char *help, bg_bench_fn fn);
+
+#define BG_BENCH(name, help)                                                        \
+    static int bench_##name(int argc, char **argv, FILE *out);                      \
+    __attribute__((constructor)) static void bg_reg_bench_##name(void) { bg_bench_register(#name, help, bench_##name); } \
+    static int bench_##name(int argc, char **argv, FILE *out)
+
+/* Monotonic seconds. */
+double bg_bench_now(void);
+
+#endif
