@@ -22,7 +22,8 @@ endif
 
 # --- dependencies: name the Debian package of anything missing ----------------
 DEPS := jansson.h:libjansson-dev turbojpeg.h:libturbojpeg0-dev png.h:libpng-dev zlib.h:zlib1g-dev
-MISSING := $(foreach d,$(DEPS),$(if $(shell printf '\#include <%s>\n' $(word 1,$(subst :, ,$(d))) | $(CC) -E - >/dev/null 2>&1 && echo y),,$(word 2,$(subst :, ,$(d)))))
+HASH    := \#
+MISSING := $(foreach d,$(DEPS),$(if $(shell printf '$(HASH)include <%s>\n' $(word 1,$(subst :, ,$(d))) | $(CC) -E - >/dev/null 2>&1 && echo y),,$(word 2,$(subst :, ,$(d)))))
 ifneq ($(strip $(MISSING)),)
 $(error missing libraries; install them with: apt-get install $(MISSING))
 endif

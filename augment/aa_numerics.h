@@ -199,7 +199,19 @@ BG_HD bg_aa_step bg_aa_resolve(int variant, int op, int m, int sign, int w, int 
     return s;
 }
 
-/* ------------------------------------------------------------------ draws */
+/* ------------------------------------------------------------------ draws
+ * Image `pos` of a batch at training step `step` draws Philox-4x32-10 blocks
+ * keyed by the seed, counter {pos, step lo, step hi, tag}:
+ *   BTCH  v0 % (2*pad+1) crop x, v1 crop y, v2 bit 0 flip (the plain
+ *         bg_make_batch path uses exactly these, so turning AutoAugment on
+ *         does not change the crops);
+ *   AUTO  v0*25 >> 32 sub-policy; op 1 applies when unit(v1) < p1
+ *         (torchvision: <=), op 2 likewise with v2; v3 bit 0 / bit 1 the
+ *         sign of op 1 / op 2 (set = -1);
+ *   CUTO  v0*H >> 32 hole centre row, v1*W >> 32 column;
+ *   'RRC'+k  RandomResizedCrop attempt k (augment/resize.c).
+ * unit() takes the top 24 bits (engine/philox.h). Each value depends only
+ * on its counter: any thread count, CPU or GPU, draws the same numbers. */
 
 #define BG_TAG_BATCH 0x42544348u  /* "BTCH": crop x, crop y, flip (augment/batch.c) */
 #define BG_TAG_AUTO 0x4155544Fu   /* "AUTO": sub-policy, op 1 / op 2 coin, signs */

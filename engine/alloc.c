@@ -44,20 +44,27 @@ static void device_free(int device, void *p)
 /* Only CUDA allocations of CUDA contexts are cached (see alloc.h). */
 static bool caching(const bg_ctx *ctx, int device) { return device == BG_CUDA && ctx->device == BG_CUDA; }
 
-/* Take a cached block of exactly r bytes, most recently freed first. */
-static void *cache_take(bg_allocator *a, size_t r)
+#ifdef BG_WITH_CUDA
+/* Take a block of exactly r bytes from list c, most recently added first. */
+static void *list_take(struct bg_alloc_cache *c, size_t r)
 {
-    struct bg_alloc_cache *c = a->cache;
     if (!c) return NULL;
     for (size_t i = c->n; i-- > 0;) {
         if (c->v[i].bytes != r) continue;
         void *p = c->v[i].p;
         c->v[i] = c->v[--c->n];
-        a->cached -= r;
         return p;
     }
     return NULL;
 }
+
+static void *cache_take(bg_allocator *a, size_t r)
+{
+    void *p = list_take(a->cache, r);
+    if (p) a->cached -= r;
+    return p;
+}
+#endif
 
 /* Give cached blocks back to the device, oldest first, until `need` more
  * bytes fit under the cap (need == SIZE_MAX: all of them). */
@@ -77,12 +84,13 @@ static void cache_release(bg_allocator *a, int device, size_t need)
     c->n -= i;
 }
 
-/* Keep a freed block; false (caller frees it) when host memory runs out. */
-static bool cache_put(bg_allocator *a, void *p, size_t r)
+/* Append a block to the list *cp (created on first use); false when host
+ * memory runs out. */
+static bool list_put(struct bg_alloc_cache **cp, void *p, size_t r)
 {
-    struct bg_alloc_cache *c = a->cache;
+    struct bg_alloc_cache *c = *cp;
     if (!c) {
-        c = a->cache = calloc(1, sizeof *c);
+        c = *cp = calloc(1, sizeof *c);
         if (!c) return false;
     }
     if (c->n == c->cap) {
@@ -93,6 +101,13 @@ static bool cache_put(bg_allocator *a, void *p, size_t r)
         c->cap = cap;
     }
     c->v[c->n++] = (cached_block){p, r};
+    return true;
+}
+
+/* Keep a freed block; false (caller frees it) when host memory runs out. */
+static bool cache_put(bg_allocator *a, void *p, size_t r)
+{
+    if (!list_put(&a->cache, p, r)) return false;
     a->cached += r;
     return true;
 }
@@ -106,6 +121,18 @@ int bg_alloc(bg_ctx *ctx, int device, size_t bytes, const char *what, void **out
     a->n_requests++;
     size_t r = bg_alloc_rounded(bytes);
     if (r < bytes) return bg_fail(ctx, BG_ERR_OOM, "allocation for '%s': %zu bytes overflows", what, bytes);
+#ifdef BG_WITH_CUDA
+    /* inside a capture, a block freed earlier in the same capture first:
+     * it is still counted in in_use (see alloc.h) */
+    if (a->capturing && caching(ctx, device)) {
+        void *p = list_take(a->capture_free, r);
+        if (p) {
+            a->n_alloc++;
+            *out = p;
+            return BG_OK;
+        }
+    }
+#endif
     if (a->cap && (r > a->cap || a->in_use > a->cap - r))
         return bg_fail(ctx, BG_ERR_OOM,
                        "allocation of %zu bytes for '%s' on %s exceeds the memory cap: %zu in use + %zu > cap %zu",
@@ -148,8 +175,14 @@ void bg_free(bg_ctx *ctx, int device, void *p, size_t bytes)
     if (!p) return;
     bg_allocator *a = &ctx->alloc[device];
     size_t r = bg_alloc_rounded(bytes);
-    a->in_use -= r <= a->in_use ? r : a->in_use;
     a->n_alloc--;
+    if (a->capturing && caching(ctx, device)) {
+        /* the graph being captured may use this block: it stays in use;
+         * if the list cannot grow, the block is kept forever (never reused) */
+        list_put(&a->capture_free, p, r);
+        return;
+    }
+    a->in_use -= r <= a->in_use ? r : a->in_use;
     if (caching(ctx, device) && cache_put(a, p, r)) return;
     device_free(device, p);
 }
@@ -179,4 +212,40 @@ void bg_alloc_trim(bg_ctx *ctx, int device)
     free(a->cache->v);
     free(a->cache);
     a->cache = NULL;
+}
+
+void bg_alloc_capture_begin(bg_ctx *ctx, int device) { ctx->alloc[device].capturing = 1; }
+
+bg_alloc_blocks *bg_alloc_capture_end(bg_ctx *ctx, int device)
+{
+    bg_allocator *a = &ctx->alloc[device];
+    bg_alloc_blocks *b = a->capture_free;
+    a->capture_free = NULL;
+    a->capturing = 0;
+    if (b && b->n == 0) {
+        free(b->v);
+        free(b);
+        b = NULL;
+    }
+    return b;
+}
+
+void bg_alloc_blocks_release(bg_ctx *ctx, int device, bg_alloc_blocks *b)
+{
+    if (!b) return;
+    bg_allocator *a = &ctx->alloc[device];
+    for (size_t i = 0; i < b->n; i++) {
+        size_t r = b->v[i].bytes;
+        a->in_use -= r <= a->in_use ? r : a->in_use;
+        if (!cache_put(a, b->v[i].p, r)) device_free(device, b->v[i].p);
+    }
+    free(b->v);
+    free(b);
+}
+
+size_t bg_alloc_blocks_bytes(const bg_alloc_blocks *b)
+{
+    size_t t = 0;
+    for (size_t i = 0; b && i < b->n; i++) t += b->v[i].bytes;
+    return t;
 }

@@ -20,7 +20,17 @@
  * so a block freed by one op and handed to the next is stream-ordered: the
  * new owner's work cannot start before the old owner's finished.
  * CPU allocations and CUDA allocations of non-CUDA contexts (the test
- * harness runs CUDA ops from CPU contexts) are never cached. */
+ * harness runs CUDA ops from CPU contexts) are never cached.
+ *
+ * CUDA graph capture (engine/cuda_graph.c): a captured step keeps the
+ * device pointers it used. A block an op allocates and frees inside the
+ * capture (a per-call workspace) must therefore never go to another owner
+ * while the graph exists. Between bg_alloc_capture_begin and _end such
+ * blocks go to a capture-only free list (later requests of the capture may
+ * take them again: stream order holds inside the graph), and _end hands them
+ * to the graph, pinned. They stay counted in in_use (the step needs them)
+ * until bg_alloc_blocks_release, when the graph is freed, moves them to the
+ * cache. */
 #ifndef BG_ALLOC_H
 #define BG_ALLOC_H
 #include <stddef.h>
@@ -40,7 +50,12 @@ typedef struct {
     uint64_t n_requests;      /* allocation calls so far (a CUDA graph capture checks none happen) */
     uint64_t n_device_allocs; /* of those, the ones that went to the device (cache misses) */
     struct bg_alloc_cache *cache;
+    int capturing;                        /* between bg_alloc_capture_begin and _end */
+    struct bg_alloc_cache *capture_free;  /* blocks freed during the capture */
 } bg_allocator;
+
+/* Blocks pinned by a captured CUDA graph. */
+typedef struct bg_alloc_cache bg_alloc_blocks;
 
 struct bg_ctx;
 size_t bg_alloc_rounded(size_t bytes);
@@ -56,5 +71,12 @@ size_t bg_alloc_reserved(const struct bg_ctx *ctx, int device);
  * bg_ctx_free must call this for each device (a context's cache otherwise
  * outlives it). Safe to call any time; live allocations are untouched. */
 void bg_alloc_trim(struct bg_ctx *ctx, int device);
+
+/* CUDA graph capture (see above). _end returns the pinned blocks (NULL when
+ * none); _release gives them back to the cache once the graph is freed. */
+void bg_alloc_capture_begin(struct bg_ctx *ctx, int device);
+bg_alloc_blocks *bg_alloc_capture_end(struct bg_ctx *ctx, int device);
+void bg_alloc_blocks_release(struct bg_ctx *ctx, int device, bg_alloc_blocks *blocks);
+size_t bg_alloc_blocks_bytes(const bg_alloc_blocks *blocks); /* 0 for NULL */
 
 #endif

@@ -39,6 +39,8 @@ bg_status bg_ctx_init(bg_ctx *ctx, bg_device device, uint64_t seed)
 
 void bg_ctx_free(bg_ctx *ctx)
 {
+    /* cached device blocks belong to this context: give them back */
+    for (int d = 0; d < BG_NDEVICES; d++) bg_alloc_trim(ctx, d);
 #ifdef BG_WITH_CUDA
     bg_cuda_stream_destroy(ctx->stream);
 #endif

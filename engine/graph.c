@@ -2,6 +2,10 @@
 #include "graph.h"
 #include <stdlib.h>
 #include <string.h>
+#ifdef BG_WITH_CUDA
+#include "../kernels/amp.h"
+#include "../kernels/cuda_api.h"
+#endif
 
 bg_graph *bg_graph_new(bg_ctx *ctx, bg_device device, bool train)
 {
@@ -108,8 +112,18 @@ static bg_status zero_grad(bg_ctx *ctx, bg_tensor *t)
     return bg_tensor_zero(ctx, t->grad);
 }
 
-static bg_status set_one(bg_ctx *ctx, bg_tensor *t)
+static bg_status set_one(bg_ctx *ctx, const bg_graph *g, bg_tensor *t)
 {
+#ifdef BG_WITH_CUDA
+    if (t->device == BG_CUDA && (t->dtype == BG_F32 || t->dtype == BG_F16)) {
+        char err[200];
+        bg_cuda_seed_grad(t->data, t->dtype == BG_F16, g->loss_seed, ctx->stream);
+        if (bg_cuda_check_launch(err, sizeof err)) return bg_fail(ctx, BG_ERR_CUDA, "backward seed: %s", err);
+        return BG_OK;
+    }
+#else
+    (void)g;
+#endif
     double one64 = 1.0;
     float one32 = 1.0f;
     uint16_t one16 = bg_f32_to_f16(1.0f);
@@ -138,7 +152,7 @@ bg_status bg_graph_backward(bg_graph *g, bg_tensor *loss)
             if (s) return s;
         }
     }
-    bg_status s = set_one(ctx, loss->grad);
+    bg_status s = set_one(ctx, g, loss->grad);
     if (s) return s;
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         bg_node *n = &g->nodes[i];

@@ -17,6 +17,10 @@ typedef struct bg_graph {
     bool train;            /* batchnorm uses batch statistics */
     bool grad;             /* record for backward (false = no-grad / eval) */
     bg_device device;
+    /* CUDA: d(loss) is seeded from this device f32 scalar (the loss scale
+     * under mixed precision; NULL = 1). The seed is a kernel, not an upload,
+     * so a backward can be captured into a CUDA graph. */
+    const float *loss_seed;
 } bg_graph;
 
 bg_graph *bg_graph_new(bg_ctx *ctx, bg_device device, bool train);

@@ -78,6 +78,7 @@ static bg_status setup(mads_run *R)
     R->xf = R->xi = R->fallback = -1;
     R->hmax = o->h_max0 > 0 ? o->h_max0 : INFINITY;
     R->phase_one = R->has_eb;
+    mads_vns_init(R);
     return BG_OK;
 }
 
@@ -142,7 +143,7 @@ static bg_status iterate(mads_run *R)
         level = lv > level ? lv : level;
     }
     if (level < SUCC_FULL && o->quad_model_search && !mads_should_stop(R)) {
-        st = mads_quad_search(R, c1, &lv);
+        st = mads_quad_search(R, c1, "quad", &lv);
         if (st) return st;
         level = lv > level ? lv : level;
     }
@@ -223,7 +224,12 @@ bg_status bg_mads_run(bg_ctx *ctx, const bg_mads_problem *p, const bg_mads_optio
             break;
         }
         if (mads_mesh_min_reached(&R.mesh)) {
-            R.stop = BG_MADS_STOP_MIN_MESH;
+            /* converged (or a VNS descent did): shake before stopping */
+            bool started = false;
+            if (o->vns_search) st = mads_vns_shake(&R, &started);
+            if (st) break;
+            if (started) continue;
+            if (!R.stop) R.stop = BG_MADS_STOP_MIN_MESH;
             break;
         }
         /* a granular (or categorical-only) problem at its finest mesh keeps
@@ -232,7 +238,7 @@ bg_status bg_mads_run(bg_ctx *ctx, const bg_mads_problem *p, const bg_mads_optio
             R.stop = BG_MADS_STOP_NO_NEW_POINTS;
             break;
         }
-        st = iterate(&R);
+        st = R.vns_c >= 0 ? mads_vns_iterate(&R) : iterate(&R);
     }
     fill_result(&R, r);
     teardown(&R);

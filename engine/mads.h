@@ -83,7 +83,7 @@ typedef struct {
     const double *x, *out;
     bool ok, counted, replayed;
     double f, h;         /* objective, infeasibility; INFINITY when failed or EB-violated */
-    const char *step;    /* x0, speculative, quad, poll, poll2, extended */
+    const char *step;    /* x0, speculative, quad, poll, poll2, extended, vns */
     long iteration;
     long bb_evals;       /* counted evaluations so far, this one included */
     bool improved;       /* a new best feasible point (or best infeasible while none is feasible) */
@@ -121,6 +121,12 @@ typedef struct {
     double h_max0;               /* default INFINITY */
     double rho;                  /* primary centre switch, default 0.1 */
     int block_size;              /* points per eval call (parallel evaluations), default 1 */
+    /* VNS search (NOMAD's VNS_MADS_SEARCH, Audet, Bechard & Le Digabel 2008):
+     * when the mesh has converged on a local minimum and budget is left,
+     * shake the incumbent in a growing neighbourhood and descend from there
+     * (docs/mads.md). Default true. */
+    bool vns_search;
+    double vns_trigger;          /* at most this fraction of the evaluations go to VNS (default 0.75) */
     double ext_poll_trigger;     /* extended poll: descend from neighbours with f < f* + trigger */
     bool ext_poll_relative;      /* trigger relative to |f*| (default true, 0.1) */
     bg_mads_neighbors_fn neighbors;

@@ -176,7 +176,7 @@ static void start(bg_mads_blackbox *bb, child *c, int idx, const double *x)
 {
     snprintf(c->file, sizeof c->file, "%s/x.%ld.txt", bb->tmp, bb->seq++);
     if (!write_point(bb, x, c->file)) {
-        snprintf(bb->reason[idx], sizeof bb->reason[idx], "cannot write the point file %s: %s", c->file,
+        snprintf(bb->reason[idx], sizeof bb->reason[idx], "cannot write the point file %.80s: %.40s", c->file,
                  strerror(errno));
         return;
     }
@@ -323,6 +323,9 @@ bg_status bg_mads_blackbox_eval(void *user, bg_ctx *ctx, int count, const double
                 snprintf(why, cap, "timed out after %g s", bb->timeout_s);
             else if (WIFSIGNALED(c->status))
                 snprintf(why, cap, "killed by signal %d (%s)", WTERMSIG(c->status), strsignal(WTERMSIG(c->status)));
+            else if (WIFEXITED(c->status) && WEXITSTATUS(c->status) > 128 && WEXITSTATUS(c->status) < 128 + 32)
+                snprintf(why, cap, "exit status %d (a shell reporting signal %d, %s)", WEXITSTATUS(c->status),
+                         WEXITSTATUS(c->status) - 128, strsignal(WEXITSTATUS(c->status) - 128));
             else if (WIFEXITED(c->status) && WEXITSTATUS(c->status) != 0)
                 snprintf(why, cap, "exit status %d", WEXITSTATUS(c->status));
             else

@@ -23,9 +23,14 @@ static uint64_t mix(uint64_t h, uint64_t v)
     return h;
 }
 
+/* Cells are shifted by an irrational fraction of their width: mesh points
+ * are round numbers, and round numbers would otherwise sit exactly on cell
+ * borders and need the neighbour check every time. */
+#define CELL_SHIFT 0.3819660112501051
+
 static int64_t cell_of(double x, double w)
 {
-    double k = floor(x / w);
+    double k = floor(x / w + CELL_SHIFT);
     if (!(k > -9e18)) return INT64_MIN;
     if (k > 9e18) return INT64_MAX;
     return (int64_t)k;
@@ -98,11 +103,11 @@ long mads_cache_find(const mads_cache *c, const double *x)
     for (int i = 0; i < c->n; i++) {
         k[i] = cell_of(x[i], c->cell[i]);
         double t = c->tol[i] + 4 * 2.220446049250313e-16 * fabs(x[i]) * 2;
-        double lo = x[i] - (double)k[i] * c->cell[i];
+        double lo = x[i] - ((double)k[i] - CELL_SHIFT) * c->cell[i];
         if (lo < t) { border[nb] = -1; which[nb++] = i; }
         else if (c->cell[i] - lo < t) { border[nb] = 1; which[nb++] = i; }
     }
-    if (nb > 12) nb = 12; /* never in practice; bounded work on adversarial input */
+    if (nb > 10) nb = 10; /* never in practice; bounded work on adversarial input */
     for (long mask = 0; mask < (1L << nb); mask++) {
         int64_t kk[MADS_N];
         memcpy(kk, k, sizeof(int64_t) * (size_t)c->n);

@@ -44,7 +44,7 @@ static bool same_point(const mads_run *R, const double *a, const double *b)
     return true;
 }
 
-/* Record one evaluation; returns its success level. */
+/* Record one evaluation (cache, barrier, counts, observer); *level gets its success. */
 static bg_status record(mads_run *R, const mads_trial *t, const double *out_in, bool ok, bool replayed, int *level,
                         const char *step)
 {

@@ -85,6 +85,7 @@ typedef struct {
  * here, docs/mads.md), at most MADS_MODEL_MAXPTS of them. */
 #define MADS_MODEL_BOX 3.0
 #define MADS_MODEL_MAXPTS 100
+#define MADS_MODEL_MAXDIM 24
 /* Models of the objective and EB/PB constraints around cx from the valid
  * cached points (same categorical values) within box_factor frame sizes,
  * widened until there are enough; at most max_pts nearest. False when fewer

@@ -469,6 +469,8 @@ static bg_status apply(parser *P, const entry *e)
     if (is(e, "DIRECTION_TYPE")) return set_direction(P, e);
     if (is(e, "QUAD_MODEL_SEARCH")) return set_bool(P, e, &o->quad_model_search);
     if (is(e, "SPECULATIVE_SEARCH")) return set_bool(P, e, &o->speculative_search);
+    if (is(e, "VNS_MADS_SEARCH")) return set_bool(P, e, &o->vns_search);
+    if (is(e, "VNS_MADS_SEARCH_TRIGGER")) return set_number(P, e, &o->vns_trigger, 0, false);
     if (is(e, "ANISOTROPIC_MESH")) return set_bool(P, e, &o->anisotropic);
     if (is(e, "ANISOTROPY_FACTOR")) return set_number(P, e, &o->anisotropy_factor, 0, false);
     if (is(e, "H_MAX_0")) return set_number(P, e, &o->h_max0, 0, true);

@@ -225,6 +225,12 @@ bg_status mads_poll(mads_run *R, long c1, long c2, int *level)
     return poll_around(R, c1, c2, NAN, c2 >= 0 ? "poll2" : "poll", level, NULL);
 }
 
+bg_status mads_poll_local(mads_run *R, long c, double stop_f, const char *step, int *level)
+{
+    long be;
+    return poll_around(R, c, -1, stop_f, step, level, &be);
+}
+
 /* ---- extended poll ------------------------------------------------------- */
 
 static int default_neighbors(const bg_mads_problem *p, const double *x, double *out, int max)

@@ -34,6 +34,8 @@ void bg_mads_options_default(bg_mads_options *o)
     o->h_max0 = INFINITY;
     o->rho = 0.1;
     o->block_size = 1;
+    o->vns_search = true;
+    o->vns_trigger = 0.75;
     o->ext_poll_trigger = 0.1;
     o->ext_poll_relative = true;
 }

@@ -107,7 +107,9 @@ bool mads_quad_build(mads_quad *q, const mads_cache *c, const bg_mads_problem *p
     for (int i = 0; i < p->n; i++)
         if (g->active[i]) q->idx[q->nz++] = i;
     int nz = q->nz;
-    if (nz == 0) return false;
+    /* a full quadratic has (nz+1)(nz+2)/2 coefficients: beyond MADS_MODEL_MAXDIM
+     * variables the fit costs more than it is worth (NOMAD stops at 50) */
+    if (nz == 0 || nz > MADS_MODEL_MAXDIM) return false;
     q->nout = 0;
     for (int j = 0; j < p->m; j++)
         if (p->out[j] == BG_MADS_OBJ) q->outcol[q->nout++] = j;

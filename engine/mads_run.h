@@ -41,6 +41,11 @@ typedef struct {
     double t0;
     bg_mads_stop stop;
     const char *step;
+    /* VNS search (mads_vns.c) */
+    mads_mesh mesh0;             /* the initial mesh: descents start on it */
+    long vns_c;                  /* centre of the running descent, -1 none */
+    int vns_k, vns_kmax;         /* neighbourhood index (1 after a success) and the last one */
+    long vns_evals;              /* counted evaluations spent by VNS */
     mads_trial *trials;          /* MADS_MAX_TRIALS work buffer for the steps */
     double *evx, *evout;         /* block buffers for the eval callback */
     bool *evok;
@@ -72,10 +77,20 @@ void mads_snap(const mads_run *R, double *x);
 
 /* mads_search.c */
 bg_status mads_speculative_search(mads_run *R, long c1, long c2, int *level);
-bg_status mads_quad_search(mads_run *R, long c, int *level);
+bg_status mads_quad_search(mads_run *R, long c, const char *step, int *level);
+
+/* mads_vns.c: VNS search. mads_vns_shake starts a descent from a random point
+ * of the next neighbourhood of the incumbent (false in *started when no
+ * neighbourhood or budget share is left); mads_vns_iterate runs one
+ * iteration of the descent. */
+void mads_vns_init(mads_run *R);
+bg_status mads_vns_shake(mads_run *R, bool *started);
+bg_status mads_vns_iterate(mads_run *R);
 
 /* mads_pollstep.c */
 bg_status mads_poll(mads_run *R, long c1, long c2, int *level);
 bg_status mads_extended_poll(mads_run *R, long c, int *level);
+/* One poll around c alone, opportunistic at the first feasible f < stop_f. */
+bg_status mads_poll_local(mads_run *R, long c, double stop_f, const char *step, int *level);
 
 #endif

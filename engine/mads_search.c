@@ -2,8 +2,10 @@
  * the mesh so MADS' convergence theory still holds.
  *   - Speculative search (NOMAD's SPECULATIVE_SEARCH): after a success from
  *     x_prev to x, go further along d = x - x_prev: x + t_i d_i with
- *     t_i = max(Delta_i/|d_i| - 1, 3), i.e. at least three more steps and at
- *     least to the edge of the (just enlarged) frame.
+ *     t_i = max(Delta_i/|d_i| - 1, s): at least s more steps (NOMAD 3; our
+ *     default 2, measured better, docs/mads.md) and at least to the edge of
+ *     the frame. Skipped when the model predicts an infeasible point while a
+ *     feasible incumbent exists.
  *   - Quadratic model search (QUAD_MODEL_SEARCH): minimise the models of the
  *     objective and constraints over the box spanned by their data and try
  *     the model-best mesh point next to the minimiser. On smooth problems
@@ -66,7 +68,7 @@ bg_status mads_speculative_search(mads_run *R, long c1, long c2, int *level)
     return mads_eval_trials(R, R->trials, nt, "speculative", NAN, level, NULL);
 }
 
-bg_status mads_quad_search(mads_run *R, long c, int *level)
+bg_status mads_quad_search(mads_run *R, long c, const char *step, int *level)
 {
     *level = SUCC_NONE;
     if (c < 0) return BG_OK;
@@ -92,5 +94,5 @@ bg_status mads_quad_search(mads_run *R, long c, int *level)
     if (!have) return BG_OK;
     t->from = c;
     t->seq = 0;
-    return mads_eval_trials(R, R->trials, 1, "quad", NAN, level, NULL);
+    return mads_eval_trials(R, R->trials, 1, step, NAN, level, NULL);
 }

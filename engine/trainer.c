@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../ops/ops.h"
+#include "cuda_graph.h"
 
 bg_status bg_trainer_init(bg_trainer *tr, bg_ctx *ctx, bg_device device, bg_forward_fn forward, void *model,
                           int batch, int eval_batch, int h, int w, int c, const bg_optim_config *optim,
@@ -22,6 +23,8 @@ bg_status bg_trainer_init(bg_trainer *tr, bg_ctx *ctx, bg_device device, bg_forw
     tr->h = h, tr->w = w, tr->c = c;
     tr->optim_cfg = *optim;
     tr->label_smoothing = label_smoothing;
+    /* CUDA: graph replay and mixed precision (engine/cuda_graph.h) */
+    if (device == BG_CUDA) return bg_trainer_cuda_init(tr);
     return BG_OK;
 }
 
@@ -32,7 +35,7 @@ static bg_status record_train(bg_trainer *tr)
     tr->train_g = bg_graph_new(ctx, tr->device, true);
     if (!tr->train_g) return ctx->status;
     int64_t xs[4] = {tr->batch, tr->h, tr->w, tr->c}, ys[1] = {tr->batch};
-    tr->x = bg_graph_tensor(tr->train_g, BG_F32, 4, xs, "input");
+    tr->x = bg_graph_tensor(tr->train_g, bg_trainer_input_dtype(tr), 4, xs, "input");
     tr->y = bg_graph_tensor(tr->train_g, BG_I32, 1, ys, "labels");
     return tr->x && tr->y ? BG_OK : ctx->status;
 }
@@ -55,8 +58,12 @@ bg_status bg_trainer_step(bg_trainer *tr, const float *x, const int32_t *y, doub
     bg_status s;
     bool first = tr->train_g == NULL;
     if (first && (s = record_train(tr))) return s;
-    if ((s = bg_tensor_upload(ctx, tr->x, x, bg_nbytes(tr->x)))) return s;
+    if ((s = bg_trainer_upload_input(tr, tr->x, x))) return s;
     if ((s = bg_tensor_upload(ctx, tr->y, y, bg_nbytes(tr->y)))) return s;
+    if (tr->cuda) { /* the CUDA step: graph replay, mixed precision */
+        if (first && (s = build_train(tr))) return s;
+        return bg_trainer_cuda_step(tr, lr, first, loss);
+    }
     if (first) s = build_train(tr); /* recording runs the forward pass */
     else s = bg_graph_forward(tr->train_g);
     if (s) return s;
@@ -83,24 +90,24 @@ bg_status bg_trainer_predict(bg_trainer *tr, const float *x, int n, int32_t *pre
     if (first) {
         int64_t xs[4] = {tr->eval_batch, tr->h, tr->w, tr->c};
         tr->eval_g = bg_graph_new(ctx, tr->device, false);
-        tr->ex = tr->eval_g ? bg_graph_tensor(tr->eval_g, BG_F32, 4, xs, "eval_input") : NULL;
+        tr->ex = tr->eval_g ? bg_graph_tensor(tr->eval_g, bg_trainer_input_dtype(tr), 4, xs, "eval_input") : NULL;
         s = tr->ex ? BG_OK : ctx->status;
-        if (!s) s = bg_tensor_upload(ctx, tr->ex, buf, bg_nbytes(tr->ex));
+        if (!s) s = bg_trainer_upload_input(tr, tr->ex, buf);
         if (!s) {
             tr->elogits = tr->forward(tr->eval_g, tr->model, tr->ex);
             s = tr->elogits ? BG_OK : ctx->status;
         }
         if (!s) {
-            tr->host_logits = malloc(bg_nbytes(tr->elogits));
+            tr->host_logits = malloc((size_t)bg_numel(tr->elogits) * sizeof *tr->host_logits);
             if (!tr->host_logits) s = bg_fail(ctx, BG_ERR_OOM, "predict: out of host memory");
         }
     } else {
-        s = bg_tensor_upload(ctx, tr->ex, buf, bg_nbytes(tr->ex));
+        s = bg_trainer_upload_input(tr, tr->ex, buf);
         if (!s) s = bg_graph_forward(tr->eval_g);
     }
     free(buf);
     if (s) return s;
-    if ((s = bg_tensor_download(ctx, tr->elogits, tr->host_logits, bg_nbytes(tr->elogits)))) return s;
+    if ((s = bg_trainer_download_f32(tr, tr->elogits, tr->host_logits))) return s;
     int64_t k = tr->elogits->shape[1];
     for (int i = 0; i < n; i++) {
         const float *row = tr->host_logits + (size_t)i * (size_t)k;
@@ -115,6 +122,7 @@ bg_status bg_trainer_predict(bg_trainer *tr, const float *x, int n, int32_t *pre
 void bg_trainer_free(bg_trainer *tr)
 {
     if (!tr->ctx) return;
+    bg_trainer_cuda_free(tr);
     bg_optim_free(tr->ctx, tr->opt);
     bg_graph_free(tr->train_g);
     bg_graph_free(tr->eval_g);

@@ -9,6 +9,8 @@
 #include "graph.h"
 #include "optim.h"
 
+struct bg_trainer_cuda;
+
 /* Records the model on g for input x {N,H,W,C}; returns the logits {N,K}. */
 typedef bg_tensor *(*bg_forward_fn)(bg_graph *g, void *model, bg_tensor *x);
 
@@ -25,6 +27,7 @@ typedef struct {
     bg_tensor *ex, *elogits;           /* eval graph */
     bg_optim *opt;
     float *host_logits;
+    struct bg_trainer_cuda *cuda; /* CUDA step state: graph, mixed precision (engine/cuda_graph.h) */
 } bg_trainer;
 
 bg_status bg_trainer_init(bg_trainer *tr, bg_ctx *ctx, bg_device device, bg_forward_fn forward, void *model,

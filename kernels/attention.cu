@@ -11,8 +11,8 @@
 
 namespace {
 
-using bgk::ld;
-using bgk::st;
+using bgkr::ld;
+using bgkr::st;
 
 // ---- radix softmax ---------------------------------------------------------------------
 
@@ -21,7 +21,7 @@ template <typename T>
 __global__ void rsoftmax_fwd_k(const T *x, T *y, int64_t rows, int64_t radix, int64_t card, int64_t rest)
 {
     const int64_t groups = card * rest, c = radix * groups, total = rows * groups;
-    for (int64_t t = bgk::gtid(); t < total; t += bgk::gstride()) {
+    for (int64_t t = bgkr::gtid(); t < total; t += bgkr::gstride()) {
         const int64_t row = t / groups, kj = t % groups, k = kj / rest, j = kj % rest;
         const T *xr = x + row * c + k * radix * rest + j; // element r at xr[r * rest]
         T *yr = y + row * c + k * rest + j;               // element r at yr[r * card * rest]
@@ -38,7 +38,7 @@ template <typename T>
 __global__ void rsoftmax_bwd_k(const T *y, const T *dy, T *dx, int64_t rows, int64_t radix, int64_t card, int64_t rest)
 {
     const int64_t groups = card * rest, c = radix * groups, total = rows * groups;
-    for (int64_t t = bgk::gtid(); t < total; t += bgk::gstride()) {
+    for (int64_t t = bgkr::gtid(); t < total; t += bgkr::gstride()) {
         const int64_t row = t / groups, kj = t % groups, k = kj / rest, j = kj % rest;
         const int64_t out0 = row * c + k * rest + j, in0 = row * c + k * radix * rest + j;
         float dot = 0.f;
@@ -55,7 +55,7 @@ __global__ void rsoftmax_bwd_k(const T *y, const T *dy, T *dx, int64_t rows, int
 template <typename T, bool RELU>
 __global__ void se_fwd_k(const T *x, const T *s, const T *res, T *y, int64_t total, int64_t p, int64_t c)
 {
-    for (int64_t i = bgk::gtid(); i < total; i += bgk::gstride()) {
+    for (int64_t i = bgkr::gtid(); i < total; i += bgkr::gstride()) {
         const int64_t b = i / (p * c), k = i % c;
         float v = ld(x, i) * ld(s, b * c + k);
         if (res) v += ld(res, i);
@@ -66,17 +66,17 @@ __global__ void se_fwd_k(const T *x, const T *s, const T *res, T *y, int64_t tot
 template <typename T, bool RELU>
 __global__ void se_fwd4_k(const T *x, const T *s, const T *res, T *y, int64_t total4, int64_t p, int64_t c)
 {
-    for (int64_t q = bgk::gtid(); q < total4; q += bgk::gstride()) {
+    for (int64_t q = bgkr::gtid(); q < total4; q += bgkr::gstride()) {
         const int64_t i = q * 4, b = i / (p * c), k = i % c;
         float v[4], r[4] = {0.f, 0.f, 0.f, 0.f};
-        bgk::ld4(x, i, v);
-        if (res) bgk::ld4(res, i, r);
+        bgkr::ld4(x, i, v);
+        if (res) bgkr::ld4(res, i, r);
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             float t = v[j] * ld(s, b * c + k + j) + r[j];
             v[j] = RELU ? fmaxf(t, 0.f) : t;
         }
-        bgk::st4(y, i, v);
+        bgkr::st4(y, i, v);
     }
 }
 
@@ -106,7 +106,7 @@ __global__ void __launch_bounds__(256) se_bwd_reduce_k(const T *x, const T *y, c
                 if (dres) st(dres, i, ld(dres, i) + d);
             }
         }
-        acc = bgk::column_sum<8>(buf, acc);
+        acc = bgkr::column_sum<8>(buf, acc);
         if (threadIdx.y == 0 && k < c && ds) st(ds, b * c + k, ld(ds, b * c + k) + acc);
     }
 }
@@ -116,7 +116,7 @@ __global__ void se_bwd_dx_k(const T *dy, const T *y, const T *s, const T *dgap, 
                             int64_t c)
 {
     const float fp = (float)p;
-    for (int64_t i = bgk::gtid(); i < total; i += bgk::gstride()) {
+    for (int64_t i = bgkr::gtid(); i < total; i += bgkr::gstride()) {
         const int64_t b = i / (p * c), k = i % c, j = b * c + k;
         float v = dz_at<T, RELU>(y, dy, i) * ld(s, j);
         if (dgap) v += ld(dgap, j) / fp;
@@ -130,7 +130,7 @@ template <typename T>
 __global__ void splat_fwd_k(const T *x, const T *a, T *y, int64_t total, int64_t p, int64_t r, int64_t c)
 {
     const int64_t rc = r * c;
-    for (int64_t i = bgk::gtid(); i < total; i += bgk::gstride()) {
+    for (int64_t i = bgkr::gtid(); i < total; i += bgkr::gstride()) {
         const int64_t row = i / c, k = i % c, b = row / p; // row = (b, q)
         const T *xr = x + row * rc + k;
         const T *ar = a + b * rc + k;
@@ -144,7 +144,7 @@ template <typename T>
 __global__ void splat_bwd_dx_k(const T *a, const T *dy, T *dx, int64_t total, int64_t p, int64_t r, int64_t c)
 {
     const int64_t rc = r * c;
-    for (int64_t i = bgk::gtid(); i < total; i += bgk::gstride()) {
+    for (int64_t i = bgkr::gtid(); i < total; i += bgkr::gstride()) {
         const int64_t row = i / rc, j = i % rc, k = j % c, b = row / p;
         st(dx, i, ld(dx, i) + ld(dy, row * c + k) * ld(a, b * rc + j));
     }
@@ -166,7 +166,7 @@ __global__ void __launch_bounds__(256) splat_bwd_da_k(const T *x, const T *dy, T
                 acc += ld(dy, row * c + k) * ld(x, row * rc + j);
             }
         }
-        acc = bgk::column_sum<8>(buf, acc);
+        acc = bgkr::column_sum<8>(buf, acc);
         if (threadIdx.y == 0 && j < rc) st(da, b * rc + j, ld(da, b * rc + j) + acc);
     }
 }
@@ -183,12 +183,12 @@ void se_fwd(const void *x, const void *s, const void *res, void *y, int64_t n, i
     const int64_t total = n * p * c;
     const T *xt = (const T *)x, *stt = (const T *)s, *rt = (const T *)res;
     T *yt = (T *)y;
-    if (bgk::vec4_ok(c, x, res, y)) {
-        if (relu) se_fwd4_k<T, true><<<bgk::blocks_for(total / 4), bgk::kThreads, 0, st>>>(xt, stt, rt, yt, total / 4, p, c);
-        else se_fwd4_k<T, false><<<bgk::blocks_for(total / 4), bgk::kThreads, 0, st>>>(xt, stt, rt, yt, total / 4, p, c);
+    if (bgkr::vec4_ok(c, x, res, y)) {
+        if (relu) se_fwd4_k<T, true><<<bgkr::blocks_for(total / 4), bgkr::kThreads, 0, st>>>(xt, stt, rt, yt, total / 4, p, c);
+        else se_fwd4_k<T, false><<<bgkr::blocks_for(total / 4), bgkr::kThreads, 0, st>>>(xt, stt, rt, yt, total / 4, p, c);
     } else {
-        if (relu) se_fwd_k<T, true><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>(xt, stt, rt, yt, total, p, c);
-        else se_fwd_k<T, false><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>(xt, stt, rt, yt, total, p, c);
+        if (relu) se_fwd_k<T, true><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>(xt, stt, rt, yt, total, p, c);
+        else se_fwd_k<T, false><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>(xt, stt, rt, yt, total, p, c);
     }
 }
 
@@ -209,10 +209,10 @@ void se_bwd_dx(const void *dy, const void *y, const void *s, const void *dgap, v
 {
     const int64_t total = n * p * c;
     if (relu)
-        se_bwd_dx_k<T, true><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>((const T *)dy, (const T *)y, (const T *)s,
+        se_bwd_dx_k<T, true><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>((const T *)dy, (const T *)y, (const T *)s,
                                                                               (const T *)dgap, (T *)dx, total, p, c);
     else
-        se_bwd_dx_k<T, false><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>((const T *)dy, (const T *)y, (const T *)s,
+        se_bwd_dx_k<T, false><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>((const T *)dy, (const T *)y, (const T *)s,
                                                                                (const T *)dgap, (T *)dx, total, p, c);
 }
 
@@ -225,10 +225,10 @@ extern "C" void bg_cuda_radix_softmax_fwd(const void *x, void *y, int64_t rows, 
     if (total <= 0 || radix <= 0) return;
     cudaStream_t st = (cudaStream_t)stream;
     if (half)
-        rsoftmax_fwd_k<__half><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>((const __half *)x, (__half *)y, rows,
+        rsoftmax_fwd_k<__half><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>((const __half *)x, (__half *)y, rows,
                                                                                   radix, card, rest);
     else
-        rsoftmax_fwd_k<float><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>((const float *)x, (float *)y, rows,
+        rsoftmax_fwd_k<float><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>((const float *)x, (float *)y, rows,
                                                                                  radix, card, rest);
 }
 
@@ -239,10 +239,10 @@ extern "C" void bg_cuda_radix_softmax_bwd(const void *y, const void *dy, void *d
     if (total <= 0 || radix <= 0 || !dx) return;
     cudaStream_t st = (cudaStream_t)stream;
     if (half)
-        rsoftmax_bwd_k<__half><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>((const __half *)y, (const __half *)dy,
+        rsoftmax_bwd_k<__half><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>((const __half *)y, (const __half *)dy,
                                                                                   (__half *)dx, rows, radix, card, rest);
     else
-        rsoftmax_bwd_k<float><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>((const float *)y, (const float *)dy,
+        rsoftmax_bwd_k<float><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>((const float *)y, (const float *)dy,
                                                                                  (float *)dx, rows, radix, card, rest);
 }
 
@@ -280,10 +280,10 @@ extern "C" void bg_cuda_splat_fwd(const void *x, const void *a, void *y, int64_t
     if (total <= 0 || r <= 0) return;
     cudaStream_t st = (cudaStream_t)stream;
     if (half)
-        splat_fwd_k<__half><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>((const __half *)x, (const __half *)a,
+        splat_fwd_k<__half><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>((const __half *)x, (const __half *)a,
                                                                                (__half *)y, total, p, r, c);
     else
-        splat_fwd_k<float><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>((const float *)x, (const float *)a,
+        splat_fwd_k<float><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>((const float *)x, (const float *)a,
                                                                               (float *)y, total, p, r, c);
 }
 
@@ -295,10 +295,10 @@ extern "C" void bg_cuda_splat_bwd(const void *x, const void *a, const void *dy, 
     cudaStream_t st = (cudaStream_t)stream;
     if (dx) {
         if (half)
-            splat_bwd_dx_k<__half><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>(
+            splat_bwd_dx_k<__half><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>(
                 (const __half *)a, (const __half *)dy, (__half *)dx, total, p, r, c);
         else
-            splat_bwd_dx_k<float><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>(
+            splat_bwd_dx_k<float><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>(
                 (const float *)a, (const float *)dy, (float *)dx, total, p, r, c);
     }
     if (da) {

@@ -13,8 +13,8 @@
 
 namespace {
 
-using bgk::ld;
-using bgk::st;
+using bgkr::ld;
+using bgkr::st;
 
 constexpr int TC = BG_BN_TILE_C;
 constexpr int TR = BG_BN_TILE_R;
@@ -54,8 +54,8 @@ __global__ void __launch_bounds__(TC *TR) bn_stats_k(const T *x, Geom g, float *
             b += d * d;
         }
     }
-    a = bgk::column_sum<TR>(buf, a);
-    b = bgk::column_sum<TR>(buf, b);
+    a = bgkr::column_sum<TR>(buf, a);
+    b = bgkr::column_sum<TR>(buf, b);
     if (threadIdx.y == 0 && ch < g.c) {
         s1[blockIdx.y * g.c + ch] = a;
         s2[blockIdx.y * g.c + ch] = b;
@@ -72,8 +72,8 @@ __device__ __forceinline__ void sum_splits(const float *s1, const float *s2, con
             a += s1[sp * g.c + ch];
             b += s2[sp * g.c + ch];
         }
-    *t1 = bgk::column_sum<TR>(buf, a);
-    *t2 = bgk::column_sum<TR>(buf, b);
+    *t1 = bgkr::column_sum<TR>(buf, a);
+    *t2 = bgkr::column_sum<TR>(buf, b);
 }
 
 // coef rows: [0] mean, [1] invstd * gamma, [2] beta (read by bn_apply_k).
@@ -108,7 +108,7 @@ template <typename P>
 __global__ void bn_finalize_eval_k(int64_t c, const P *gamma, const P *beta, const P *rm, const P *rv, float eps,
                                    float *mean_out, float *invstd_out, float *coef)
 {
-    for (int64_t ch = bgk::gtid(); ch < c; ch += bgk::gstride()) {
+    for (int64_t ch = bgkr::gtid(); ch < c; ch += bgkr::gstride()) {
         const float mean = ld(rm, ch), invstd = 1.f / sqrtf(ld(rv, ch) + eps);
         mean_out[ch] = mean;
         invstd_out[ch] = invstd;
@@ -124,7 +124,7 @@ template <typename T, bool RELU>
 __global__ void bn_apply_k(const T *x, T *y, int64_t total, int64_t c, const float *coef)
 {
     const float *mean = coef, *scale = coef + c, *beta = coef + 2 * c;
-    for (int64_t i = bgk::gtid(); i < total; i += bgk::gstride()) {
+    for (int64_t i = bgkr::gtid(); i < total; i += bgkr::gstride()) {
         const int64_t ch = i % c;
         float v = (ld(x, i) - mean[ch]) * scale[ch] + beta[ch];
         st(y, i, RELU ? fmaxf(v, 0.f) : v);
@@ -136,16 +136,16 @@ template <typename T, bool RELU>
 __global__ void bn_apply4_k(const T *x, T *y, int64_t total4, int64_t c, const float *coef)
 {
     const float *mean = coef, *scale = coef + c, *beta = coef + 2 * c;
-    for (int64_t q = bgk::gtid(); q < total4; q += bgk::gstride()) {
+    for (int64_t q = bgkr::gtid(); q < total4; q += bgkr::gstride()) {
         const int64_t i = q * 4, ch = i % c;
         float v[4];
-        bgk::ld4(x, i, v);
+        bgkr::ld4(x, i, v);
 #pragma unroll
         for (int k = 0; k < 4; k++) {
             float t = (v[k] - mean[ch + k]) * scale[ch + k] + beta[ch + k];
             v[k] = RELU ? fmaxf(t, 0.f) : t;
         }
-        bgk::st4(y, i, v);
+        bgkr::st4(y, i, v);
     }
 }
 
@@ -179,8 +179,8 @@ __global__ void __launch_bounds__(TC *TR) bn_bwd_stats_k(const T *x, const T *y,
             b += d * (ld(x, i) - mu);
         }
     }
-    a = bgk::column_sum<TR>(buf, a);
-    b = bgk::column_sum<TR>(buf, b);
+    a = bgkr::column_sum<TR>(buf, a);
+    b = bgkr::column_sum<TR>(buf, b);
     if (threadIdx.y == 0 && ch < g.c) {
         s1[blockIdx.y * g.c + ch] = a;
         s2[blockIdx.y * g.c + ch] = b;
@@ -214,7 +214,7 @@ template <typename T, bool RELU>
 __global__ void bn_bwd_apply_k(const T *x, const T *y, const T *dy, T *dx, int64_t total, int64_t c, const float *coef)
 {
     const float *k = coef, *a = coef + c, *b = coef + 2 * c, *mean = coef + 3 * c;
-    for (int64_t i = bgk::gtid(); i < total; i += bgk::gstride()) {
+    for (int64_t i = bgkr::gtid(); i < total; i += bgkr::gstride()) {
         const int64_t ch = i % c;
         float d = dz_at<T, RELU>(y, dy, i);
         float g = d - a[ch] - (ld(x, i) - mean[ch]) * b[ch];
@@ -227,20 +227,20 @@ __global__ void bn_bwd_apply4_k(const T *x, const T *y, const T *dy, T *dx, int6
                                 const float *coef)
 {
     const float *k = coef, *a = coef + c, *b = coef + 2 * c, *mean = coef + 3 * c;
-    for (int64_t q = bgk::gtid(); q < total4; q += bgk::gstride()) {
+    for (int64_t q = bgkr::gtid(); q < total4; q += bgkr::gstride()) {
         const int64_t i = q * 4, ch = i % c;
         float xv[4], gv[4], dv[4], yv[4] = {1.f, 1.f, 1.f, 1.f};
-        bgk::ld4(x, i, xv);
-        bgk::ld4(dy, i, gv);
-        bgk::ld4(dx, i, dv);
-        if (RELU) bgk::ld4(y, i, yv);
+        bgkr::ld4(x, i, xv);
+        bgkr::ld4(dy, i, gv);
+        bgkr::ld4(dx, i, dv);
+        if (RELU) bgkr::ld4(y, i, yv);
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             float d = RELU && !(yv[j] > 0.f) ? 0.f : gv[j];
             float g = d - a[ch + j] - (xv[j] - mean[ch + j]) * b[ch + j];
             dv[j] = dv[j] + k[ch + j] * g;
         }
-        bgk::st4(dx, i, dv);
+        bgkr::st4(dx, i, dv);
     }
 }
 
@@ -258,15 +258,15 @@ void fwd(const bg_bn_fwd_args &a, cudaStream_t st)
             x, g, s1, s2, (const P *)a.gamma, (const P *)a.beta, (P *)a.running_mean, (P *)a.running_var, a.momentum,
             a.eps, a.mean, a.invstd, coef);
     } else {
-        bn_finalize_eval_k<P><<<bgk::blocks_for(g.c), bgk::kThreads, 0, st>>>(
+        bn_finalize_eval_k<P><<<bgkr::blocks_for(g.c), bgkr::kThreads, 0, st>>>(
             g.c, (const P *)a.gamma, (const P *)a.beta, (const P *)a.running_mean, (const P *)a.running_var, a.eps,
             a.mean, a.invstd, coef);
     }
     const int64_t total = g.m * g.c;
-    if (bgk::vec4_ok(g.c, a.x, a.y))
-        bn_apply4_k<T, RELU><<<bgk::blocks_for(total / 4), bgk::kThreads, 0, st>>>(x, (T *)a.y, total / 4, g.c, coef);
+    if (bgkr::vec4_ok(g.c, a.x, a.y))
+        bn_apply4_k<T, RELU><<<bgkr::blocks_for(total / 4), bgkr::kThreads, 0, st>>>(x, (T *)a.y, total / 4, g.c, coef);
     else
-        bn_apply_k<T, RELU><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>(x, (T *)a.y, total, g.c, coef);
+        bn_apply_k<T, RELU><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>(x, (T *)a.y, total, g.c, coef);
 }
 
 template <typename T, typename P, bool RELU>
@@ -281,11 +281,11 @@ void bwd(const bg_bn_bwd_args &a, cudaStream_t st)
                                                                      (P *)a.dgamma, (P *)a.dbeta, a.train, coef);
     if (!a.dx) return;
     const int64_t total = g.m * g.c;
-    if (bgk::vec4_ok(g.c, a.x, a.dy, a.dx, RELU ? a.y : nullptr))
-        bn_bwd_apply4_k<T, RELU><<<bgk::blocks_for(total / 4), bgk::kThreads, 0, st>>>(x, y, dy, (T *)a.dx, total / 4,
+    if (bgkr::vec4_ok(g.c, a.x, a.dy, a.dx, RELU ? a.y : nullptr))
+        bn_bwd_apply4_k<T, RELU><<<bgkr::blocks_for(total / 4), bgkr::kThreads, 0, st>>>(x, y, dy, (T *)a.dx, total / 4,
                                                                                        g.c, coef);
     else
-        bn_bwd_apply_k<T, RELU><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>(x, y, dy, (T *)a.dx, total, g.c, coef);
+        bn_bwd_apply_k<T, RELU><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>(x, y, dy, (T *)a.dx, total, g.c, coef);
 }
 
 template <typename T, typename P>

@@ -7,8 +7,8 @@
 
 namespace {
 
-using bgk::ld;
-using bgk::st;
+using bgkr::ld;
+using bgkr::st;
 
 constexpr int kWarps = 8; // rows per block
 
@@ -26,11 +26,11 @@ __global__ void __launch_bounds__(kWarps * 32) xent_rows_k(const T *x, const int
             mx = fmaxf(mx, v);
             sum_x += v;
         }
-        mx = bgk::warp_max(mx);
-        sum_x = bgk::warp_sum(sum_x);
+        mx = bgkr::warp_max(mx);
+        sum_x = bgkr::warp_sum(sum_x);
         float sum = 0.f;
         for (int64_t j = lane; j < k; j += 32) sum += expf(ld(xr, j) - mx);
-        sum = bgk::warp_sum(sum);
+        sum = bgkr::warp_sum(sum);
         const float lse = mx + logf(sum);
         float *pr = p + i * k;
         for (int64_t j = lane; j < k; j += 32) pr[j] = expf(ld(xr, j) - lse);
@@ -52,7 +52,7 @@ __global__ void __launch_bounds__(kSumThreads) mean_k(const float *row_loss, flo
     __shared__ float smem[kSumThreads];
     float acc = 0.f;
     for (int64_t i = threadIdx.x; i < n; i += kSumThreads) acc += row_loss[i];
-    acc = bgk::block_sum(smem, acc);
+    acc = bgkr::block_sum(smem, acc);
     if (threadIdx.x == 0) loss[0] = acc / (float)n;
 }
 
@@ -62,7 +62,7 @@ __global__ void xent_bwd_k(const float *p, const int32_t *lab, const float *dlos
 {
     const float scale = dloss[0] / (float)n, off = eps / (float)k;
     const int64_t total = n * k;
-    for (int64_t t = bgk::gtid(); t < total; t += bgk::gstride()) {
+    for (int64_t t = bgkr::gtid(); t < total; t += bgkr::gstride()) {
         const int64_t i = t / k, j = t % k;
         const int32_t l = lab[i];
         const float target = (j == (int64_t)l ? 1.f - eps : 0.f) + off;
@@ -80,7 +80,7 @@ extern "C" void bg_cuda_xent_fwd(const void *logits, const int32_t *labels, floa
     if (n <= 0 || k <= 0) return;
     cudaStream_t st = (cudaStream_t)stream;
     int64_t blocks = (n + kWarps - 1) / kWarps;
-    unsigned grid = (unsigned)(blocks < bgk::kMaxBlocks ? blocks : bgk::kMaxBlocks);
+    unsigned grid = (unsigned)(blocks < bgkr::kMaxBlocks ? blocks : bgkr::kMaxBlocks);
     if (half)
         xent_rows_k<__half><<<grid, kWarps * 32, 0, st>>>((const __half *)logits, labels, probs, row_loss, n, k,
                                                           label_smoothing);
@@ -97,9 +97,9 @@ extern "C" void bg_cuda_xent_bwd(const float *probs, const int32_t *labels, cons
     if (total <= 0 || !dx) return;
     cudaStream_t st = (cudaStream_t)stream;
     if (half)
-        xent_bwd_k<__half><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>(probs, labels, dloss, (__half *)dx, n, k,
+        xent_bwd_k<__half><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>(probs, labels, dloss, (__half *)dx, n, k,
                                                                              label_smoothing);
     else
-        xent_bwd_k<float><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>(probs, labels, dloss, (float *)dx, n, k,
+        xent_bwd_k<float><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>(probs, labels, dloss, (float *)dx, n, k,
                                                                             label_smoothing);
 }

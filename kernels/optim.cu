@@ -109,7 +109,7 @@ __global__ void __launch_bounds__(256) nonfinite_k(const bg_opt_tensor *ts, cons
 
 unsigned grid_for(int64_t n_chunks)
 {
-    return (unsigned)(n_chunks < bgk::kMaxBlocks ? n_chunks : bgk::kMaxBlocks);
+    return (unsigned)(n_chunks < bgkr::kMaxBlocks ? n_chunks : bgkr::kMaxBlocks);
 }
 
 } // namespace

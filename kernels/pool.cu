@@ -7,8 +7,8 @@
 
 namespace {
 
-using bgk::ld;
-using bgk::st;
+using bgkr::ld;
+using bgkr::st;
 
 // ---- global average pooling ------------------------------------------------------
 
@@ -29,7 +29,7 @@ __global__ void __launch_bounds__(256) gap_fwd_k(const T *x, T *y, int64_t n, in
             for (int64_t q = threadIdx.y; q < p; q += 8)
                 for (int64_t s = 0; s < r; s++) acc += ld(xb, q * rc + s * c);
         }
-        acc = bgk::column_sum<8>(buf, acc);
+        acc = bgkr::column_sum<8>(buf, acc);
         if (threadIdx.y == 0 && k < c) st(y, b * c + k, acc * inv_p);
     }
 }
@@ -39,7 +39,7 @@ __global__ void gap_bwd_k(const T *dy, T *dx, int64_t total, int64_t p, int64_t 
 {
     const float fp = (float)p;
     const int64_t rc = r * c;
-    for (int64_t i = bgk::gtid(); i < total; i += bgk::gstride()) {
+    for (int64_t i = bgkr::gtid(); i < total; i += bgkr::gstride()) {
         const int64_t b = i / (p * rc), k = (i % rc) % c;
         st(dx, i, ld(dx, i) + ld(dy, b * c + k) / fp);
     }
@@ -78,7 +78,7 @@ template <typename T>
 __global__ void avgpool_fwd_k(const T *x, T *y, bg_pool_geom g)
 {
     const int64_t total = g.n * g.ho * g.wo * g.c;
-    for (int64_t i = bgk::gtid(); i < total; i += bgk::gstride()) {
+    for (int64_t i = bgkr::gtid(); i < total; i += bgkr::gstride()) {
         int64_t t = i;
         const int64_t ch = t % g.c; t /= g.c;
         const int64_t ox = t % g.wo; t /= g.wo;
@@ -98,7 +98,7 @@ template <typename T>
 __global__ void avgpool_bwd_k(const T *dy, T *dx, bg_pool_geom g)
 {
     const int64_t total = g.n * g.h * g.w * g.c;
-    for (int64_t i = bgk::gtid(); i < total; i += bgk::gstride()) {
+    for (int64_t i = bgkr::gtid(); i < total; i += bgkr::gstride()) {
         int64_t t = i;
         const int64_t ch = t % g.c; t /= g.c;
         const int64_t ix = t % g.w; t /= g.w;
@@ -127,7 +127,7 @@ template <typename T>
 __global__ void maxpool_fwd_k(const T *x, T *y, int32_t *arg, bg_pool_geom g)
 {
     const int64_t total = g.n * g.ho * g.wo * g.c;
-    for (int64_t i = bgk::gtid(); i < total; i += bgk::gstride()) {
+    for (int64_t i = bgkr::gtid(); i < total; i += bgkr::gstride()) {
         int64_t t = i;
         const int64_t ch = t % g.c; t /= g.c;
         const int64_t ox = t % g.wo; t /= g.wo;
@@ -156,7 +156,7 @@ template <typename T>
 __global__ void maxpool_bwd_k(const T *dy, const int32_t *arg, T *dx, bg_pool_geom g)
 {
     const int64_t total = g.n * g.h * g.w * g.c;
-    for (int64_t i = bgk::gtid(); i < total; i += bgk::gstride()) {
+    for (int64_t i = bgkr::gtid(); i < total; i += bgkr::gstride()) {
         int64_t t = i;
         const int64_t ch = t % g.c; t /= g.c;
         const int64_t ix = t % g.w; t /= g.w;
@@ -199,9 +199,9 @@ extern "C" void bg_cuda_gap_bwd(const void *dy, void *dx, int64_t n, int64_t p, 
     if (total <= 0) return;
     cudaStream_t st = (cudaStream_t)stream;
     if (half)
-        gap_bwd_k<__half><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>((const __half *)dy, (__half *)dx, total, p, r, c);
+        gap_bwd_k<__half><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>((const __half *)dy, (__half *)dx, total, p, r, c);
     else
-        gap_bwd_k<float><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>((const float *)dy, (float *)dx, total, p, r, c);
+        gap_bwd_k<float><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>((const float *)dy, (float *)dx, total, p, r, c);
 }
 
 extern "C" void bg_cuda_avgpool_fwd(const void *x, void *y, const bg_pool_geom *g, int half, void *stream)
@@ -209,8 +209,8 @@ extern "C" void bg_cuda_avgpool_fwd(const void *x, void *y, const bg_pool_geom *
     const int64_t total = g->n * g->ho * g->wo * g->c;
     if (total <= 0) return;
     cudaStream_t st = (cudaStream_t)stream;
-    if (half) avgpool_fwd_k<__half><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>((const __half *)x, (__half *)y, *g);
-    else avgpool_fwd_k<float><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>((const float *)x, (float *)y, *g);
+    if (half) avgpool_fwd_k<__half><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>((const __half *)x, (__half *)y, *g);
+    else avgpool_fwd_k<float><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>((const float *)x, (float *)y, *g);
 }
 
 extern "C" void bg_cuda_avgpool_bwd(const void *dy, void *dx, const bg_pool_geom *g, int half, void *stream)
@@ -219,8 +219,8 @@ extern "C" void bg_cuda_avgpool_bwd(const void *dy, void *dx, const bg_pool_geom
     if (total <= 0) return;
     cudaStream_t st = (cudaStream_t)stream;
     if (half)
-        avgpool_bwd_k<__half><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>((const __half *)dy, (__half *)dx, *g);
-    else avgpool_bwd_k<float><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>((const float *)dy, (float *)dx, *g);
+        avgpool_bwd_k<__half><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>((const __half *)dy, (__half *)dx, *g);
+    else avgpool_bwd_k<float><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>((const float *)dy, (float *)dx, *g);
 }
 
 extern "C" void bg_cuda_maxpool_fwd(const void *x, void *y, int32_t *argmax, const bg_pool_geom *g, int half,
@@ -230,8 +230,8 @@ extern "C" void bg_cuda_maxpool_fwd(const void *x, void *y, int32_t *argmax, con
     if (total <= 0) return;
     cudaStream_t st = (cudaStream_t)stream;
     if (half)
-        maxpool_fwd_k<__half><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>((const __half *)x, (__half *)y, argmax, *g);
-    else maxpool_fwd_k<float><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>((const float *)x, (float *)y, argmax, *g);
+        maxpool_fwd_k<__half><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>((const __half *)x, (__half *)y, argmax, *g);
+    else maxpool_fwd_k<float><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>((const float *)x, (float *)y, argmax, *g);
 }
 
 extern "C" void bg_cuda_maxpool_bwd(const void *dy, const int32_t *argmax, void *dx, const bg_pool_geom *g, int half,
@@ -241,9 +241,9 @@ extern "C" void bg_cuda_maxpool_bwd(const void *dy, const int32_t *argmax, void 
     if (total <= 0) return;
     cudaStream_t st = (cudaStream_t)stream;
     if (half)
-        maxpool_bwd_k<__half><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>((const __half *)dy, argmax,
+        maxpool_bwd_k<__half><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>((const __half *)dy, argmax,
                                                                                  (__half *)dx, *g);
     else
-        maxpool_bwd_k<float><<<bgk::blocks_for(total), bgk::kThreads, 0, st>>>((const float *)dy, argmax, (float *)dx,
+        maxpool_bwd_k<float><<<bgkr::blocks_for(total), bgkr::kThreads, 0, st>>>((const float *)dy, argmax, (float *)dx,
                                                                                 *g);
 }

@@ -12,7 +12,7 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
-namespace bgk {
+namespace bgkr {
 
 constexpr int kThreads = 256;
 // Enough blocks to fill any current GPU; grid-stride loops cover the rest.
@@ -122,6 +122,6 @@ __device__ __forceinline__ float warp_max(float v)
     return v;
 }
 
-} // namespace bgk
+} // namespace bgkr
 
 #endif

@@ -104,8 +104,8 @@ static bg_tensor *forward(bg_graph *g, bg_model *m, bg_tensor *x)
     x = bg_avgpool2d(g, x, bg_mpool(4, 4, 0, false, true));
     if (x && (x->shape[1] != a->pool_h || x->shape[2] != a->pool_w)) {
         bg_fail(g->ctx, BG_ERR_SHAPE,
-                "%s: this input leaves a %lldx%lld map after the 4x4 average pool, but the model was built for r "
-                "(input %dx%d) with a %dx%d map (Linear in_features %d): give r for this input size",
+                "%s: this input leaves a %lldx%lld map after the 4x4 average pool, but the model was built for a "
+                "%dx%d input (a %dx%d map, Linear in_features %d): give r so that int(32r) fits this input",
                 m->spec, (long long)x->shape[1], (long long)x->shape[2], a->in_side, a->in_side, a->pool_h, a->pool_w,
                 1280 * a->pool_h * a->pool_w);
         return NULL;

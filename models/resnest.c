@@ -28,6 +28,7 @@ typedef struct {
 
 typedef struct {
     int stride, avd_stride, gw, attn, cin, cout;
+    int stage, index;          /* for the section name layerS.I */
     bool down;
     bg_mconv conv1, conv2, fc1, fc2, conv3, down_conv;
     bg_mbn bn1, bn0, attn_bn, bn3, down_bn;
@@ -39,7 +40,6 @@ typedef struct {
     bg_mbn stem_bn[3];
     block *blocks;
     int n_blocks;
-    int stage_of[16];          /* stage and index of each block, for section names */
     bg_mlinear fc;
 } arch;
 
@@ -119,7 +119,7 @@ static bg_status build(bg_ctx *ctx, bg_model *m, const bg_model_args *args, cons
             char pfx[32];
             int planes = 64 << st;
             snprintf(pfx, sizeof pfx, "layer%d.%d", st + 1, j);
-            a->stage_of[k] = st * 100 + j;
+            b->stage = st + 1, b->index = j;
             b->cin = cin;
             b->stride = j == 0 && st > 0 ? 2 : 1;
             b->down = j == 0; /* stride 2 or 64 -> 256 channels: the first block of every stage */
@@ -166,7 +166,7 @@ static bg_tensor *forward(bg_graph *g, bg_model *m, bg_tensor *x)
     for (int k = 0; k < a->n_blocks; k++) {
         x = block_fwd(g, &a->cfg, &a->blocks[k], x);
         char nm[32];
-        snprintf(nm, sizeof nm, "layer%d.%d", a->stage_of[k] / 100 + 1, a->stage_of[k] % 100);
+        snprintf(nm, sizeof nm, "layer%d.%d", a->blocks[k].stage, a->blocks[k].index);
         bg_model_mark_section(g, m, nm);
     }
     x = bg_mlinear_fwd(g, bg_flatten(g, bg_global_avgpool(g, x), 1), &a->fc);

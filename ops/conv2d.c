@@ -21,13 +21,21 @@
  * input already is the matrix (rows = pixels, leading dimension = C).
  *
  * The file includes itself once per element type (the part under
- * BG_CONV_TMPL) so each kernel is written once for float and double. */
+ * BG_CONV_TMPL) so each kernel is written once for float and double.
+ *
+ * CUDA (f32, f16): kernels/conv/conv.h, implicit GEMM without im2col; the
+ * glue below only maps the node onto its shape struct and lends the kernels
+ * a workspace from the context's allocator. */
 #ifndef BG_CONV_TMPL
 
 #include <stdio.h>
 #include <string.h>
 #include "gemm_cpu.h"
 #include "ops.h"
+#ifdef BG_WITH_CUDA
+#include "../kernels/conv/conv.h"
+#include "../kernels/gemm/gemm.h"
+#endif
 
 /* Upper bound on the im2col scratch per call (at least one row is used).
  * 8 MiB keeps a chunk in the last-level cache while the GEMM reads it and
@@ -183,6 +191,118 @@ static bg_status conv2d_bwd_cpu(bg_ctx *ctx, bg_node *n)
     return n->in[0]->dtype == BG_F64 ? conv2d_bwd_f64(ctx, n) : conv2d_bwd_f32(ctx, n);
 }
 
+/* ---- CUDA glue: shapes for kernels/conv, a workspace from the allocator ---- */
+#ifdef BG_WITH_CUDA
+/* f32 or f16 on the GPU (all inputs share x's dtype: checked by infer), dense. */
+static bg_status conv2d_check_cuda(bg_ctx *ctx, const bg_node *n, int *half)
+{
+    for (int i = 0; i < 3; i++) {
+        const bg_tensor *t = n->in[i];
+        if (!t) continue;
+        if (t->dtype != BG_F32 && t->dtype != BG_F16)
+            return bg_fail(ctx, BG_ERR_DTYPE, "conv2d: %s '%s' is %s; the CUDA kernels take f32 or f16",
+                           n->op->in_names[i], t->name, bg_dtype_name(t->dtype));
+        if (!bg_is_contiguous(t))
+            return bg_fail(ctx, BG_ERR_ARG, "conv2d: %s '%s' is not contiguous", n->op->in_names[i], t->name);
+    }
+    *half = n->in[0]->dtype == BG_F16;
+    return BG_OK;
+}
+
+static bg_conv_shape conv2d_cuda_shape(const bg_node *n)
+{
+    conv_geom g = conv_geometry(n);
+    bg_conv_shape s = {(int)g.N, (int)g.H, (int)g.W, (int)g.C, (int)g.Co, (int)g.kh, (int)g.kw, (int)g.sh, (int)g.sw,
+                       (int)g.ph, (int)g.pw, (int)g.dh, (int)g.dw, (int)g.groups};
+    return s;
+}
+
+/* A kernel's status as the context's error. */
+static bg_status cuda_rc(bg_ctx *ctx, int rc, const char *what, const char *err)
+{
+    if (!rc) return BG_OK;
+    bg_status code = rc == BG_KERR_ARG ? BG_ERR_ARG : rc == BG_KERR_UNSUPPORTED ? BG_ERR_UNSUPPORTED : BG_ERR_CUDA;
+    return bg_fail(ctx, code, "conv2d %s: %s", what, err);
+}
+
+/* Scratch for the kernels (channel padding, split-K partials), charged to the
+ * context's CUDA allocator. Under a memory cap a refused workspace is not an
+ * error: the kernels have paths that need none. */
+static bg_tensor *conv2d_cuda_ws(bg_ctx *ctx, size_t bytes, bg_conv_opts *o)
+{
+    o->ws = NULL;
+    o->ws_bytes = 0;
+    if (!bytes) return NULL;
+    int64_t cnt = (int64_t)((bytes + 3) / 4);
+    bg_tensor *t = bg_tensor_new(ctx, BG_CUDA, BG_F32, 1, &cnt, "conv2d.workspace");
+    if (!t) {
+        bg_clear_error(ctx);
+        return NULL;
+    }
+    o->ws = t->data;
+    o->ws_bytes = bytes;
+    return t;
+}
+
+static bg_status conv2d_fwd_cuda(bg_ctx *ctx, bg_node *n)
+{
+    int half = 0;
+    bg_status st = conv2d_check_cuda(ctx, n, &half);
+    if (st) return st;
+    bg_conv_shape s = conv2d_cuda_shape(n);
+    bg_conv_opts o = {0};
+    bg_tensor *ws = conv2d_cuda_ws(ctx, bg_conv_ws_bytes(&s, BG_CONV_FWD, half, &o, 0), &o);
+    bg_conv_epilogue ep = {0};
+    ep.bias = n->in[2] ? n->in[2]->data : NULL;
+    char err[300];
+    int rc = bg_conv_fwd_cuda(&s, half, n->in[0]->data, n->in[1]->data, n->out[0]->data, &ep, &o, ctx->stream, err,
+                              sizeof err);
+    bg_tensor_free(ctx, ws);
+    return cuda_rc(ctx, rc, "forward", err);
+}
+
+static bg_status conv2d_bwd_cuda(bg_ctx *ctx, bg_node *n)
+{
+    int half = 0;
+    bg_status st = conv2d_check_cuda(ctx, n, &half);
+    if (st) return st;
+    const bg_tensor *dy = n->out[0]->grad;
+    if (!dy) return BG_OK;
+    bg_conv_shape s = conv2d_cuda_shape(n);
+    char err[300];
+    int rc = 0;
+    if (n->in[2] && n->in[2]->grad) { /* db += sum of dy over pixels */
+        int64_t rows = bg_numel(dy) / s.co;
+        bg_conv_opts o = {0};
+        bg_tensor *ws = conv2d_cuda_ws(ctx, bg_colsum_ws_bytes(rows, s.co), &o);
+        rc = bg_colsum_cuda(dy->data, rows, s.co, s.co, n->in[2]->grad->data, half, o.ws, o.ws_bytes, ctx->stream, err,
+                            sizeof err);
+        bg_tensor_free(ctx, ws);
+        if (rc) return cuda_rc(ctx, rc, "bias gradient", err);
+    }
+    if (n->in[0]->grad) {
+        bg_conv_opts o = {0};
+        bg_tensor *ws = conv2d_cuda_ws(ctx, bg_conv_ws_bytes(&s, BG_CONV_DGRAD, half, &o, 0), &o);
+        rc = bg_conv_dgrad_cuda(&s, half, dy->data, n->in[1]->data, n->in[0]->grad->data, 1, &o, ctx->stream, err,
+                                sizeof err);
+        bg_tensor_free(ctx, ws);
+        if (rc) return cuda_rc(ctx, rc, "data gradient", err);
+    }
+    if (n->in[1]->grad) {
+        bg_conv_opts o = {0};
+        bg_tensor *ws = conv2d_cuda_ws(ctx, bg_conv_ws_bytes(&s, BG_CONV_WGRAD, half, &o, 0), &o);
+        rc = bg_conv_wgrad_cuda(&s, half, n->in[0]->data, dy->data, n->in[1]->grad->data, 1, &o, ctx->stream, err,
+                                sizeof err);
+        bg_tensor_free(ctx, ws);
+        if (rc) return cuda_rc(ctx, rc, "weight gradient", err);
+    }
+    return BG_OK;
+}
+#define CONV2D_CUDA(f) f
+#else
+#define CONV2D_CUDA(f) NULL
+#endif
+
 const bg_op bg_op_conv2d = {
     .name = "conv2d",
     .n_in = 3,
@@ -198,8 +318,8 @@ const bg_op bg_op_conv2d = {
     .n_fields = 4,
     .infer = conv2d_infer,
     .macs = conv2d_macs,
-    .fwd = {[BG_CPU] = conv2d_fwd_cpu},
-    .bwd = {[BG_CPU] = conv2d_bwd_cpu},
+    .fwd = {[BG_CPU] = conv2d_fwd_cpu, [BG_CUDA] = CONV2D_CUDA(conv2d_fwd_cuda)},
+    .bwd = {[BG_CPU] = conv2d_bwd_cpu, [BG_CUDA] = CONV2D_CUDA(conv2d_bwd_cuda)},
 };
 
 bg_tensor *bg_conv2d(bg_graph *g, bg_tensor *x, bg_tensor *w, bg_tensor *b, bg_conv2d_params p)

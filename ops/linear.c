@@ -2,12 +2,17 @@
  * optional bias {M}. Every product is one call of the CPU GEMM:
  *   y  += x . W^T        dx += dy . W        dW += dy^T . x
  * The file includes itself once per element type (the part under
- * BG_LINEAR_TMPL) so each kernel is written once for float and double. */
+ * BG_LINEAR_TMPL) so each kernel is written once for float and double.
+ * CUDA (f32, f16): the same three products through kernels/gemm/gemm.h, the
+ * bias fused into the forward's epilogue and its gradient a column sum. */
 #ifndef BG_LINEAR_TMPL
 
 #include <stdio.h>
 #include "gemm_cpu.h"
 #include "ops.h"
+#ifdef BG_WITH_CUDA
+#include "../kernels/gemm/gemm.h"
+#endif
 
 #define BG_LINEAR_TMPL 1
 #define T float
@@ -88,6 +93,88 @@ static bg_status linear_bwd_cpu(bg_ctx *ctx, bg_node *n)
     return n->in[0]->dtype == BG_F64 ? linear_bwd_f64(ctx, n) : linear_bwd_f32(ctx, n);
 }
 
+/* ---- CUDA glue ---- */
+#ifdef BG_WITH_CUDA
+static bg_status linear_check_cuda(bg_ctx *ctx, const bg_node *n, int *half)
+{
+    for (int i = 0; i < 3; i++) {
+        const bg_tensor *t = n->in[i];
+        if (!t) continue;
+        if (t->dtype != BG_F32 && t->dtype != BG_F16)
+            return bg_fail(ctx, BG_ERR_DTYPE, "linear: %s '%s' is %s; the CUDA kernels take f32 or f16",
+                           n->op->in_names[i], t->name, bg_dtype_name(t->dtype));
+        if (!bg_is_contiguous(t))
+            return bg_fail(ctx, BG_ERR_ARG, "linear: %s '%s' is not contiguous", n->op->in_names[i], t->name);
+    }
+    *half = n->in[0]->dtype == BG_F16;
+    return BG_OK;
+}
+
+static bg_status linear_cuda_rc(bg_ctx *ctx, int rc, const char *what, const char *err)
+{
+    if (!rc) return BG_OK;
+    bg_status code = rc == BG_KERR_ARG ? BG_ERR_ARG : rc == BG_KERR_UNSUPPORTED ? BG_ERR_UNSUPPORTED : BG_ERR_CUDA;
+    return bg_fail(ctx, code, "linear %s: %s", what, err);
+}
+
+/* One row-major product C (+)= op(A) op(B) through the CUDA GEMM. */
+static int linear_gemm(bg_ctx *ctx, int half, int ta, int tb, int64_t m, int64_t nn, int64_t k, const void *A,
+                       int64_t lda, const void *B, int64_t ldb, void *C, int64_t ldc, float beta, const void *bias,
+                       char *err, size_t errn)
+{
+    bg_gemm_desc d = {0};
+    d.m = (int)m, d.n = (int)nn, d.k = (int)k, d.batch = 1, d.ta = ta, d.tb = tb;
+    d.A = A, d.lda = lda, d.B = B, d.ldb = ldb, d.C = C, d.ldc = ldc;
+    d.alpha = 1.f, d.beta = beta, d.bias = bias, d.half = half;
+    return bg_gemm_cuda(&d, BG_GEMM_AUTO, ctx->stream, err, errn);
+}
+
+static bg_status linear_fwd_cuda(bg_ctx *ctx, bg_node *n)
+{
+    int half = 0;
+    bg_status s = linear_check_cuda(ctx, n, &half);
+    if (s) return s;
+    int64_t N = n->in[0]->shape[0], K = n->in[0]->shape[1], M = n->in[1]->shape[0];
+    if (N > 0x7fffffff || K > 0x7fffffff || M > 0x7fffffff)
+        return bg_fail(ctx, BG_ERR_SHAPE, "linear: sizes %lld x %lld x %lld exceed the CUDA GEMM's 32-bit range",
+                       (long long)N, (long long)K, (long long)M);
+    char err[300];
+    int rc = linear_gemm(ctx, half, 0, 1, N, M, K, n->in[0]->data, K, n->in[1]->data, K, n->out[0]->data, M, 0.f,
+                         n->in[2] ? n->in[2]->data : NULL, err, sizeof err);
+    return linear_cuda_rc(ctx, rc, "forward", err);
+}
+
+static bg_status linear_bwd_cuda(bg_ctx *ctx, bg_node *n)
+{
+    int half = 0;
+    bg_status s = linear_check_cuda(ctx, n, &half);
+    if (s) return s;
+    const bg_tensor *dy = n->out[0]->grad;
+    if (!dy) return BG_OK;
+    int64_t N = n->in[0]->shape[0], K = n->in[0]->shape[1], M = n->in[1]->shape[0];
+    char err[300];
+    int rc = 0;
+    if (n->in[2] && n->in[2]->grad) {
+        rc = bg_colsum_cuda(dy->data, N, M, M, n->in[2]->grad->data, half, NULL, 0, ctx->stream, err, sizeof err);
+        if (rc) return linear_cuda_rc(ctx, rc, "bias gradient", err);
+    }
+    if (n->in[0]->grad) { /* dx += dy . W */
+        rc = linear_gemm(ctx, half, 0, 0, N, K, M, dy->data, M, n->in[1]->data, K, n->in[0]->grad->data, K, 1.f, NULL,
+                         err, sizeof err);
+        if (rc) return linear_cuda_rc(ctx, rc, "data gradient", err);
+    }
+    if (n->in[1]->grad) { /* dW += dy^T . x */
+        rc = linear_gemm(ctx, half, 1, 0, M, K, N, dy->data, M, n->in[0]->data, K, n->in[1]->grad->data, K, 1.f, NULL,
+                         err, sizeof err);
+        if (rc) return linear_cuda_rc(ctx, rc, "weight gradient", err);
+    }
+    return BG_OK;
+}
+#define LINEAR_CUDA(f) f
+#else
+#define LINEAR_CUDA(f) NULL
+#endif
+
 const bg_op bg_op_linear = {
     .name = "linear",
     .n_in = 3,
@@ -99,8 +186,8 @@ const bg_op bg_op_linear = {
     .n_fields = 0,
     .infer = linear_infer,
     .macs = linear_macs,
-    .fwd = {[BG_CPU] = linear_fwd_cpu},
-    .bwd = {[BG_CPU] = linear_bwd_cpu},
+    .fwd = {[BG_CPU] = linear_fwd_cpu, [BG_CUDA] = LINEAR_CUDA(linear_fwd_cuda)},
+    .bwd = {[BG_CPU] = linear_bwd_cpu, [BG_CUDA] = LINEAR_CUDA(linear_bwd_cuda)},
 };
 
 bg_tensor *bg_linear(bg_graph *g, bg_tensor *x, bg_tensor *w, bg_tensor *b)

@@ -175,6 +175,12 @@ BG_TEST(augment_resize_matches_pil)
             worst = d > worst ? d : worst;
         }
         CHECK(worst == 0, "resize case %d (%dx%d crop -> %dx%d): max diff %d", i, w, h, ow, oh, worst);
+        /* The mirrored resize is the resize flipped. */
+        uint8_t *mir = malloc((size_t)ow * oh * 3);
+        CHECK_OK(&ctx, bg_resize_bilinear_mirror(&ctx, big + ((size_t)y * bw + x) * 3, w, h, 3, (size_t)bw * 3, mir, ow, oh));
+        bg_hflip_u8(out, oh, ow, 3);
+        CHECK(!memcmp(out, mir, (size_t)ow * oh * 3), "resize case %d: mirrored resize is not the flipped resize", i);
+        free(mir);
         free(out), free(ref);
         cases++;
     }
@@ -377,4 +383,36 @@ BG_TEST(augment_hflip)
     CHECK(b[0] == 7 && b[6] == 1 && b[3] == 4 && b[9] == 16, "flip moved the wrong pixels");
     bg_hflip_u8(b, 2, 3, 3);
     CHECK(!memcmp(a, b, sizeof a), "flip twice is not the identity");
+}
+
+/* The JPEG training transform: without DCT scaling it is decode -> box ->
+ * PIL resize -> flip by the BTCH draw; with a small output it decodes scaled. */
+BG_TEST(augment_jpeg_rrc)
+{
+    bg_ctx ctx;
+    bg_test_ctx(&ctx, 1);
+    char path[512];
+    snprintf(path, sizeof path, "%s/augment/in_1.jpg", bg_test_fixtures_dir());
+    uint8_t *data;
+    size_t n;
+    if (bg_read_file(&ctx, path, &data, &n)) SKIP("%s", bg_errmsg(&ctx));
+    bg_jpeg j = {0}, k = {0};
+    const bg_rrc_opts o = {0.08, 1.0, 3.0 / 4.0, 4.0 / 3.0};
+    uint8_t got[32 * 32 * 3], want[32 * 32 * 3], small[8 * 8 * 3];
+    int flips = 0;
+    for (uint32_t pos = 0; pos < 16 && !tc->failures; pos++) {
+        CHECK_OK(&ctx, bg_jpeg_rrc(&ctx, &j, data, n, path, 32, &o, true, 5, 2, pos, got));
+        const uint8_t *px;
+        int w, h;
+        CHECK_OK(&ctx, bg_jpeg_decode(&ctx, &k, data, n, path, 0, 0, &px, &w, &h));
+        bg_box b = bg_rrc_box(w, h, &o, 5, 2, pos);
+        CHECK_OK(&ctx, bg_resize_bilinear(&ctx, px + ((size_t)b.y * w + b.x) * 3, b.w, b.h, 3, (size_t)w * 3, want, 32, 32));
+        if (bg_aug_block(5, 2, pos, BG_TAG_BATCH).v[2] & 1u) bg_hflip_u8(want, 32, 32, 3), flips++;
+        CHECK(!memcmp(got, want, sizeof got), "position %u: bg_jpeg_rrc differs from decode + box + resize + flip", pos);
+        CHECK_OK(&ctx, bg_jpeg_rrc(&ctx, &j, data, n, path, 8, &o, false, 5, 2, pos, small));
+    }
+    CHECK(flips > 0 && flips < 16, "%d of 16 flipped", flips);
+    bg_jpeg_free(&j), bg_jpeg_free(&k);
+    free(data);
+    bg_ctx_free(&ctx);
 }

@@ -139,3 +139,29 @@ BG_TEST(op_params_parse_and_print)
     bg_op_params_str(op, &p, buf, sizeof buf);
     CHECK(strstr(buf, "stride=2,2") && strstr(buf, "padding=1,2"), "params str: %s", buf);
 }
+
+/* Mixed devices and mixed dtypes are refused at node creation, naming both
+ * tensors. A CUDA tensor is faked by tagging a copy of a CPU tensor's header
+ * (never dereferenced: the check happens before any kernel runs). */
+BG_TEST(op_rejects_mixed_devices_and_dtypes)
+{
+    bg_ctx ctx;
+    bg_test_ctx(&ctx, 1);
+    int64_t sh[4] = {2, 3, 3, 4};
+    bg_tensor *a = bg_tensor_new(&ctx, BG_CPU, BG_F32, 4, sh, "act");
+    bg_tensor *b = bg_tensor_new(&ctx, BG_CPU, BG_F64, 4, sh, "skip64");
+    bg_tensor fake = *a;
+    fake.device = BG_CUDA;
+    fake.alloc_bytes = 0;
+    snprintf(fake.name, sizeof fake.name, "gpu_skip");
+    bg_node n;
+    bg_tensor *in1[2] = {a, &fake};
+    CHECK_ERR(&ctx, bg_node_init(&ctx, &n, bg_op_find("add"), NULL, in1, 2, true), BG_ERR_DEVICE,
+              "'gpu_skip' is on cuda but 'act' is on cpu");
+    bg_tensor *in2[2] = {a, b};
+    CHECK_ERR(&ctx, bg_node_init(&ctx, &n, bg_op_find("add"), NULL, in2, 2, true), BG_ERR_DTYPE, "skip64");
+    bg_tensor *in3[1] = {a};
+    CHECK_ERR(&ctx, bg_node_init(&ctx, &n, bg_op_find("add"), NULL, in3, 1, true), BG_ERR_ARG, "takes 2 to 2 inputs");
+    bg_tensor_free(&ctx, a);
+    bg_tensor_free(&ctx, b);
+}

@@ -97,20 +97,21 @@ static void run_oracle(bg_t *tc, const char *stem, bg_device device, bg_dtype dt
     uint64_t seed = (uint64_t)json_integer_value(json_object_get(doc, "seed"));
     json_t *params = json_object_get(doc, "params"), *buffers = json_object_get(doc, "buffers");
     json_t *in = json_object_get(doc, "input"), *labels = json_object_get(doc, "labels");
-    bg_ctx ctx, dev;
-    bg_test_ctx(&ctx, seed);
-    bool have_dev = device == BG_CPU;
-    if (device != BG_CPU) {
-        bg_status s = bg_ctx_init(&dev, device, seed);
-        CHECK(s == BG_OK, "CUDA context: %s", bg_errmsg(&dev));
-        have_dev = s == BG_OK;
+    /* One context throughout: the model is built (and its weights drawn) on
+     * the host with the same seed either way, then moved to the device. */
+    bg_ctx ctx;
+    bg_status cs = device == BG_CPU ? (bg_test_ctx(&ctx, seed), BG_OK) : bg_ctx_init(&ctx, device, seed);
+    CHECK(cs == BG_OK, "%s context: %s", bg_device_name(device), bg_errmsg(&ctx));
+    if (cs) {
+        json_decref(doc);
+        return;
     }
-    bg_ctx *rc = device == BG_CPU ? &ctx : &dev; /* where the graph runs */
+    bg_ctx *rc = &ctx;
     bg_model *m = NULL;
     bg_graph *g = NULL;
     errs E = {0};
     CHECK_OK(&ctx, bg_model_new(&ctx, BG_CPU, spec, &m));
-    if (!m || !have_dev) goto out;
+    if (!m) goto out;
 
     /* 1. the parameters, in the script's order, with its initial values in PyTorch layout */
     int np = 0;
@@ -218,7 +219,6 @@ static void run_oracle(bg_t *tc, const char *stem, bg_device device, bg_dtype dt
 out:
     bg_graph_free(g);
     bg_model_free(&ctx, m);
-    if (device != BG_CPU && have_dev) bg_ctx_free(&dev);
     bg_ctx_free(&ctx);
     json_decref(doc);
 }

@@ -242,8 +242,9 @@ BG_TEST(optim_bad_params)
     if (ip) CHECK_ERR(&ctx, bg_optim_new(&ctx, &c, &ip, 1, &opt), BG_ERR_DTYPE, "'conv.bias_i' is i32");
     bg_tensor_free(&ctx, ip);
 
-    /* A CUDA parameter is rejected before its storage is touched, so a
-     * descriptor with no data stands in for one on CPU-only builds. */
+    /* A CUDA parameter without device storage (or in a build without a
+     * device) is refused before its storage is touched: a descriptor with no
+     * data stands in for one. Real CUDA parameters go to the fused kernels. */
     bg_tensor fake = {0};
     fake.ndim = 2;
     fake.shape[0] = 2, fake.shape[1] = 3;

@@ -233,7 +233,9 @@ int bg_cmd_model(int argc, char **argv)
     bg_ctx ctx;
     bg_ctx_init(&ctx, BG_CPU, o.seed);
     bg_model *m = NULL;
-    if (bg_model_new(&ctx, BG_CPU, argv[2], &m)) {
+    /* a summary reads shapes only: skip drawing the weights */
+    unsigned flags = !strcmp(sub, "summary") ? BG_MODEL_NO_INIT : 0;
+    if (bg_model_new_ex(&ctx, BG_CPU, argv[2], flags, &m)) {
         fprintf(stderr, "budgie model %s: %s\n", sub, bg_errmsg(&ctx));
         bg_ctx_free(&ctx);
         return 2;

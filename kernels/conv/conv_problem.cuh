@@ -50,6 +50,10 @@ struct ConvFprop {
     // channel) the offset of its weights (-1: no such channel).
     int a_img[NVA], a_iy[NVA], a_ix[NVA];
     long long b_off[NVB];
+    // The k-tile last loaded and its decomposition (tap ky/kx, channel block
+    // cb): tiles are loaded in order, so the next one is one increment away
+    // and the hot loop needs no integer division.
+    int cur_kt, cur_ky, cur_kx, cur_cb;
 
     __device__ ConvFprop(const BgIgemmParams &p, const G &g_, int bm0_, int bn0_, int zb)
         : g(g_), x((const T *)p.a), w((const T *)p.b), grp(zb), bm0(bm0_), bn0(bn0_)
@@ -80,14 +84,30 @@ struct ConvFprop {
             const int o = bn0 + MapB::vrow(tid, i);
             b_off[i] = o < g.cog ? (long long)(grp * g.cog + o) * k_flat() : -1;
         }
+        cur_kt = -2;
     }
 
-    __device__ void load_vec(int kt, bg_f16 *As, bg_f16 *Bs, int tid) const
+    __device__ void seek(int kt)
+    {
+        const int ct = ctiles();
+        if (kt == cur_kt + 1) {
+            if (++cur_cb == ct) {
+                cur_cb = 0;
+                if (++cur_kx == g.kw) cur_kx = 0, cur_ky++;
+            }
+        } else {
+            const int tap = kt / ct;
+            cur_cb = kt - tap * ct, cur_ky = tap / g.kw, cur_kx = tap - cur_ky * g.kw;
+        }
+        cur_kt = kt;
+    }
+
+    __device__ void load_vec(int kt, bg_f16 *As, bg_f16 *Bs, int tid)
     {
         using MapA = TileMap<Cfg::THREADS, BK, Cfg::BM, true>;
         using MapB = TileMap<Cfg::THREADS, BK, Cfg::BN, true>;
-        const int ct = ctiles(), tap = kt / ct, c = (kt - tap * ct) * BK + MapA::vchunk(tid) * 8;
-        const int ky = tap / g.kw, kx = tap - ky * g.kw;
+        seek(kt);
+        const int ky = cur_ky, kx = cur_kx, tap = ky * g.kw + kx, c = cur_cb * BK + MapA::vchunk(tid) * 8;
         const bool cok = c < g.cg;
 #pragma unroll
         for (int i = 0; i < NVA; i++) {
@@ -146,6 +166,7 @@ struct ConvDgrad {
     int ky0, nky, sty, oys; // valid taps ky0 + i*sty, i < nky; oy steps by -oys per i
     int kx0, nkx, stx, oxs;
     int a_img[NVA], a_oy[NVA], a_ox[NVA]; // per A row: image base (-1: none), oy/ox at tap i=0
+    int cur_kt, cur_ti, cur_tj, cur_cb;   // the k-tile last loaded, decomposed (see ConvFprop)
 
     __device__ static int gcd(int a, int b)
     {
@@ -204,14 +225,31 @@ struct ConvDgrad {
             a_oy[i] = (iy + g.ph - ky0 * g.dh) / g.sh;
             a_ox[i] = (ix + g.pw - kx0 * g.dw) / g.sw;
         }
+        cur_kt = -2;
     }
 
-    __device__ void load_vec(int kt, bg_f16 *As, bg_f16 *Bs, int tid) const
+    __device__ void seek(int kt)
+    {
+        const int ct = ctiles();
+        if (kt == cur_kt + 1) {
+            if (++cur_cb == ct) {
+                cur_cb = 0;
+                if (++cur_tj == nkx) cur_tj = 0, cur_ti++;
+            }
+        } else {
+            const int tap = kt / ct;
+            cur_cb = kt - tap * ct, cur_ti = tap / nkx, cur_tj = tap - cur_ti * nkx;
+        }
+        cur_kt = kt;
+    }
+
+    __device__ void load_vec(int kt, bg_f16 *As, bg_f16 *Bs, int tid)
     {
         using MapA = TileMap<Cfg::THREADS, BK, Cfg::BM, true>;
         using MapB = TileMap<Cfg::THREADS, BK, Cfg::BN, false>;
-        const int ct = ctiles(), tap = kt / ct, o0 = (kt - tap * ct) * BK;
-        const int ti = tap / nkx, tj = tap - ti * nkx, ky = ky0 + ti * sty, kx = kx0 + tj * stx;
+        seek(kt);
+        const int ti = cur_ti, tj = cur_tj, o0 = cur_cb * BK;
+        const int ky = ky0 + ti * sty, kx = kx0 + tj * stx;
         // A: rows = phase pixels, chunks along o (dy's channels)
         const int oa = o0 + MapA::vchunk(tid) * 8;
 #pragma unroll

@@ -1,4 +1,4 @@
-/* CUDA GEMM: C = alpha * op(A) . op(B) + beta * C (+ bias, ReLU), f32 or f16
+/* CUDA GEMM: C = alpha * op(A) . op(B) + beta * C (+ bias, ReLU/sigmoid), f32 or f16
  * (f16 storage, f32 accumulation), strided-batched, any transposes.
  * Implemented in kernels/gemm/gemm.cu; the kernels themselves are in
  * igemm_main.cuh + gemm_problem.cuh. C linkage, plain pointers, row-major:
@@ -24,7 +24,10 @@
 extern "C" {
 #endif
 
+struct bg_rtc;
 enum { BG_KERR_ARG = -1, BG_KERR_UNSUPPORTED = -2 };
+/* Epilogue activations (GEMM and conv forward). */
+enum { BG_ACT_NONE = 0, BG_ACT_RELU = 1, BG_ACT_SIGMOID = 2 };
 
 typedef enum {
     BG_GEMM_AUTO = 0, /* f16: tensor cores (cp.async path when aligned); f32: FMA tiles */
@@ -46,7 +49,7 @@ typedef struct {
     int64_t ldc, sC;
     float alpha, beta;      /* alpha 0 is NOT special: set it (1 for a plain product) */
     const void *bias;       /* n values of C's dtype added to every row, or NULL */
-    int relu;
+    int act;                /* BG_ACT_NONE / BG_ACT_RELU / BG_ACT_SIGMOID, applied last */
     int half;               /* 0: f32 everywhere, 1: f16 everywhere */
     /* Tuning knobs, 0 = automatic: tile config index (bg_gemm_config_name)
      * and split-K slices (needs ws, f32, splits * m * ldc floats; batch 1 only). */
@@ -54,6 +57,7 @@ typedef struct {
     int splits;
     float *ws;
     size_t ws_bytes;
+    struct bg_rtc *rtc;     /* NVRTC specialisation cache (kernels/rtc/rtc.h), or NULL */
 } bg_gemm_desc;
 
 int bg_gemm_cuda(const bg_gemm_desc *d, bg_gemm_algo algo, void *stream, char *err, size_t errn);

@@ -20,9 +20,13 @@
 //
 // Operand orientation: A is "K-contiguous" (A_KC) when, in memory, consecutive
 // k of one row m are adjacent (e.g. an NHWC activation: channels adjacent);
-// otherwise m is contiguous. The shared tile keeps the memory orientation, so
-// every cp.async chunk is 16 contiguous bytes, and ldmatrix (.trans for an
-// M-contiguous A or a K-contiguous... see tc_compute) produces the fragment.
+// otherwise m is contiguous; likewise B_KC for B's columns n. The shared tile
+// keeps the memory orientation, so every cp.async chunk is 16 contiguous
+// bytes, and ldmatrix builds the mma fragments from either orientation (plain
+// for a K-contiguous tile, .trans otherwise; see tc_compute).
+//
+// The index logic (fragments, swizzle, loaders) is checked on the CPU by the
+// tools in kernels/gemm/emu (no GPU needed): rerun them after changing it.
 #ifndef BG_IGEMM_MAIN_CUH
 #define BG_IGEMM_MAIN_CUH
 #include "tc_core.cuh"
@@ -32,10 +36,11 @@ namespace bgk {
 // ---- configurations ------------------------------------------------------------
 // Tensor-core tile: BM x BN output, BK deep, WARPS_M x WARPS_N warps, each warp
 // owning a (BM/WARPS_M) x (BN/WARPS_N) sub-tile made of 16x8 mma tiles.
-template <int BM_, int BN_, int BK_, int WARPS_M_, int WARPS_N_, int STAGES_>
+// MIN_BLOCKS: blocks per SM the register allocation must allow (__launch_bounds__).
+template <int BM_, int BN_, int BK_, int WARPS_M_, int WARPS_N_, int STAGES_, int MIN_BLOCKS_ = 1>
 struct TcCfg {
     static constexpr int BM = BM_, BN = BN_, BK = BK_;
-    static constexpr int WARPS_M = WARPS_M_, WARPS_N = WARPS_N_, STAGES = STAGES_;
+    static constexpr int WARPS_M = WARPS_M_, WARPS_N = WARPS_N_, STAGES = STAGES_, MIN_BLOCKS = MIN_BLOCKS_;
     static constexpr int THREADS = 32 * WARPS_M * WARPS_N;
     static constexpr int WTM = BM / WARPS_M, WTN = BN / WARPS_N; // warp tile
     static constexpr int MI = WTM / 16, NJ = WTN / 8;               // mma tiles per warp
@@ -61,10 +66,23 @@ struct SimtCfg {
     static_assert(RN == 4 || RN == 8, "4 or 8 columns per thread");
 };
 
-// Where the chunks/elements of one operand tile go, for a tile whose memory-
-// contiguous extent is along k (KC) or along m/n (TM = BM or BN).
+// Which elements of an operand tile (TM = BM or BN by BK) thread tid loads:
+// the i-th is (mn, k); consecutive threads walk the memory-contiguous
+// dimension (k when KC, else mn), so the loads coalesce.
 template <int THREADS, int BK, int TM, bool KC>
-struct TileMap {
+struct ElemMap {
+    __device__ static void elem(int tid, int i, int &mn, int &k)
+    {
+        int e = tid + i * THREADS;
+        if (KC) mn = e / BK, k = e % BK;
+        else k = e / TM, mn = e % TM;
+    }
+};
+
+// Where the 16-byte chunks of a tensor-core operand tile go, for a tile whose
+// memory-contiguous extent is along k (KC) or along m/n.
+template <int THREADS, int BK, int TM, bool KC>
+struct TileMap : ElemMap<THREADS, BK, TM, KC> {
     static constexpr int RC = KC ? BK / 8 : TM / 8;   // 16-byte chunks per tile row
     static constexpr int ROWS = KC ? TM : BK;
     static constexpr int CHUNKS = ROWS * RC;
@@ -76,20 +94,13 @@ struct TileMap {
     __device__ static int vrow(int tid, int i) { return (tid + i * THREADS) / RC; }
     __device__ static int vchunk(int tid) { return tid % RC; }
     __device__ static int off(int row, int col) { return tile_off<RC>(row, col); }
-    // i-th element of thread tid in (mn, k) tile coordinates; consecutive
-    // threads walk the memory-contiguous dimension, so loads coalesce.
-    __device__ static void elem(int tid, int i, int &mn, int &k)
-    {
-        int e = tid + i * THREADS;
-        if (KC) mn = e / BK, k = e % BK;
-        else k = e / TM, mn = e % TM;
-    }
     __device__ static int elem_off(int mn, int k) { return KC ? tile_off<RC>(mn, k) : tile_off<RC>(k, mn); }
 };
 
 // ---- epilogue -------------------------------------------------------------------
-// out[off] = relu?(alpha*v + beta*out[off] + bias[col] + residual[off]); returns
-// the stored value before rounding (what the batchnorm statistics see).
+// out[off] = act(alpha*v + beta*out[off] + bias[col] + residual[off]), act =
+// identity, ReLU or sigmoid; returns the stored value before rounding (what the
+// batchnorm statistics see).
 template <class T>
 __device__ __forceinline__ float epi_one(const BgEpilogue &e, T *out, long long off, int col, float v)
 {
@@ -97,21 +108,26 @@ __device__ __forceinline__ float epi_one(const BgEpilogue &e, T *out, long long 
     if (e.beta != 0.f) v += e.beta * to_f(out[off]);
     if (e.bias) v += to_f(((const T *)e.bias)[col]);
     if (e.residual) v += to_f(((const T *)e.residual)[off]);
-    if (e.relu) v = v > 0.f ? v : 0.f;
+    if (e.act == 1) v = v > 0.f ? v : 0.f;
+    else if (e.act == 2) { // exp of a non-positive argument only: no overflow
+        const float t = __expf(-fabsf(v));
+        v = v >= 0.f ? 1.f / (1.f + t) : t / (1.f + t);
+    }
     from_f(out[off], v);
     return v;
 }
 
 // Two horizontally adjacent results (n, n+1) of row `row` (offset of column 0
 // in out), each only if its column exists. With split-K the raw sums go to
-// this slice's partial buffer; the reduce kernel applies the epilogue later.
+// this slice's partial buffer (p.ws set: split-K, or an output that needs
+// remapping); the reduce kernel applies the epilogue later.
 template <class T>
 __device__ __forceinline__ void epi_pair(const BgIgemmParams &p, long long row, int colbase, int n, int N,
                                          int split, float v0, float v1, float (&r)[2])
 {
     r[0] = r[1] = 0.f;
     if (row < 0) return;
-    if (p.splits > 1) {
+    if (p.ws) {
         float *w = p.ws + (long long)split * p.ws_stride;
         if (n < N) w[row + n] = v0;
         if (n + 1 < N) w[row + n + 1] = v1;
@@ -277,7 +293,7 @@ __device__ __forceinline__ void tc_body(const BgIgemmParams &p, const typename P
     // ---- epilogue: fragment (row g / g+8, cols 2t, 2t+1) of each 16x8 tile ----
     const int gq = lane >> 2, tq = lane & 3;
     const int N = prob.n_extent(), colbase = prob.col_base();
-    const bool stats = p.epi.stats != 0 && p.splits <= 1;
+    const bool stats = p.epi.stats != 0 && p.ws == 0;
     float csum[NJ][2], csq[NJ][2];
 #pragma unroll
     for (int j = 0; j < NJ; j++) csum[j][0] = csum[j][1] = csq[j][0] = csq[j][1] = 0.f;
@@ -340,8 +356,8 @@ __device__ __forceinline__ void simt_body(const BgIgemmParams &p, const typename
     extern __shared__ __align__(128) unsigned char bgk_smem[];
     constexpr int NT = Cfg::THREADS, BM = Cfg::BM, BN = Cfg::BN, BK = Cfg::BK;
     constexpr int RM = Cfg::RM, RN = Cfg::RN, LDA = Cfg::LDA, LDB = Cfg::LDB;
-    using MapA = TileMap<NT, BK, BM, P::A_KC>; // only elem() is used: any BK works
-    using MapB = TileMap<NT, BK, BN, P::B_KC>;
+    using MapA = ElemMap<NT, BK, BM, P::A_KC>;
+    using MapB = ElemMap<NT, BK, BN, P::B_KC>;
     constexpr int EA = BM * BK / NT, EB = BN * BK / NT;
     static_assert(EA * NT == BM * BK && EB * NT == BN * BK, "tile does not split evenly");
 
@@ -440,7 +456,7 @@ __device__ __forceinline__ void simt_body(const BgIgemmParams &p, const typename
 // The precompiled instantiations; an NVRTC-specialised kernel is an extern "C"
 // wrapper around the same bodies (kernels/rtc/rtc.cu).
 template <class Cfg, class P, bool VEC>
-__global__ void __launch_bounds__(Cfg::THREADS) tc_kernel(const BgIgemmParams p)
+__global__ void __launch_bounds__(Cfg::THREADS, Cfg::MIN_BLOCKS) tc_kernel(const BgIgemmParams p)
 {
     const typename P::Geo g(p.geo);
     tc_body<Cfg, P, VEC>(p, g);
@@ -455,7 +471,7 @@ __global__ void __launch_bounds__(Cfg::THREADS) simt_kernel(const BgIgemmParams 
 
 // Per-thread counts for a problem's cp.async state, without TileMap's checks
 // (a problem type is also instantiated with FMA tiles, which never use them).
-constexpr int vec_slots(int threads, int bk, int tm, bool kc)
+__host__ __device__ constexpr int vec_slots(int threads, int bk, int tm, bool kc)
 {
     return (kc ? tm * (bk / 8) : bk * (tm / 8)) / threads > 0 ? (kc ? tm * (bk / 8) : bk * (tm / 8)) / threads : 1;
 }

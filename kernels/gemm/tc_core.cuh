@@ -38,7 +38,7 @@ struct BgEpilogue {
     float alpha, beta;         // out = alpha*acc + beta*out (beta 0: out is never read)
     const void *bias;          // per output column (conv: per output channel), or null
     const void *residual;      // same layout as out, added after bias, or null
-    int relu;                  // clamp at 0 after everything else
+    int act;                   // applied last: 0 none, 1 ReLU, 2 sigmoid (BG_ACT_* in gemm.h)
     float *stats;              // per-channel partials [2][m_tiles][stats_ld] (sum, sum of squares), or null
     int stats_ld;              // columns of one stats row (conv: co)
 };
