@@ -13,7 +13,7 @@ CUDA_ARCH ?= -gencode arch=compute_86,code=sm_86 -gencode arch=compute_90,code=s
 
 BUILD   := build$(if $(filter 1,$(SAN)),-san,)
 CFLAGS  := -std=c11 -O2 -g -Wall -Wextra -Wno-unused-parameter -fopenmp -D_GNU_SOURCE -MMD -MP -I.
-LDLIBS  := -ljansson -lturbojpeg -lpng -lz -lm -lpthread
+LDLIBS  := -ljansson -lturbojpeg -lpng -lz -lm -lpthread -ldl
 LDFLAGS := -fopenmp
 ifeq ($(SAN),1)
 CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -65,6 +65,14 @@ $(BUILD)/%.o: %.c
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
+
+# Hopper-only code (wgmma, TMA) needs the arch-specific sm_90a target; make
+# prefers this rule for *_sm90a.cu (shorter stem). NVRTC is dlopen'ed (-ldl).
+SM90A_FLAGS := -O3 -std=c++17 -gencode arch=compute_90a,code=sm_90a -I. -DBG_WITH_CUDA -DBG_SM90A_BUILD=1 \
+               -Xcompiler -Wall,-Wextra,-Wno-unused-parameter -MMD -MP
+$(BUILD)/%_sm90a.o: %_sm90a.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(SM90A_FLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p lib

@@ -46,7 +46,9 @@ static uint64_t hash_cells(const int64_t *k, int n)
 static bool same(const mads_cache *c, const double *a, const double *b)
 {
     for (int i = 0; i < c->n; i++) {
-        double t = c->tol[i] + 4 * 2.220446049250313e-16 * fmax(fabs(a[i]), fabs(b[i]));
+        /* a point computed as centre + steps carries the rounding of the
+         * centre and steps, not only of its own (maybe tiny) value */
+        double t = c->tol[i] + 4 * 2.220446049250313e-16 * fmax(fmax(fabs(a[i]), fabs(b[i])), c->mag[i]);
         if (!(fabs(a[i] - b[i]) <= t)) return false;
     }
     return true;
@@ -59,6 +61,7 @@ bg_status mads_cache_init(bg_ctx *ctx, mads_cache *c, int n, int m, const double
     c->m = m;
     for (int i = 0; i < n; i++) {
         c->tol[i] = tol[i];
+        c->mag[i] = isfinite(scale[i]) ? scale[i] : 0;
         /* cells a million times coarser than the tolerance: one cell per point
          * in practice, and a neighbour check only at cell borders */
         c->cell[i] = fmax(scale[i] * 1e-6, tol[i] * 1e6);
@@ -102,7 +105,7 @@ long mads_cache_find(const mads_cache *c, const double *x)
     int which[MADS_N];
     for (int i = 0; i < c->n; i++) {
         k[i] = cell_of(x[i], c->cell[i]);
-        double t = c->tol[i] + 4 * 2.220446049250313e-16 * fabs(x[i]) * 2;
+        double t = c->tol[i] + 4 * 2.220446049250313e-16 * fmax(fabs(x[i]), c->mag[i]) * 2;
         double lo = x[i] - ((double)k[i] - CELL_SHIFT) * c->cell[i];
         if (lo < t) { border[nb] = -1; which[nb++] = i; }
         else if (c->cell[i] - lo < t) { border[nb] = 1; which[nb++] = i; }

@@ -26,6 +26,7 @@ typedef struct {
     long tsize;
     double cell[MADS_N];  /* hash cell widths */
     double tol[MADS_N];   /* absolute equality tolerance */
+    double mag[MADS_N];   /* typical step size (the initial frame): floors the ulp term */
 } mads_cache;
 
 enum { MADS_OK = 1, MADS_COUNTED = 2 };

@@ -2,23 +2,12 @@
  * The CPU bodies are written once per element type by the DEFINE_* macros
  * below (instantiated for float and double); CUDA lives in kernels/elementwise.cu. */
 #include <math.h>
+#include "op_util.h"
 #include "ops.h"
 #ifdef BG_WITH_CUDA
-#include "../kernels/cuda_api.h"
 #include "../kernels/elementwise.h"
-#define CUDA_FN(f) f
-#else
-#define CUDA_FN(f) NULL
 #endif
 
-/* Below this many elements a parallel region costs more than it saves. */
-#define PAR_MIN 32768
-
-static bg_status cpu_dtype_error(bg_ctx *ctx, const bg_node *n, const bg_tensor *t, const char *role)
-{
-    return bg_fail(ctx, BG_ERR_DTYPE, "%s: %s '%s' is %s; the CPU kernel takes f32 or f64", n->op->name, role,
-                   t->name, bg_dtype_name(t->dtype));
-}
 
 static bg_status infer_unary(bg_ctx *ctx, const bg_node *n, bg_desc *out, int *n_out, bg_desc *saved,
                              int *n_saved)
@@ -39,12 +28,12 @@ static bg_status infer_unary(bg_ctx *ctx, const bg_node *n, bg_desc *out, int *n
 #define DEFINE_RELU(T, SFX)                                                          \
     static void relu_fwd_##SFX(const T *x, T *y, int64_t cnt)                       \
     {                                                                                \
-        _Pragma("omp parallel for if (cnt >= PAR_MIN)")                             \
+        _Pragma("omp parallel for if (cnt >= BG_PAR_MIN)")                             \
         for (int64_t i = 0; i < cnt; i++) y[i] = x[i] > 0 ? x[i] : (T)0;            \
     }                                                                                \
     static void relu_bwd_##SFX(const T *x, const T *dy, T *dx, int64_t cnt)         \
     {                                                                                \
-        _Pragma("omp parallel for if (cnt >= PAR_MIN)")                             \
+        _Pragma("omp parallel for if (cnt >= BG_PAR_MIN)")                             \
         for (int64_t i = 0; i < cnt; i++)                                            \
             if (x[i] > 0) dx[i] += dy[i];                                            \
     }
@@ -55,7 +44,7 @@ static bg_status infer_unary(bg_ctx *ctx, const bg_node *n, bg_desc *out, int *n
 #define DEFINE_SIGMOID(T, SFX)                                                       \
     static void sigmoid_fwd_##SFX(const T *x, T *y, int64_t cnt)                    \
     {                                                                                \
-        _Pragma("omp parallel for if (cnt >= PAR_MIN)")                             \
+        _Pragma("omp parallel for if (cnt >= BG_PAR_MIN)")                             \
         for (int64_t i = 0; i < cnt; i++) {                                          \
             double v = (double)x[i];                                                 \
             double e = exp(-fabs(v));                                                \
@@ -64,7 +53,7 @@ static bg_status infer_unary(bg_ctx *ctx, const bg_node *n, bg_desc *out, int *n
     }                                                                                \
     static void sigmoid_bwd_##SFX(const T *y, const T *dy, T *dx, int64_t cnt)      \
     {                                                                                \
-        _Pragma("omp parallel for if (cnt >= PAR_MIN)")                             \
+        _Pragma("omp parallel for if (cnt >= BG_PAR_MIN)")                             \
         for (int64_t i = 0; i < cnt; i++) {                                          \
             double s = (double)y[i];                                                 \
             dx[i] = (T)((double)dx[i] + (double)dy[i] * s * (1.0 - s));              \
@@ -83,7 +72,7 @@ static bg_status relu_fwd_cpu(bg_ctx *ctx, bg_node *n)
     switch (x->dtype) {
     case BG_F32: relu_fwd_f32(x->data, n->out[0]->data, cnt); return BG_OK;
     case BG_F64: relu_fwd_f64(x->data, n->out[0]->data, cnt); return BG_OK;
-    default: return cpu_dtype_error(ctx, n, x, "x");
+    default: return bg_op_cpu_dtype(ctx, n, x, "x");
     }
 }
 
@@ -96,7 +85,7 @@ static bg_status relu_bwd_cpu(bg_ctx *ctx, bg_node *n)
     switch (x->dtype) {
     case BG_F32: relu_bwd_f32(x->data, dy->data, dx->data, cnt); return BG_OK;
     case BG_F64: relu_bwd_f64(x->data, dy->data, dx->data, cnt); return BG_OK;
-    default: return cpu_dtype_error(ctx, n, x, "x");
+    default: return bg_op_cpu_dtype(ctx, n, x, "x");
     }
 }
 
@@ -107,7 +96,7 @@ static bg_status sigmoid_fwd_cpu(bg_ctx *ctx, bg_node *n)
     switch (x->dtype) {
     case BG_F32: sigmoid_fwd_f32(x->data, n->out[0]->data, cnt); return BG_OK;
     case BG_F64: sigmoid_fwd_f64(x->data, n->out[0]->data, cnt); return BG_OK;
-    default: return cpu_dtype_error(ctx, n, x, "x");
+    default: return bg_op_cpu_dtype(ctx, n, x, "x");
     }
 }
 
@@ -120,38 +109,20 @@ static bg_status sigmoid_bwd_cpu(bg_ctx *ctx, bg_node *n)
     switch (x->dtype) {
     case BG_F32: sigmoid_bwd_f32(y->data, dy->data, dx->data, cnt); return BG_OK;
     case BG_F64: sigmoid_bwd_f64(y->data, dy->data, dx->data, cnt); return BG_OK;
-    default: return cpu_dtype_error(ctx, n, x, "x");
+    default: return bg_op_cpu_dtype(ctx, n, x, "x");
     }
 }
 
 /* ---- CUDA glue: dtype check, launch, launch-error check -------------------- */
 #ifdef BG_WITH_CUDA
 /* f32 or f16 (storage) on the GPU; *half tells the launcher which. */
-static bg_status cuda_dtype(bg_ctx *ctx, const bg_node *n, const bg_tensor *t, int *half)
-{
-    if (t->dtype == BG_F32 || t->dtype == BG_F16) {
-        *half = t->dtype == BG_F16;
-        return BG_OK;
-    }
-    return bg_fail(ctx, BG_ERR_DTYPE, "%s: x '%s' is %s; the CUDA kernel takes f32 or f16", n->op->name, t->name,
-                   bg_dtype_name(t->dtype));
-}
-
-static bg_status launched(bg_ctx *ctx, const bg_node *n, const char *pass)
-{
-    char err[200];
-    if (bg_cuda_check_launch(err, sizeof err))
-        return bg_fail(ctx, BG_ERR_CUDA, "%s %s: %s", n->op->name, pass, err);
-    return BG_OK;
-}
-
 static bg_status relu_fwd_cuda(bg_ctx *ctx, bg_node *n)
 {
     int half = 0;
-    bg_status s = cuda_dtype(ctx, n, n->in[0], &half);
+    bg_status s = bg_op_cuda_dtype(ctx, n, n->in[0], "x", &half);
     if (s) return s;
     bg_cuda_relu_fwd(n->in[0]->data, n->out[0]->data, bg_numel(n->in[0]), half, ctx->stream);
-    return launched(ctx, n, "forward");
+    return bg_op_cuda_launched(ctx, n, "forward");
 }
 
 static bg_status relu_bwd_cuda(bg_ctx *ctx, bg_node *n)
@@ -159,19 +130,19 @@ static bg_status relu_bwd_cuda(bg_ctx *ctx, bg_node *n)
     int half = 0;
     bg_tensor *x = n->in[0], *dy = n->out[0]->grad;
     if (!x->grad || !dy) return BG_OK;
-    bg_status s = cuda_dtype(ctx, n, x, &half);
+    bg_status s = bg_op_cuda_dtype(ctx, n, x, "x", &half);
     if (s) return s;
     bg_cuda_relu_bwd(x->data, dy->data, x->grad->data, bg_numel(x), half, ctx->stream);
-    return launched(ctx, n, "backward");
+    return bg_op_cuda_launched(ctx, n, "backward");
 }
 
 static bg_status sigmoid_fwd_cuda(bg_ctx *ctx, bg_node *n)
 {
     int half = 0;
-    bg_status s = cuda_dtype(ctx, n, n->in[0], &half);
+    bg_status s = bg_op_cuda_dtype(ctx, n, n->in[0], "x", &half);
     if (s) return s;
     bg_cuda_sigmoid_fwd(n->in[0]->data, n->out[0]->data, bg_numel(n->in[0]), half, ctx->stream);
-    return launched(ctx, n, "forward");
+    return bg_op_cuda_launched(ctx, n, "forward");
 }
 
 static bg_status sigmoid_bwd_cuda(bg_ctx *ctx, bg_node *n)
@@ -179,10 +150,10 @@ static bg_status sigmoid_bwd_cuda(bg_ctx *ctx, bg_node *n)
     int half = 0;
     bg_tensor *x = n->in[0], *dy = n->out[0]->grad;
     if (!x->grad || !dy) return BG_OK;
-    bg_status s = cuda_dtype(ctx, n, x, &half);
+    bg_status s = bg_op_cuda_dtype(ctx, n, x, "x", &half);
     if (s) return s;
     bg_cuda_sigmoid_bwd(n->out[0]->data, dy->data, x->grad->data, bg_numel(x), half, ctx->stream);
-    return launched(ctx, n, "backward");
+    return bg_op_cuda_launched(ctx, n, "backward");
 }
 #endif
 
@@ -197,8 +168,8 @@ const bg_op bg_op_relu = {
     .in_differentiable = {true},
     .param_size = sizeof(bg_noparams),
     .infer = infer_unary,
-    .fwd = {[BG_CPU] = relu_fwd_cpu, [BG_CUDA] = CUDA_FN(relu_fwd_cuda)},
-    .bwd = {[BG_CPU] = relu_bwd_cpu, [BG_CUDA] = CUDA_FN(relu_bwd_cuda)},
+    .fwd = {[BG_CPU] = relu_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(relu_fwd_cuda)},
+    .bwd = {[BG_CPU] = relu_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(relu_bwd_cuda)},
 };
 
 const bg_op bg_op_sigmoid = {
@@ -210,8 +181,8 @@ const bg_op bg_op_sigmoid = {
     .in_differentiable = {true},
     .param_size = sizeof(bg_noparams),
     .infer = infer_unary,
-    .fwd = {[BG_CPU] = sigmoid_fwd_cpu, [BG_CUDA] = CUDA_FN(sigmoid_fwd_cuda)},
-    .bwd = {[BG_CPU] = sigmoid_bwd_cpu, [BG_CUDA] = CUDA_FN(sigmoid_bwd_cuda)},
+    .fwd = {[BG_CPU] = sigmoid_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(sigmoid_fwd_cuda)},
+    .bwd = {[BG_CPU] = sigmoid_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(sigmoid_bwd_cuda)},
 };
 
 bg_tensor *bg_relu(bg_graph *g, bg_tensor *x) { return bg_graph_op(g, &bg_op_relu, NULL, &x, 1); }

@@ -10,17 +10,13 @@
  * CUDA: kernels/attention.cu (radix > 1) and the sigmoid of
  * kernels/elementwise.cu (radix 1), f32 or f16 storage with f32 math. */
 #include <math.h>
+#include "op_util.h"
 #include "ops.h"
 #ifdef BG_WITH_CUDA
 #include "../kernels/attention.h"
-#include "../kernels/cuda_api.h"
 #include "../kernels/elementwise.h"
-#define CUDA_FN(f) f
-#else
-#define CUDA_FN(f) NULL
 #endif
 
-#define PAR_MIN 32768
 
 static bg_status infer_rsoftmax(bg_ctx *ctx, const bg_node *n, bg_desc *out, int *n_out, bg_desc *saved,
                                 int *n_saved)
@@ -77,14 +73,14 @@ static inline int64_t out_ch(const rs_geom *g, int64_t k, int64_t r, int64_t j) 
         int64_t c = g.radix * g.card * g.rest;                                                 \
         if (g.radix == 1) {                                                                    \
             int64_t cnt = g.rows * c;                                                          \
-            _Pragma("omp parallel for if (cnt >= PAR_MIN)")                                   \
+            _Pragma("omp parallel for if (cnt >= BG_PAR_MIN)")                                   \
             for (int64_t i = 0; i < cnt; i++) {                                                \
                 double v = (double)x[i], e = exp(-fabs(v));                                    \
                 y[i] = (T)(v >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e));                          \
             }                                                                                  \
             return;                                                                            \
         }                                                                                      \
-        _Pragma("omp parallel for if (g.rows * c >= PAR_MIN)")                                \
+        _Pragma("omp parallel for if (g.rows * c >= BG_PAR_MIN)")                                \
         for (int64_t i = 0; i < g.rows; i++) {                                                 \
             const T *xr = x + i * c;                                                           \
             T *yr = y + i * c;                                                                 \
@@ -105,14 +101,14 @@ static inline int64_t out_ch(const rs_geom *g, int64_t k, int64_t r, int64_t j) 
         int64_t c = g.radix * g.card * g.rest;                                                 \
         if (g.radix == 1) {                                                                    \
             int64_t cnt = g.rows * c;                                                          \
-            _Pragma("omp parallel for if (cnt >= PAR_MIN)")                                   \
+            _Pragma("omp parallel for if (cnt >= BG_PAR_MIN)")                                   \
             for (int64_t i = 0; i < cnt; i++) {                                                \
                 double s = (double)y[i];                                                       \
                 dx[i] = (T)((double)dx[i] + (double)dy[i] * s * (1.0 - s));                    \
             }                                                                                  \
             return;                                                                            \
         }                                                                                      \
-        _Pragma("omp parallel for if (g.rows * c >= PAR_MIN)")                                \
+        _Pragma("omp parallel for if (g.rows * c >= BG_PAR_MIN)")                                \
         for (int64_t i = 0; i < g.rows; i++) {                                                 \
             const T *yr = y + i * c, *gr = dy + i * c;                                         \
             T *dr = dx + i * c;                                                                \
@@ -169,13 +165,6 @@ static bg_status rs_check_cuda(bg_ctx *ctx, const bg_tensor *x)
                    bg_dtype_name(x->dtype));
 }
 
-static bg_status rs_launched(bg_ctx *ctx, const char *pass)
-{
-    char err[200];
-    if (bg_cuda_check_launch(err, sizeof err)) return bg_fail(ctx, BG_ERR_CUDA, "radix_softmax %s: %s", pass, err);
-    return BG_OK;
-}
-
 static bg_status rs_fwd_cuda(bg_ctx *ctx, bg_node *n)
 {
     const bg_tensor *x = n->in[0];
@@ -185,7 +174,7 @@ static bg_status rs_fwd_cuda(bg_ctx *ctx, bg_node *n)
     int half = x->dtype == BG_F16;
     if (g.radix == 1) bg_cuda_sigmoid_fwd(x->data, n->out[0]->data, bg_numel(x), half, ctx->stream);
     else bg_cuda_radix_softmax_fwd(x->data, n->out[0]->data, g.rows, g.radix, g.card, g.rest, half, ctx->stream);
-    return rs_launched(ctx, "forward");
+    return bg_op_cuda_launched(ctx, n, "forward");
 }
 
 static bg_status rs_bwd_cuda(bg_ctx *ctx, bg_node *n)
@@ -198,7 +187,7 @@ static bg_status rs_bwd_cuda(bg_ctx *ctx, bg_node *n)
     int half = x->dtype == BG_F16;
     if (g.radix == 1) bg_cuda_sigmoid_bwd(y->data, dy->data, x->grad->data, bg_numel(x), half, ctx->stream);
     else bg_cuda_radix_softmax_bwd(y->data, dy->data, x->grad->data, g.rows, g.radix, g.card, g.rest, half, ctx->stream);
-    return rs_launched(ctx, "backward");
+    return bg_op_cuda_launched(ctx, n, "backward");
 }
 #endif
 
@@ -214,8 +203,8 @@ const bg_op bg_op_radix_softmax = {
                {"cardinality", BG_P_INT, offsetof(bg_rsoftmax_params, cardinality), {1}}},
     .n_fields = 2,
     .infer = infer_rsoftmax,
-    .fwd = {[BG_CPU] = rs_fwd_cpu, [BG_CUDA] = CUDA_FN(rs_fwd_cuda)},
-    .bwd = {[BG_CPU] = rs_bwd_cpu, [BG_CUDA] = CUDA_FN(rs_bwd_cuda)},
+    .fwd = {[BG_CPU] = rs_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(rs_fwd_cuda)},
+    .bwd = {[BG_CPU] = rs_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(rs_bwd_cuda)},
 };
 
 bg_tensor *bg_radix_softmax(bg_graph *g, bg_tensor *x, int radix, int cardinality)

@@ -16,16 +16,12 @@
  * tensor, the f32 workspace of the deterministic reductions (its size
  * depends on the shape only; see bg_bn_workspace_floats). */
 #include <math.h>
+#include "op_util.h"
 #include "ops.h"
 #ifdef BG_WITH_CUDA
 #include "../kernels/batchnorm.h"
-#include "../kernels/cuda_api.h"
-#define CUDA_FN(f) f
-#else
-#define CUDA_FN(f) NULL
 #endif
 
-#define PAR_MIN 32768
 
 static bg_status infer_bn(bg_ctx *ctx, const bg_node *n, bg_desc *out, int *n_out, bg_desc *saved, int *n_saved)
 {
@@ -71,7 +67,7 @@ static bg_status infer_bn(bg_ctx *ctx, const bg_node *n, bg_desc *out, int *n_ou
                              T *invstd_out, T *y, int64_t m, int64_t c, int train, double mom,        \
                              double eps)                                                              \
     {                                                                                                 \
-        _Pragma("omp parallel for if (m * c >= PAR_MIN)")                                            \
+        _Pragma("omp parallel for if (m * c >= BG_PAR_MIN)")                                            \
         for (int64_t ch = 0; ch < c; ch++) {                                                          \
             double mean, var;                                                                         \
             if (train) {                                                                              \
@@ -105,7 +101,7 @@ static bg_status infer_bn(bg_ctx *ctx, const bg_node *n, bg_desc *out, int *n_ou
                              const T *dy, T *dx, T *dgamma, T *dbeta, int64_t m, int64_t c,           \
                              int train)                                                               \
     {                                                                                                 \
-        _Pragma("omp parallel for if (m * c >= PAR_MIN)")                                            \
+        _Pragma("omp parallel for if (m * c >= BG_PAR_MIN)")                                            \
         for (int64_t ch = 0; ch < c; ch++) {                                                          \
             double mean = (double)mean_in[ch], invstd = (double)invstd_in[ch];                        \
             double sum_dy = 0, sum_dy_xh = 0;                                                         \
@@ -192,13 +188,6 @@ static bg_status cuda_check(bg_ctx *ctx, const bg_node *n)
     return BG_OK;
 }
 
-static bg_status launched(bg_ctx *ctx, const char *pass)
-{
-    char err[200];
-    if (bg_cuda_check_launch(err, sizeof err)) return bg_fail(ctx, BG_ERR_CUDA, "batchnorm2d %s: %s", pass, err);
-    return BG_OK;
-}
-
 static bg_status bn_fwd_cuda(bg_ctx *ctx, bg_node *n)
 {
     bg_tensor *x = n->in[0];
@@ -221,7 +210,7 @@ static bg_status bn_fwd_cuda(bg_ctx *ctx, bg_node *n)
         .momentum = p->momentum, .eps = p->eps,
     };
     bg_cuda_bn_fwd(&a, ctx->stream);
-    return launched(ctx, "forward");
+    return bg_op_cuda_launched(ctx, n, "forward");
 }
 
 static bg_status bn_bwd_cuda(bg_ctx *ctx, bg_node *n)
@@ -240,7 +229,7 @@ static bg_status bn_bwd_cuda(bg_ctx *ctx, bg_node *n)
         .train = n->train, .relu = 0,
     };
     bg_cuda_bn_bwd(&a, ctx->stream);
-    return launched(ctx, "backward");
+    return bg_op_cuda_launched(ctx, n, "backward");
 }
 #endif
 
@@ -256,8 +245,8 @@ const bg_op bg_op_batchnorm2d = {
                {"eps", BG_P_FLOAT, offsetof(bg_batchnorm_params, eps), {1e-5}}},
     .n_fields = 2,
     .infer = infer_bn,
-    .fwd = {[BG_CPU] = bn_fwd_cpu, [BG_CUDA] = CUDA_FN(bn_fwd_cuda)},
-    .bwd = {[BG_CPU] = bn_bwd_cpu, [BG_CUDA] = CUDA_FN(bn_bwd_cuda)},
+    .fwd = {[BG_CPU] = bn_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(bn_fwd_cuda)},
+    .bwd = {[BG_CPU] = bn_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(bn_bwd_cuda)},
 };
 
 bg_tensor *bg_batchnorm2d(bg_graph *g, bg_tensor *x, bg_tensor *gamma, bg_tensor *beta, bg_tensor *rmean,

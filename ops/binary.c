@@ -3,16 +3,12 @@
  * per-channel {1,1,1,C}); the output has a's shape. b's gradient sums over
  * its broadcast dims. Shapes are handled as 4-D, padded with leading 1s. */
 #include <string.h>
+#include "op_util.h"
 #include "ops.h"
 #ifdef BG_WITH_CUDA
-#include "../kernels/cuda_api.h"
 #include "../kernels/elementwise.h"
-#define CUDA_FN(f) f
-#else
-#define CUDA_FN(f) NULL
 #endif
 
-#define PAR_MIN 32768
 
 typedef struct {
     int64_t a[4], b[4];
@@ -70,7 +66,7 @@ static int64_t b_row_offset(const shapes4 *s, int64_t r)
     static void binary_fwd_##SFX(const T *a, const T *b, T *y, shapes4 s, int mul)            \
     {                                                                                          \
         int64_t rows = s.a[0] * s.a[1] * s.a[2], w = s.a[3], bstep = s.b[3] == 1 ? 0 : 1;     \
-        _Pragma("omp parallel for if (rows * w >= PAR_MIN)")                                  \
+        _Pragma("omp parallel for if (rows * w >= BG_PAR_MIN)")                                  \
         for (int64_t r = 0; r < rows; r++) {                                                   \
             const T *ar = a + r * w, *br = b + b_row_offset(&s, r);                            \
             T *yr = y + r * w;                                                                 \
@@ -82,7 +78,7 @@ static int64_t b_row_offset(const shapes4 *s, int64_t r)
     static void binary_bwd_a_##SFX(const T *dy, const T *b, T *da, shapes4 s, int mul)        \
     {                                                                                          \
         int64_t rows = s.a[0] * s.a[1] * s.a[2], w = s.a[3], bstep = s.b[3] == 1 ? 0 : 1;     \
-        _Pragma("omp parallel for if (rows * w >= PAR_MIN)")                                  \
+        _Pragma("omp parallel for if (rows * w >= BG_PAR_MIN)")                                  \
         for (int64_t r = 0; r < rows; r++) {                                                   \
             const T *gr = dy + r * w, *br = mul ? b + b_row_offset(&s, r) : NULL;              \
             T *dr = da + r * w;                                                                \
@@ -96,7 +92,7 @@ static int64_t b_row_offset(const shapes4 *s, int64_t r)
     {                                                                                          \
         int64_t nb = s.b[0] * s.b[1] * s.b[2] * s.b[3], rd[4], nr = 1;                         \
         for (int d = 0; d < 4; d++) nr *= rd[d] = s.b[d] == 1 ? s.a[d] : 1;                    \
-        _Pragma("omp parallel for if (nb * nr >= PAR_MIN)")                                   \
+        _Pragma("omp parallel for if (nb * nr >= BG_PAR_MIN)")                                   \
         for (int64_t j = 0; j < nb; j++) {                                                     \
             int64_t cb[4], t = j;                                                              \
             for (int d = 3; d >= 0; d--) cb[d] = t % s.b[d], t /= s.b[d];                      \
@@ -114,13 +110,6 @@ static int64_t b_row_offset(const shapes4 *s, int64_t r)
 DEFINE_BINARY(float, f32)
 DEFINE_BINARY(double, f64)
 
-static bg_status cpu_dtype_error(bg_ctx *ctx, const bg_node *n)
-{
-    const bg_tensor *a = n->in[0];
-    return bg_fail(ctx, BG_ERR_DTYPE, "%s: a '%s' is %s; the CPU kernel takes f32 or f64", n->op->name, a->name,
-                   bg_dtype_name(a->dtype));
-}
-
 static bg_status binary_fwd_cpu(bg_ctx *ctx, bg_node *n, int mul)
 {
     const bg_tensor *a = n->in[0], *b = n->in[1];
@@ -128,7 +117,7 @@ static bg_status binary_fwd_cpu(bg_ctx *ctx, bg_node *n, int mul)
     switch (a->dtype) {
     case BG_F32: binary_fwd_f32(a->data, b->data, n->out[0]->data, s, mul); return BG_OK;
     case BG_F64: binary_fwd_f64(a->data, b->data, n->out[0]->data, s, mul); return BG_OK;
-    default: return cpu_dtype_error(ctx, n);
+    default: return bg_op_cpu_dtype(ctx, n, n->in[0], "a");
     }
 }
 
@@ -137,7 +126,7 @@ static bg_status binary_bwd_cpu(bg_ctx *ctx, bg_node *n, int mul)
     const bg_tensor *a = n->in[0], *b = n->in[1], *dy = n->out[0]->grad;
     if (!dy) return BG_OK;
     shapes4 s = pad4(a, b);
-    if (a->dtype != BG_F32 && a->dtype != BG_F64) return cpu_dtype_error(ctx, n);
+    if (a->dtype != BG_F32 && a->dtype != BG_F64) return bg_op_cpu_dtype(ctx, n, n->in[0], "a");
     bool f32 = a->dtype == BG_F32;
     /* a first, then b: if a and b are one tensor (x * x) both terms land in
      * its grad one after the other. */
@@ -172,14 +161,6 @@ static bg_status cuda_prep(bg_ctx *ctx, const bg_node *n, bg_ew_shapes *es, int 
     return BG_OK;
 }
 
-static bg_status launched(bg_ctx *ctx, const bg_node *n, const char *pass)
-{
-    char err[200];
-    if (bg_cuda_check_launch(err, sizeof err))
-        return bg_fail(ctx, BG_ERR_CUDA, "%s %s: %s", n->op->name, pass, err);
-    return BG_OK;
-}
-
 static void *grad_ptr(const bg_tensor *t) { return t->grad ? t->grad->data : NULL; }
 
 static bg_status add_fwd_cuda(bg_ctx *ctx, bg_node *n)
@@ -189,7 +170,7 @@ static bg_status add_fwd_cuda(bg_ctx *ctx, bg_node *n)
     bg_status s = cuda_prep(ctx, n, &es, &half);
     if (s) return s;
     bg_cuda_add_fwd(n->in[0]->data, n->in[1]->data, n->out[0]->data, es, half, ctx->stream);
-    return launched(ctx, n, "forward");
+    return bg_op_cuda_launched(ctx, n, "forward");
 }
 
 static bg_status add_bwd_cuda(bg_ctx *ctx, bg_node *n)
@@ -201,7 +182,7 @@ static bg_status add_bwd_cuda(bg_ctx *ctx, bg_node *n)
     bg_status s = cuda_prep(ctx, n, &es, &half);
     if (s) return s;
     bg_cuda_add_bwd(dy->data, grad_ptr(n->in[0]), grad_ptr(n->in[1]), es, half, ctx->stream);
-    return launched(ctx, n, "backward");
+    return bg_op_cuda_launched(ctx, n, "backward");
 }
 
 static bg_status mul_fwd_cuda(bg_ctx *ctx, bg_node *n)
@@ -211,7 +192,7 @@ static bg_status mul_fwd_cuda(bg_ctx *ctx, bg_node *n)
     bg_status s = cuda_prep(ctx, n, &es, &half);
     if (s) return s;
     bg_cuda_mul_fwd(n->in[0]->data, n->in[1]->data, n->out[0]->data, es, half, ctx->stream);
-    return launched(ctx, n, "forward");
+    return bg_op_cuda_launched(ctx, n, "forward");
 }
 
 static bg_status mul_bwd_cuda(bg_ctx *ctx, bg_node *n)
@@ -224,7 +205,7 @@ static bg_status mul_bwd_cuda(bg_ctx *ctx, bg_node *n)
     if (s) return s;
     bg_cuda_mul_bwd(dy->data, n->in[0]->data, n->in[1]->data, grad_ptr(n->in[0]), grad_ptr(n->in[1]), es, half,
                     ctx->stream);
-    return launched(ctx, n, "backward");
+    return bg_op_cuda_launched(ctx, n, "backward");
 }
 #endif
 
@@ -239,8 +220,8 @@ const bg_op bg_op_add = {
     .in_differentiable = {true, true},
     .param_size = sizeof(bg_noparams),
     .infer = infer_binary,
-    .fwd = {[BG_CPU] = add_fwd_cpu, [BG_CUDA] = CUDA_FN(add_fwd_cuda)},
-    .bwd = {[BG_CPU] = add_bwd_cpu, [BG_CUDA] = CUDA_FN(add_bwd_cuda)},
+    .fwd = {[BG_CPU] = add_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(add_fwd_cuda)},
+    .bwd = {[BG_CPU] = add_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(add_bwd_cuda)},
 };
 
 const bg_op bg_op_mul = {
@@ -252,8 +233,8 @@ const bg_op bg_op_mul = {
     .in_differentiable = {true, true},
     .param_size = sizeof(bg_noparams),
     .infer = infer_binary,
-    .fwd = {[BG_CPU] = mul_fwd_cpu, [BG_CUDA] = CUDA_FN(mul_fwd_cuda)},
-    .bwd = {[BG_CPU] = mul_bwd_cpu, [BG_CUDA] = CUDA_FN(mul_bwd_cuda)},
+    .fwd = {[BG_CPU] = mul_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(mul_fwd_cuda)},
+    .bwd = {[BG_CPU] = mul_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(mul_bwd_cuda)},
 };
 
 bg_tensor *bg_add(bg_graph *g, bg_tensor *a, bg_tensor *b)

@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "gemm_cpu.h"
+#include "op_util.h"
 #include "ops.h"
 #ifdef BG_WITH_CUDA
 #include "../kernels/conv/conv.h"
@@ -161,31 +162,16 @@ static double conv2d_macs(const bg_node *n)
     return (double)g.rows * (double)g.Co * (double)(g.kh * g.kw * g.Cg);
 }
 
-/* The CPU kernels compute in f32 or f64 and assume dense tensors. */
-static bg_status conv2d_check_cpu(bg_ctx *ctx, const bg_node *n)
-{
-    for (int i = 0; i < 3; i++) {
-        const bg_tensor *t = n->in[i];
-        if (!t) continue;
-        if (t->dtype != BG_F32 && t->dtype != BG_F64)
-            return bg_fail(ctx, BG_ERR_DTYPE, "conv2d: %s '%s' is %s; the CPU backend computes in f32 or f64 only",
-                           n->op->in_names[i], t->name, bg_dtype_name(t->dtype));
-        if (!bg_is_contiguous(t))
-            return bg_fail(ctx, BG_ERR_ARG, "conv2d: %s '%s' is not contiguous", n->op->in_names[i], t->name);
-    }
-    return BG_OK;
-}
-
 static bg_status conv2d_fwd_cpu(bg_ctx *ctx, bg_node *n)
 {
-    bg_status s = conv2d_check_cpu(ctx, n);
+    bg_status s = bg_op_check_dense_inputs(ctx, n, BG_CPU, NULL);
     if (s) return s;
     return n->in[0]->dtype == BG_F64 ? conv2d_fwd_f64(ctx, n) : conv2d_fwd_f32(ctx, n);
 }
 
 static bg_status conv2d_bwd_cpu(bg_ctx *ctx, bg_node *n)
 {
-    bg_status s = conv2d_check_cpu(ctx, n);
+    bg_status s = bg_op_check_dense_inputs(ctx, n, BG_CPU, NULL);
     if (s) return s;
     if (!n->out[0]->grad) return BG_OK; /* nothing flows back */
     return n->in[0]->dtype == BG_F64 ? conv2d_bwd_f64(ctx, n) : conv2d_bwd_f32(ctx, n);
@@ -193,22 +179,6 @@ static bg_status conv2d_bwd_cpu(bg_ctx *ctx, bg_node *n)
 
 /* ---- CUDA glue: shapes for kernels/conv, a workspace from the allocator ---- */
 #ifdef BG_WITH_CUDA
-/* f32 or f16 on the GPU (all inputs share x's dtype: checked by infer), dense. */
-static bg_status conv2d_check_cuda(bg_ctx *ctx, const bg_node *n, int *half)
-{
-    for (int i = 0; i < 3; i++) {
-        const bg_tensor *t = n->in[i];
-        if (!t) continue;
-        if (t->dtype != BG_F32 && t->dtype != BG_F16)
-            return bg_fail(ctx, BG_ERR_DTYPE, "conv2d: %s '%s' is %s; the CUDA kernels take f32 or f16",
-                           n->op->in_names[i], t->name, bg_dtype_name(t->dtype));
-        if (!bg_is_contiguous(t))
-            return bg_fail(ctx, BG_ERR_ARG, "conv2d: %s '%s' is not contiguous", n->op->in_names[i], t->name);
-    }
-    *half = n->in[0]->dtype == BG_F16;
-    return BG_OK;
-}
-
 static bg_conv_shape conv2d_cuda_shape(const bg_node *n)
 {
     conv_geom g = conv_geometry(n);
@@ -247,7 +217,7 @@ static bg_tensor *conv2d_cuda_ws(bg_ctx *ctx, size_t bytes, bg_conv_opts *o)
 static bg_status conv2d_fwd_cuda(bg_ctx *ctx, bg_node *n)
 {
     int half = 0;
-    bg_status st = conv2d_check_cuda(ctx, n, &half);
+    bg_status st = bg_op_check_dense_inputs(ctx, n, BG_CUDA, &half);
     if (st) return st;
     bg_conv_shape s = conv2d_cuda_shape(n);
     bg_conv_opts o = {0};
@@ -264,7 +234,7 @@ static bg_status conv2d_fwd_cuda(bg_ctx *ctx, bg_node *n)
 static bg_status conv2d_bwd_cuda(bg_ctx *ctx, bg_node *n)
 {
     int half = 0;
-    bg_status st = conv2d_check_cuda(ctx, n, &half);
+    bg_status st = bg_op_check_dense_inputs(ctx, n, BG_CUDA, &half);
     if (st) return st;
     const bg_tensor *dy = n->out[0]->grad;
     if (!dy) return BG_OK;

@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include "gemm_cpu.h"
+#include "op_util.h"
 #include "ops.h"
 #ifdef BG_WITH_CUDA
 #include "../kernels/gemm/gemm.h"
@@ -64,30 +65,16 @@ static double linear_macs(const bg_node *n)
     return (double)n->in[0]->shape[0] * (double)n->in[1]->shape[0] * (double)n->in[1]->shape[1];
 }
 
-static bg_status linear_check_cpu(bg_ctx *ctx, const bg_node *n)
-{
-    for (int i = 0; i < 3; i++) {
-        const bg_tensor *t = n->in[i];
-        if (!t) continue;
-        if (t->dtype != BG_F32 && t->dtype != BG_F64)
-            return bg_fail(ctx, BG_ERR_DTYPE, "linear: %s '%s' is %s; the CPU backend computes in f32 or f64 only",
-                           n->op->in_names[i], t->name, bg_dtype_name(t->dtype));
-        if (!bg_is_contiguous(t))
-            return bg_fail(ctx, BG_ERR_ARG, "linear: %s '%s' is not contiguous", n->op->in_names[i], t->name);
-    }
-    return BG_OK;
-}
-
 static bg_status linear_fwd_cpu(bg_ctx *ctx, bg_node *n)
 {
-    bg_status s = linear_check_cpu(ctx, n);
+    bg_status s = bg_op_check_dense_inputs(ctx, n, BG_CPU, NULL);
     if (s) return s;
     return n->in[0]->dtype == BG_F64 ? linear_fwd_f64(ctx, n) : linear_fwd_f32(ctx, n);
 }
 
 static bg_status linear_bwd_cpu(bg_ctx *ctx, bg_node *n)
 {
-    bg_status s = linear_check_cpu(ctx, n);
+    bg_status s = bg_op_check_dense_inputs(ctx, n, BG_CPU, NULL);
     if (s) return s;
     if (!n->out[0]->grad) return BG_OK;
     return n->in[0]->dtype == BG_F64 ? linear_bwd_f64(ctx, n) : linear_bwd_f32(ctx, n);
@@ -95,21 +82,6 @@ static bg_status linear_bwd_cpu(bg_ctx *ctx, bg_node *n)
 
 /* ---- CUDA glue ---- */
 #ifdef BG_WITH_CUDA
-static bg_status linear_check_cuda(bg_ctx *ctx, const bg_node *n, int *half)
-{
-    for (int i = 0; i < 3; i++) {
-        const bg_tensor *t = n->in[i];
-        if (!t) continue;
-        if (t->dtype != BG_F32 && t->dtype != BG_F16)
-            return bg_fail(ctx, BG_ERR_DTYPE, "linear: %s '%s' is %s; the CUDA kernels take f32 or f16",
-                           n->op->in_names[i], t->name, bg_dtype_name(t->dtype));
-        if (!bg_is_contiguous(t))
-            return bg_fail(ctx, BG_ERR_ARG, "linear: %s '%s' is not contiguous", n->op->in_names[i], t->name);
-    }
-    *half = n->in[0]->dtype == BG_F16;
-    return BG_OK;
-}
-
 static bg_status linear_cuda_rc(bg_ctx *ctx, int rc, const char *what, const char *err)
 {
     if (!rc) return BG_OK;
@@ -132,7 +104,7 @@ static int linear_gemm(bg_ctx *ctx, int half, int ta, int tb, int64_t m, int64_t
 static bg_status linear_fwd_cuda(bg_ctx *ctx, bg_node *n)
 {
     int half = 0;
-    bg_status s = linear_check_cuda(ctx, n, &half);
+    bg_status s = bg_op_check_dense_inputs(ctx, n, BG_CUDA, &half);
     if (s) return s;
     int64_t N = n->in[0]->shape[0], K = n->in[0]->shape[1], M = n->in[1]->shape[0];
     if (N > 0x7fffffff || K > 0x7fffffff || M > 0x7fffffff)
@@ -147,7 +119,7 @@ static bg_status linear_fwd_cuda(bg_ctx *ctx, bg_node *n)
 static bg_status linear_bwd_cuda(bg_ctx *ctx, bg_node *n)
 {
     int half = 0;
-    bg_status s = linear_check_cuda(ctx, n, &half);
+    bg_status s = bg_op_check_dense_inputs(ctx, n, BG_CUDA, &half);
     if (s) return s;
     const bg_tensor *dy = n->out[0]->grad;
     if (!dy) return BG_OK;

@@ -14,13 +14,10 @@
  * on the host there: an out-of-range label gives a NaN loss. */
 #include <math.h>
 #include <stdlib.h>
+#include "op_util.h"
 #include "ops.h"
 #ifdef BG_WITH_CUDA
-#include "../kernels/cuda_api.h"
 #include "../kernels/loss.h"
-#define CUDA_FN(f) f
-#else
-#define CUDA_FN(f) NULL
 #endif
 
 static bg_status infer_xent(bg_ctx *ctx, const bg_node *n, bg_desc *out, int *n_out, bg_desc *saved,
@@ -150,13 +147,6 @@ static bg_status xent_check_cuda(bg_ctx *ctx, const bg_node *n)
     return BG_OK;
 }
 
-static bg_status xent_launched(bg_ctx *ctx, const char *pass)
-{
-    char err[200];
-    if (bg_cuda_check_launch(err, sizeof err)) return bg_fail(ctx, BG_ERR_CUDA, "softmax_xent %s: %s", pass, err);
-    return BG_OK;
-}
-
 static bg_status xent_fwd_cuda(bg_ctx *ctx, bg_node *n)
 {
     const bg_tensor *x = n->in[0];
@@ -164,7 +154,7 @@ static bg_status xent_fwd_cuda(bg_ctx *ctx, bg_node *n)
     if (s) return s;
     bg_cuda_xent_fwd(x->data, n->in[1]->data, n->saved[0]->data, n->saved[1]->data, n->out[0]->data, x->shape[0],
                      x->shape[1], BG_PARAMS(n, bg_xent_params)->label_smoothing, x->dtype == BG_F16, ctx->stream);
-    return xent_launched(ctx, "forward");
+    return bg_op_cuda_launched(ctx, n, "forward");
 }
 
 static bg_status xent_bwd_cuda(bg_ctx *ctx, bg_node *n)
@@ -175,7 +165,7 @@ static bg_status xent_bwd_cuda(bg_ctx *ctx, bg_node *n)
     if (s) return s;
     bg_cuda_xent_bwd(n->saved[0]->data, n->in[1]->data, dloss->data, x->grad->data, x->shape[0], x->shape[1],
                      BG_PARAMS(n, bg_xent_params)->label_smoothing, x->dtype == BG_F16, ctx->stream);
-    return xent_launched(ctx, "backward");
+    return bg_op_cuda_launched(ctx, n, "backward");
 }
 #endif
 
@@ -190,8 +180,8 @@ const bg_op bg_op_softmax_xent = {
     .fields = {{"label_smoothing", BG_P_FLOAT, offsetof(bg_xent_params, label_smoothing), {0}}},
     .n_fields = 1,
     .infer = infer_xent,
-    .fwd = {[BG_CPU] = xent_fwd_cpu, [BG_CUDA] = CUDA_FN(xent_fwd_cuda)},
-    .bwd = {[BG_CPU] = xent_bwd_cpu, [BG_CUDA] = CUDA_FN(xent_bwd_cuda)},
+    .fwd = {[BG_CPU] = xent_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(xent_fwd_cuda)},
+    .bwd = {[BG_CPU] = xent_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(xent_bwd_cuda)},
 };
 
 bg_tensor *bg_softmax_xent(bg_graph *g, bg_tensor *logits, bg_tensor *labels, float label_smoothing)

@@ -26,13 +26,10 @@
 
 #include <math.h>
 #include <stdio.h>
+#include "op_util.h"
 #include "ops.h"
 #ifdef BG_WITH_CUDA
-#include "../kernels/cuda_api.h"
 #include "../kernels/pool.h"
-#define CUDA_FN(f) f
-#else
-#define CUDA_FN(f) NULL
 #endif
 
 typedef struct {
@@ -92,17 +89,6 @@ static bg_status check_x4(bg_ctx *ctx, const bg_node *n)
     return bg_op_check_float(ctx, n, 0);
 }
 
-/* The CPU kernels compute in f32 or f64 and assume dense tensors. */
-static bg_status pool_check_cpu(bg_ctx *ctx, const bg_node *n)
-{
-    const bg_tensor *x = n->in[0];
-    if (x->dtype != BG_F32 && x->dtype != BG_F64)
-        return bg_fail(ctx, BG_ERR_DTYPE, "%s: input '%s' is %s; the CPU backend computes in f32 or f64 only",
-                       n->op->name, x->name, bg_dtype_name(x->dtype));
-    if (!bg_is_contiguous(x)) return bg_fail(ctx, BG_ERR_ARG, "%s: input '%s' is not contiguous", n->op->name, x->name);
-    return BG_OK;
-}
-
 #define BG_POOL_TMPL 1
 #define T float
 #define SFX(name) name##_f32
@@ -118,24 +104,6 @@ static bg_status pool_check_cpu(bg_ctx *ctx, const bg_node *n)
 
 /* ---- CUDA glue ---- */
 #ifdef BG_WITH_CUDA
-static bg_status pool_check_cuda(bg_ctx *ctx, const bg_node *n, int *half)
-{
-    const bg_tensor *x = n->in[0];
-    if (x->dtype != BG_F32 && x->dtype != BG_F16)
-        return bg_fail(ctx, BG_ERR_DTYPE, "%s: input '%s' is %s; the CUDA kernel takes f32 or f16", n->op->name,
-                       x->name, bg_dtype_name(x->dtype));
-    if (!bg_is_contiguous(x)) return bg_fail(ctx, BG_ERR_ARG, "%s: input '%s' is not contiguous", n->op->name, x->name);
-    *half = x->dtype == BG_F16;
-    return BG_OK;
-}
-
-static bg_status pool_launched(bg_ctx *ctx, const bg_node *n, const char *pass)
-{
-    char err[200];
-    if (bg_cuda_check_launch(err, sizeof err)) return bg_fail(ctx, BG_ERR_CUDA, "%s %s: %s", n->op->name, pass, err);
-    return BG_OK;
-}
-
 static bg_pool_geom cuda_geom(const bg_node *n)
 {
     pool_geom g = pool_geometry(n);
@@ -146,12 +114,12 @@ static bg_pool_geom cuda_geom(const bg_node *n)
 static bg_status gap_fwd_cuda(bg_ctx *ctx, bg_node *n)
 {
     int half = 0;
-    bg_status s = pool_check_cuda(ctx, n, &half);
+    bg_status s = bg_op_check_dense_inputs(ctx, n, BG_CUDA, &half);
     if (s) return s;
     const bg_tensor *x = n->in[0];
     bg_cuda_gap_fwd(x->data, n->out[0]->data, x->shape[0], x->shape[1] * x->shape[2], 1, x->shape[3], half,
                     ctx->stream);
-    return pool_launched(ctx, n, "forward");
+    return bg_op_cuda_launched(ctx, n, "forward");
 }
 
 static bg_status gap_bwd_cuda(bg_ctx *ctx, bg_node *n)
@@ -159,53 +127,53 @@ static bg_status gap_bwd_cuda(bg_ctx *ctx, bg_node *n)
     int half = 0;
     const bg_tensor *x = n->in[0];
     if (!x->grad || !n->out[0]->grad) return BG_OK;
-    bg_status s = pool_check_cuda(ctx, n, &half);
+    bg_status s = bg_op_check_dense_inputs(ctx, n, BG_CUDA, &half);
     if (s) return s;
     bg_cuda_gap_bwd(n->out[0]->grad->data, x->grad->data, x->shape[0], x->shape[1] * x->shape[2], 1, x->shape[3],
                     half, ctx->stream);
-    return pool_launched(ctx, n, "backward");
+    return bg_op_cuda_launched(ctx, n, "backward");
 }
 
 static bg_status avgpool_fwd_cuda(bg_ctx *ctx, bg_node *n)
 {
     int half = 0;
-    bg_status s = pool_check_cuda(ctx, n, &half);
+    bg_status s = bg_op_check_dense_inputs(ctx, n, BG_CUDA, &half);
     if (s) return s;
     bg_pool_geom g = cuda_geom(n);
     bg_cuda_avgpool_fwd(n->in[0]->data, n->out[0]->data, &g, half, ctx->stream);
-    return pool_launched(ctx, n, "forward");
+    return bg_op_cuda_launched(ctx, n, "forward");
 }
 
 static bg_status avgpool_bwd_cuda(bg_ctx *ctx, bg_node *n)
 {
     int half = 0;
     if (!n->in[0]->grad || !n->out[0]->grad) return BG_OK;
-    bg_status s = pool_check_cuda(ctx, n, &half);
+    bg_status s = bg_op_check_dense_inputs(ctx, n, BG_CUDA, &half);
     if (s) return s;
     bg_pool_geom g = cuda_geom(n);
     bg_cuda_avgpool_bwd(n->out[0]->grad->data, n->in[0]->grad->data, &g, half, ctx->stream);
-    return pool_launched(ctx, n, "backward");
+    return bg_op_cuda_launched(ctx, n, "backward");
 }
 
 static bg_status maxpool_fwd_cuda(bg_ctx *ctx, bg_node *n)
 {
     int half = 0;
-    bg_status s = pool_check_cuda(ctx, n, &half);
+    bg_status s = bg_op_check_dense_inputs(ctx, n, BG_CUDA, &half);
     if (s) return s;
     bg_pool_geom g = cuda_geom(n);
     bg_cuda_maxpool_fwd(n->in[0]->data, n->out[0]->data, n->saved[0]->data, &g, half, ctx->stream);
-    return pool_launched(ctx, n, "forward");
+    return bg_op_cuda_launched(ctx, n, "forward");
 }
 
 static bg_status maxpool_bwd_cuda(bg_ctx *ctx, bg_node *n)
 {
     int half = 0;
     if (!n->in[0]->grad || !n->out[0]->grad) return BG_OK;
-    bg_status s = pool_check_cuda(ctx, n, &half);
+    bg_status s = bg_op_check_dense_inputs(ctx, n, BG_CUDA, &half);
     if (s) return s;
     bg_pool_geom g = cuda_geom(n);
     bg_cuda_maxpool_bwd(n->out[0]->grad->data, n->saved[0]->data, n->in[0]->grad->data, &g, half, ctx->stream);
-    return pool_launched(ctx, n, "backward");
+    return bg_op_cuda_launched(ctx, n, "backward");
 }
 #endif
 
@@ -230,7 +198,7 @@ static bg_status gap_infer(bg_ctx *ctx, const bg_node *n, bg_desc *out, int *n_o
 
 static bg_status gap_fwd_cpu(bg_ctx *ctx, bg_node *n)
 {
-    bg_status s = pool_check_cpu(ctx, n);
+    bg_status s = bg_op_check_dense_inputs(ctx, n, BG_CPU, NULL);
     if (s) return s;
     if (n->in[0]->dtype == BG_F64) gap_fwd_f64(n);
     else gap_fwd_f32(n);
@@ -239,7 +207,7 @@ static bg_status gap_fwd_cpu(bg_ctx *ctx, bg_node *n)
 
 static bg_status gap_bwd_cpu(bg_ctx *ctx, bg_node *n)
 {
-    bg_status s = pool_check_cpu(ctx, n);
+    bg_status s = bg_op_check_dense_inputs(ctx, n, BG_CPU, NULL);
     if (s || !n->in[0]->grad || !n->out[0]->grad) return s;
     if (n->in[0]->dtype == BG_F64) gap_bwd_f64(n);
     else gap_bwd_f32(n);
@@ -256,8 +224,8 @@ const bg_op bg_op_global_avgpool = {
     .param_size = sizeof(bg_noparams),
     .n_fields = 0,
     .infer = gap_infer,
-    .fwd = {[BG_CPU] = gap_fwd_cpu, [BG_CUDA] = CUDA_FN(gap_fwd_cuda)},
-    .bwd = {[BG_CPU] = gap_bwd_cpu, [BG_CUDA] = CUDA_FN(gap_bwd_cuda)},
+    .fwd = {[BG_CPU] = gap_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(gap_fwd_cuda)},
+    .bwd = {[BG_CPU] = gap_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(gap_bwd_cuda)},
 };
 
 bg_tensor *bg_global_avgpool(bg_graph *g, bg_tensor *x)
@@ -329,7 +297,7 @@ static bg_status maxpool_infer(bg_ctx *ctx, const bg_node *n, bg_desc *out, int 
 
 static bg_status avgpool_fwd_cpu(bg_ctx *ctx, bg_node *n)
 {
-    bg_status s = pool_check_cpu(ctx, n);
+    bg_status s = bg_op_check_dense_inputs(ctx, n, BG_CPU, NULL);
     if (s) return s;
     pool_geom g = pool_geometry(n);
     if (n->in[0]->dtype == BG_F64) avgpool_fwd_f64(&g, n);
@@ -339,7 +307,7 @@ static bg_status avgpool_fwd_cpu(bg_ctx *ctx, bg_node *n)
 
 static bg_status avgpool_bwd_cpu(bg_ctx *ctx, bg_node *n)
 {
-    bg_status s = pool_check_cpu(ctx, n);
+    bg_status s = bg_op_check_dense_inputs(ctx, n, BG_CPU, NULL);
     if (s || !n->in[0]->grad || !n->out[0]->grad) return s;
     pool_geom g = pool_geometry(n);
     if (n->in[0]->dtype == BG_F64) avgpool_bwd_f64(&g, n);
@@ -349,7 +317,7 @@ static bg_status avgpool_bwd_cpu(bg_ctx *ctx, bg_node *n)
 
 static bg_status maxpool_fwd_cpu(bg_ctx *ctx, bg_node *n)
 {
-    bg_status s = pool_check_cpu(ctx, n);
+    bg_status s = bg_op_check_dense_inputs(ctx, n, BG_CPU, NULL);
     if (s) return s;
     pool_geom g = pool_geometry(n);
     if (n->in[0]->dtype == BG_F64) maxpool_fwd_f64(&g, n);
@@ -359,7 +327,7 @@ static bg_status maxpool_fwd_cpu(bg_ctx *ctx, bg_node *n)
 
 static bg_status maxpool_bwd_cpu(bg_ctx *ctx, bg_node *n)
 {
-    bg_status s = pool_check_cpu(ctx, n);
+    bg_status s = bg_op_check_dense_inputs(ctx, n, BG_CPU, NULL);
     if (s || !n->in[0]->grad || !n->out[0]->grad) return s;
     pool_geom g = pool_geometry(n);
     if (n->in[0]->dtype == BG_F64) maxpool_bwd_f64(&g, n);
@@ -386,8 +354,8 @@ const bg_op bg_op_avgpool2d = {
     .in_differentiable = {true},
     POOL_FIELDS,
     .infer = avgpool_infer,
-    .fwd = {[BG_CPU] = avgpool_fwd_cpu, [BG_CUDA] = CUDA_FN(avgpool_fwd_cuda)},
-    .bwd = {[BG_CPU] = avgpool_bwd_cpu, [BG_CUDA] = CUDA_FN(avgpool_bwd_cuda)},
+    .fwd = {[BG_CPU] = avgpool_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(avgpool_fwd_cuda)},
+    .bwd = {[BG_CPU] = avgpool_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(avgpool_bwd_cuda)},
 };
 
 /* count_include_pad is listed for a uniform parameter struct; max pooling ignores it. */
@@ -400,8 +368,8 @@ const bg_op bg_op_maxpool2d = {
     .in_differentiable = {true},
     POOL_FIELDS,
     .infer = maxpool_infer,
-    .fwd = {[BG_CPU] = maxpool_fwd_cpu, [BG_CUDA] = CUDA_FN(maxpool_fwd_cuda)},
-    .bwd = {[BG_CPU] = maxpool_bwd_cpu, [BG_CUDA] = CUDA_FN(maxpool_bwd_cuda)},
+    .fwd = {[BG_CPU] = maxpool_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(maxpool_fwd_cuda)},
+    .bwd = {[BG_CPU] = maxpool_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(maxpool_bwd_cuda)},
 };
 
 bg_tensor *bg_avgpool2d(bg_graph *g, bg_tensor *x, bg_pool_params p)

@@ -19,23 +19,13 @@
  * and concat run in kernels/shape.cu (f32 or f16 gradients). */
 #include <stdio.h>
 #include <string.h>
+#include "op_util.h"
 #include "ops.h"
 #ifdef BG_WITH_CUDA
 #include "../kernels/cuda_api.h"
 #include "../kernels/shape.h"
-#define CUDA_FN(f) f
-#else
-#define CUDA_FN(f) NULL
 #endif
 
-#define PAR_MIN 32768
-
-static bg_status cpu_grad_dtype(bg_ctx *ctx, const bg_node *n, const bg_tensor *t, const char *role)
-{
-    if (t->dtype == BG_F32 || t->dtype == BG_F64) return BG_OK;
-    return bg_fail(ctx, BG_ERR_DTYPE, "%s: %s '%s' is %s; the CPU backward takes f32 or f64", n->op->name, role,
-                   t->name, bg_dtype_name(t->dtype));
-}
 
 /* dst[i] += src[i] for i < cnt, either float type (dst and src share it). */
 static void add_into(void *dst, const void *src, int64_t cnt, bg_dtype dt)
@@ -43,12 +33,12 @@ static void add_into(void *dst, const void *src, int64_t cnt, bg_dtype dt)
     if (dt == BG_F32) {
         float *d = dst;
         const float *s = src;
-#pragma omp parallel for if (cnt >= PAR_MIN)
+#pragma omp parallel for if (cnt >= BG_PAR_MIN)
         for (int64_t i = 0; i < cnt; i++) d[i] += s[i];
     } else {
         double *d = dst;
         const double *s = src;
-#pragma omp parallel for if (cnt >= PAR_MIN)
+#pragma omp parallel for if (cnt >= BG_PAR_MIN)
         for (int64_t i = 0; i < cnt; i++) d[i] += s[i];
     }
 }
@@ -66,7 +56,7 @@ static bg_status copy_bwd_cpu(bg_ctx *ctx, bg_node *n)
 {
     bg_tensor *x = n->in[0], *dy = n->out[0]->grad;
     if (!x->grad || !dy) return BG_OK;
-    bg_status s = cpu_grad_dtype(ctx, n, x, "x");
+    bg_status s = bg_op_cpu_dtype(ctx, n, x, "x");
     if (s) return s;
     add_into(x->grad->data, dy->data, bg_numel(x), x->dtype);
     return BG_OK;
@@ -205,7 +195,7 @@ static bg_status concat_fwd_cpu(bg_ctx *ctx, bg_node *n)
         int64_t wx = x->shape[x->ndim - 1];
         const unsigned char *src = x->data;
         unsigned char *dst = y->data;
-#pragma omp parallel for if (rows * wx >= PAR_MIN)
+#pragma omp parallel for if (rows * wx >= BG_PAR_MIN)
         for (int64_t r = 0; r < rows; r++)
             memcpy(dst + (size_t)(r * wy + col) * es, src + (size_t)(r * wx) * es, (size_t)wx * es);
         col += wx;
@@ -217,7 +207,7 @@ static bg_status concat_fwd_cpu(bg_ctx *ctx, bg_node *n)
     static void concat_slice_bwd_##SFX(const T *dy, T *dx, int64_t rows, int64_t wy,     \
                                        int64_t col, int64_t wx)                           \
     {                                                                                      \
-        _Pragma("omp parallel for if (rows * wx >= PAR_MIN)")                             \
+        _Pragma("omp parallel for if (rows * wx >= BG_PAR_MIN)")                             \
         for (int64_t r = 0; r < rows; r++)                                                 \
             for (int64_t c = 0; c < wx; c++) dx[r * wx + c] += dy[r * wy + col + c];       \
     }
@@ -236,7 +226,7 @@ static bg_status concat_bwd_cpu(bg_ctx *ctx, bg_node *n)
         bg_tensor *x = n->in[i];
         int64_t wx = x->shape[x->ndim - 1];
         if (x->grad) {
-            bg_status s = cpu_grad_dtype(ctx, n, x, n->op->in_names[i]);
+            bg_status s = bg_op_cpu_dtype(ctx, n, x, n->op->in_names[i]);
             if (s) return s;
             if (x->dtype == BG_F32) concat_slice_bwd_f32(dy->data, x->grad->data, rows, wy, col, wx);
             else concat_slice_bwd_f64(dy->data, x->grad->data, rows, wy, col, wx);
@@ -248,20 +238,6 @@ static bg_status concat_bwd_cpu(bg_ctx *ctx, bg_node *n)
 
 /* ---- CUDA glue ----------------------------------------------------------------- */
 #ifdef BG_WITH_CUDA
-static bg_status cuda_grad_dtype(bg_ctx *ctx, const bg_node *n, const bg_tensor *t, const char *role)
-{
-    if (t->dtype == BG_F32 || t->dtype == BG_F16) return BG_OK;
-    return bg_fail(ctx, BG_ERR_DTYPE, "%s: %s '%s' is %s; the CUDA backward takes f32 or f16", n->op->name, role,
-                   t->name, bg_dtype_name(t->dtype));
-}
-
-static bg_status launched(bg_ctx *ctx, const bg_node *n, const char *pass)
-{
-    char err[200];
-    if (bg_cuda_check_launch(err, sizeof err)) return bg_fail(ctx, BG_ERR_CUDA, "%s %s: %s", n->op->name, pass, err);
-    return BG_OK;
-}
-
 static bg_status copy_fwd_cuda(bg_ctx *ctx, bg_node *n)
 {
     char err[200];
@@ -274,10 +250,11 @@ static bg_status copy_bwd_cuda(bg_ctx *ctx, bg_node *n)
 {
     bg_tensor *x = n->in[0], *dy = n->out[0]->grad;
     if (!x->grad || !dy) return BG_OK;
-    bg_status s = cuda_grad_dtype(ctx, n, x, "x");
+    int half;
+    bg_status s = bg_op_cuda_dtype(ctx, n, x, "x", &half);
     if (s) return s;
     bg_cuda_add_into(x->grad->data, dy->data, bg_numel(x), x->dtype == BG_F16, ctx->stream);
-    return launched(ctx, n, "backward");
+    return bg_op_cuda_launched(ctx, n, "backward");
 }
 
 static bg_concat_args concat_args(const bg_node *n, int64_t *rows)
@@ -302,7 +279,7 @@ static bg_status concat_fwd_cuda(bg_ctx *ctx, bg_node *n)
     int64_t rows;
     bg_concat_args a = concat_args(n, &rows);
     bg_cuda_concat_fwd(&a, n->out[0]->data, rows, bg_dtype_size(n->out[0]->dtype), ctx->stream);
-    return launched(ctx, n, "forward");
+    return bg_op_cuda_launched(ctx, n, "forward");
 }
 
 static bg_status concat_bwd_cuda(bg_ctx *ctx, bg_node *n)
@@ -314,13 +291,14 @@ static bg_status concat_bwd_cuda(bg_ctx *ctx, bg_node *n)
     bool any = false;
     for (int i = 0; i < a.n; i++) {
         if (!a.grad[i]) continue;
-        bg_status s = cuda_grad_dtype(ctx, n, n->in[i], n->op->in_names[i]);
+        int half;
+        bg_status s = bg_op_cuda_dtype(ctx, n, n->in[i], n->op->in_names[i], &half);
         if (s) return s;
         any = true;
     }
     if (!any) return BG_OK;
     bg_cuda_concat_bwd(&a, dy->data, rows, dy->dtype == BG_F16, ctx->stream);
-    return launched(ctx, n, "backward");
+    return bg_op_cuda_launched(ctx, n, "backward");
 }
 #endif
 
@@ -337,8 +315,8 @@ const bg_op bg_op_flatten = {
     .fields = {{"start_dim", BG_P_INT, offsetof(bg_flatten_params, start_dim), {1}}},
     .n_fields = 1,
     .infer = infer_flatten,
-    .fwd = {[BG_CPU] = copy_fwd_cpu, [BG_CUDA] = CUDA_FN(copy_fwd_cuda)},
-    .bwd = {[BG_CPU] = copy_bwd_cpu, [BG_CUDA] = CUDA_FN(copy_bwd_cuda)},
+    .fwd = {[BG_CPU] = copy_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(copy_fwd_cuda)},
+    .bwd = {[BG_CPU] = copy_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(copy_bwd_cuda)},
 };
 
 const bg_op bg_op_reshape = {
@@ -352,8 +330,8 @@ const bg_op bg_op_reshape = {
     .fields = {{"shape", BG_P_INT4, offsetof(bg_reshape_params, shape), {-1, 0, 0, 0}}},
     .n_fields = 1,
     .infer = infer_reshape,
-    .fwd = {[BG_CPU] = copy_fwd_cpu, [BG_CUDA] = CUDA_FN(copy_fwd_cuda)},
-    .bwd = {[BG_CPU] = copy_bwd_cpu, [BG_CUDA] = CUDA_FN(copy_bwd_cuda)},
+    .fwd = {[BG_CPU] = copy_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(copy_fwd_cuda)},
+    .bwd = {[BG_CPU] = copy_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(copy_bwd_cuda)},
 };
 
 const bg_op bg_op_concat = {
@@ -365,8 +343,8 @@ const bg_op bg_op_concat = {
     .in_differentiable = {true, true, true, true, true, true},
     .param_size = sizeof(bg_noparams),
     .infer = infer_concat,
-    .fwd = {[BG_CPU] = concat_fwd_cpu, [BG_CUDA] = CUDA_FN(concat_fwd_cuda)},
-    .bwd = {[BG_CPU] = concat_bwd_cpu, [BG_CUDA] = CUDA_FN(concat_bwd_cuda)},
+    .fwd = {[BG_CPU] = concat_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(concat_fwd_cuda)},
+    .bwd = {[BG_CPU] = concat_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(concat_bwd_cuda)},
 };
 
 bg_tensor *bg_flatten(bg_graph *g, bg_tensor *x, int start_dim)

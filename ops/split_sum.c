@@ -7,16 +7,12 @@
  * every split: dx[p, i*C + c] += dy[p, c].
  * CPU sums in double (at most a handful of terms, but f32 and f64 then agree
  * to rounding); CUDA lives in kernels/split_sum.cu. */
+#include "op_util.h"
 #include "ops.h"
 #ifdef BG_WITH_CUDA
-#include "../kernels/cuda_api.h"
 #include "../kernels/split_sum.h"
-#define CUDA_FN(f) f
-#else
-#define CUDA_FN(f) NULL
 #endif
 
-#define PAR_MIN 32768
 
 static bg_status infer_split_sum(bg_ctx *ctx, const bg_node *n, bg_desc *out, int *n_out, bg_desc *saved,
                                  int *n_saved)
@@ -48,7 +44,7 @@ static bg_status infer_split_sum(bg_ctx *ctx, const bg_node *n, bg_desc *out, in
 #define DEFINE_SPLIT_SUM(T, SFX)                                                         \
     static void ss_fwd_##SFX(const T *x, T *y, int64_t rows, int64_t r, int64_t c)     \
     {                                                                                    \
-        _Pragma("omp parallel for if (rows * r * c >= PAR_MIN)")                        \
+        _Pragma("omp parallel for if (rows * r * c >= BG_PAR_MIN)")                        \
         for (int64_t p = 0; p < rows; p++) {                                             \
             const T *xp = x + p * r * c;                                                 \
             T *yp = y + p * c;                                                           \
@@ -61,7 +57,7 @@ static bg_status infer_split_sum(bg_ctx *ctx, const bg_node *n, bg_desc *out, in
     }                                                                                    \
     static void ss_bwd_##SFX(const T *dy, T *dx, int64_t rows, int64_t r, int64_t c)   \
     {                                                                                    \
-        _Pragma("omp parallel for if (rows * r * c >= PAR_MIN)")                        \
+        _Pragma("omp parallel for if (rows * r * c >= BG_PAR_MIN)")                        \
         for (int64_t p = 0; p < rows; p++) {                                             \
             const T *gp = dy + p * c;                                                    \
             T *dp = dx + p * r * c;                                                      \
@@ -117,20 +113,13 @@ static bg_status ss_bwd_cpu(bg_ctx *ctx, bg_node *n)
 }
 
 #ifdef BG_WITH_CUDA
-static bg_status launched(bg_ctx *ctx, const char *pass)
-{
-    char err[200];
-    if (bg_cuda_check_launch(err, sizeof err)) return bg_fail(ctx, BG_ERR_CUDA, "split_sum %s: %s", pass, err);
-    return BG_OK;
-}
-
 static bg_status ss_fwd_cuda(bg_ctx *ctx, bg_node *n)
 {
     const bg_tensor *x = n->in[0];
     if (x->dtype != BG_F32 && x->dtype != BG_F16) return dtype_error(ctx, x, "CUDA", "f32 or f16");
     ss_geom g = geom(n);
     bg_cuda_split_sum_fwd(x->data, n->out[0]->data, g.rows, g.r, g.c, x->dtype == BG_F16, ctx->stream);
-    return launched(ctx, "forward");
+    return bg_op_cuda_launched(ctx, n, "forward");
 }
 
 static bg_status ss_bwd_cuda(bg_ctx *ctx, bg_node *n)
@@ -140,7 +129,7 @@ static bg_status ss_bwd_cuda(bg_ctx *ctx, bg_node *n)
     if (x->dtype != BG_F32 && x->dtype != BG_F16) return dtype_error(ctx, x, "CUDA", "f32 or f16");
     ss_geom g = geom(n);
     bg_cuda_split_sum_bwd(dy->data, x->grad->data, g.rows, g.r, g.c, x->dtype == BG_F16, ctx->stream);
-    return launched(ctx, "backward");
+    return bg_op_cuda_launched(ctx, n, "backward");
 }
 #endif
 
@@ -155,8 +144,8 @@ const bg_op bg_op_split_sum = {
     .fields = {{"radix", BG_P_INT, offsetof(bg_split_sum_params, radix), {2}}},
     .n_fields = 1,
     .infer = infer_split_sum,
-    .fwd = {[BG_CPU] = ss_fwd_cpu, [BG_CUDA] = CUDA_FN(ss_fwd_cuda)},
-    .bwd = {[BG_CPU] = ss_bwd_cpu, [BG_CUDA] = CUDA_FN(ss_bwd_cuda)},
+    .fwd = {[BG_CPU] = ss_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(ss_fwd_cuda)},
+    .bwd = {[BG_CPU] = ss_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(ss_bwd_cuda)},
 };
 
 bg_tensor *bg_split_sum(bg_graph *g, bg_tensor *x, int radix)
