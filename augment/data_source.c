@@ -2,25 +2,24 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-static bool is_dir(const char *p)
+bool bg_is_dir(const char *p)
 {
     struct stat st;
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static bool is_file(const char *p)
+bool bg_is_file(const char *p)
 {
     struct stat st;
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* First of "<dir>/<name>" and "<dir>/<name>.gz" that exists. */
-static bool find_idx(const char *dir, const char *name, char *out, size_t n)
+bool bg_find_idx(const char *dir, const char *name, char *out, size_t n)
 {
     snprintf(out, n, "%s/%s", dir, name);
-    if (is_file(out)) return true;
+    if (bg_is_file(out)) return true;
     snprintf(out, n, "%s/%s.gz", dir, name);
-    return is_file(out);
+    return bg_is_file(out);
 }
 
 bg_status bg_open_train_test(bg_ctx *ctx, const char *dir, int max_per_class, bg_dataset *train, bg_dataset *test,
@@ -28,10 +27,10 @@ bg_status bg_open_train_test(bg_ctx *ctx, const char *dir, int max_per_class, bg
 {
     char a[1200], b[1200];
     bg_status s;
-    if (!is_dir(dir)) return bg_fail(ctx, BG_ERR_IO, "data: '%s' is not a directory", dir);
+    if (!bg_is_dir(dir)) return bg_fail(ctx, BG_ERR_IO, "data: '%s' is not a directory", dir);
     snprintf(a, sizeof a, "%s/train", dir);
     snprintf(b, sizeof b, "%s/test", dir);
-    if (is_dir(a) && is_dir(b)) {
+    if (bg_is_dir(a) && bg_is_dir(b)) {
         bg_folder_opts o = {.max_per_class = max_per_class, .skip_bad = false};
         *format = "folders";
         if ((s = bg_read_image_folder(ctx, a, &o, train))) return s;
@@ -39,7 +38,7 @@ bg_status bg_open_train_test(bg_ctx *ctx, const char *dir, int max_per_class, bg
         return BG_OK;
     }
     snprintf(a, sizeof a, "%s/data_batch_1.bin", dir);
-    if (is_file(a)) {
+    if (bg_is_file(a)) {
         char p[5][1200];
         const char *ps[5];
         for (int i = 0; i < 5; i++) snprintf(p[i], sizeof p[i], "%s/data_batch_%d.bin", dir, i + 1), ps[i] = p[i];
@@ -51,8 +50,8 @@ bg_status bg_open_train_test(bg_ctx *ctx, const char *dir, int max_per_class, bg
         return BG_OK;
     }
     char ti[1200], tl[1200], vi[1200], vl[1200];
-    if (find_idx(dir, "train-images-idx3-ubyte", ti, sizeof ti) && find_idx(dir, "train-labels-idx1-ubyte", tl, sizeof tl) &&
-        find_idx(dir, "t10k-images-idx3-ubyte", vi, sizeof vi) && find_idx(dir, "t10k-labels-idx1-ubyte", vl, sizeof vl)) {
+    if (bg_find_idx(dir, "train-images-idx3-ubyte", ti, sizeof ti) && bg_find_idx(dir, "train-labels-idx1-ubyte", tl, sizeof tl) &&
+        bg_find_idx(dir, "t10k-images-idx3-ubyte", vi, sizeof vi) && bg_find_idx(dir, "t10k-labels-idx1-ubyte", vl, sizeof vl)) {
         *format = "idx";
         if ((s = bg_read_idx(ctx, ti, tl, train))) return s;
         if ((s = bg_read_idx(ctx, vi, vl, test))) return bg_dataset_free(train), s;

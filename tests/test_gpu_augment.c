@@ -16,6 +16,7 @@
 #include "../kernels/cuda_api.h"
 #endif
 
+#ifdef BG_WITH_CUDA
 /* Natural-ish test images: smooth gradients plus noise, one flat image, one
  * with a few saturated pixels (equalize's clipped table). */
 static void make_images(uint8_t *px, int n, int h, int w)
@@ -39,7 +40,6 @@ static bool integer_op(int op)
            op == BG_AA_EQUALIZE || op == BG_AA_TRANSLATEX || op == BG_AA_TRANSLATEY;
 }
 
-#ifdef BG_WITH_CUDA
 static void ops_parity(bg_t *tc, int h, int w)
 {
     bg_ctx ctx;

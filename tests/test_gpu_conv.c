@@ -24,6 +24,7 @@
 #include "harness.h"
 #ifdef BG_WITH_CUDA
 #include "../kernels/conv/conv.h"
+#include "../kernels/cuda_api.h"
 #include "../kernels/gemm/gemm.h"
 #include "../kernels/rtc/rtc.h"
 #endif

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "harness.h"
 #ifdef BG_WITH_CUDA
+#include "../kernels/cuda_api.h"
 #include "../kernels/gemm/gemm.h"
 #include "../kernels/rtc/rtc.h"
 #endif

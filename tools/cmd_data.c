@@ -6,28 +6,8 @@
 #include <sys/stat.h>
 #include "../augment/pack.h"
 #include "data_cmds.h"
+#include "../augment/data_source.h"
 #include "verbs.h"
-
-static bool is_dir(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static bool is_file(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* "<dir>/<name>" or "<dir>/<name>.gz", whichever exists. */
-static bool find_idx(const char *dir, const char *name, char *out, size_t n)
-{
-    snprintf(out, n, "%s/%s", dir, name);
-    if (is_file(out)) return true;
-    snprintf(out, n, "%s/%s.gz", dir, name);
-    return is_file(out);
-}
 
 bg_status bg_data_open(bg_ctx *ctx, const char *src, const char *split, int max_per_class, bg_dataset *ds,
                        const char **format)
@@ -39,7 +19,7 @@ bg_status bg_data_open(bg_ctx *ctx, const char *src, const char *split, int max_
         return bg_fail(ctx, BG_ERR_ARG, "--split '%s': want train or test", split);
     bool train = !strcmp(split, "train");
     char a[1200], b[1200];
-    if (is_file(src)) {
+    if (bg_is_file(src)) {
         if (bg_pack_is_pack(src)) {
             *format = "pack";
             return bg_pack_read(ctx, src, ds);
@@ -51,17 +31,17 @@ bg_status bg_data_open(bg_ctx *ctx, const char *src, const char *split, int max_
         }
         return bg_fail(ctx, BG_ERR_FORMAT, "%s: neither a budgie pack nor a CIFAR .bin batch", src);
     }
-    if (!is_dir(src)) return bg_fail(ctx, BG_ERR_IO, "%s: no such file or directory", src);
+    if (!bg_is_dir(src)) return bg_fail(ctx, BG_ERR_IO, "%s: no such file or directory", src);
     snprintf(a, sizeof a, "%s/train", src);
     snprintf(b, sizeof b, "%s/test", src);
-    if (is_dir(a) || is_dir(b)) { /* train/ and test/ image folders (one may be absent) */
+    if (bg_is_dir(a) || bg_is_dir(b)) { /* train/ and test/ image folders (one may be absent) */
         bg_folder_opts o = {.max_per_class = max_per_class};
         *format = "folders";
-        if (!is_dir(train ? a : b)) return bg_fail(ctx, BG_ERR_IO, "%s: has no %s/ folder", src, split);
+        if (!bg_is_dir(train ? a : b)) return bg_fail(ctx, BG_ERR_IO, "%s: has no %s/ folder", src, split);
         return bg_read_image_folder(ctx, train ? a : b, &o, ds);
     }
     snprintf(a, sizeof a, "%s/data_batch_1.bin", src);
-    if (is_file(a)) {
+    if (bg_is_file(a)) {
         char p[5][1200];
         const char *ps[5];
         for (int i = 0; i < 5; i++) snprintf(p[i], sizeof p[i], "%s/data_batch_%d.bin", src, i + 1), ps[i] = p[i];
@@ -71,14 +51,14 @@ bg_status bg_data_open(bg_ctx *ctx, const char *src, const char *split, int max_
         return train ? bg_read_cifar_bin(ctx, ps, 5, 1, ds) : bg_read_cifar_bin(ctx, &tb, 1, 1, ds);
     }
     snprintf(a, sizeof a, "%s/%s.bin", src, split);
-    if (is_file(a)) {
+    if (bg_is_file(a)) {
         const char *pa = a;
         *format = "cifar100-bin";
         return bg_read_cifar_bin(ctx, &pa, 1, 2, ds);
     }
     char ti[1200], tl[1200];
-    if (find_idx(src, train ? "train-images-idx3-ubyte" : "t10k-images-idx3-ubyte", ti, sizeof ti) &&
-        find_idx(src, train ? "train-labels-idx1-ubyte" : "t10k-labels-idx1-ubyte", tl, sizeof tl)) {
+    if (bg_find_idx(src, train ? "train-images-idx3-ubyte" : "t10k-images-idx3-ubyte", ti, sizeof ti) &&
+        bg_find_idx(src, train ? "train-labels-idx1-ubyte" : "t10k-labels-idx1-ubyte", tl, sizeof tl)) {
         *format = "idx";
         return bg_read_idx(ctx, ti, tl, ds);
     }

@@ -223,6 +223,10 @@ int bg_cmd_model(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (argc >= 3 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+        usage(stdout);
+        return 0;
+    }
     if (argc < (is_save ? 4 : 3)) {
         fprintf(stderr, "budgie model %s: missing %s\n", sub, argc < 3 ? "SPEC" : "OUT.safetensors");
         return 2;

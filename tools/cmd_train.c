@@ -36,12 +36,6 @@ static void usage(FILE *f)
             "  --log FILE          JSON lines (default: stdout)\n");
 }
 
-static bool is_dir(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 int bg_cmd_train(int argc, char **argv)
 {
     const char *data = NULL, *out = "runs/last.safetensors", *logp = NULL, *dev = "auto", *optim = "sgd";
@@ -72,7 +66,7 @@ int bg_cmd_train(int argc, char **argv)
         else if (!strcmp(a, "--log")) logp = v;
         else { fprintf(stderr, "budgie train: unknown option %s\n", a); usage(stderr); return 2; }
     }
-    if (!data) data = is_dir(".cache/cifar10") ? ".cache/cifar10" : "/usr/share/datasets/fashion-mnist";
+    if (!data) data = bg_is_dir(".cache/cifar10") ? ".cache/cifar10" : "/usr/share/datasets/fashion-mnist";
     bg_device device = !strcmp(dev, "cuda") ? BG_CUDA : !strcmp(dev, "cpu") ? BG_CPU : bg_cuda_available() ? BG_CUDA : BG_CPU;
     if (strcmp(aug, "crop-flip") && strcmp(aug, "haet") && strcmp(aug, "none")) {
         fprintf(stderr, "budgie train: --aug must be crop-flip, haet or none, got '%s'\n", aug);
