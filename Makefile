@@ -94,6 +94,60 @@ test-gpu: note $(TESTBIN)
 	./$(TESTBIN) --gpu $(TEST_ARGS)
 
 clean:
-	rm -rf build build-san lib bin
+	rm -rf build build-san build-fuzz lib bin
 
 -include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+
+# ---- fuzzing (docs/fuzz.md; not part of `make test` or CI) ------------------
+# `make fuzz` builds one libFuzzer harness per reader (tools/fuzz/fuzz_*.c)
+# into build-fuzz/ with clang, ASan and UBSan, CPU-only, seeds a corpus, and
+# runs each for FUZZ_SECONDS. FUZZ_ONLY picks harnesses (e.g. FUZZ_ONLY=pack).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 30
+FUZZ_ONLY    ?= safetensors idx cifar pack jpeg mads_params
+FUZZ_OUT     := build-fuzz
+FUZZ_CFLAGS  := -std=c11 -O1 -g -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -I. \
+                -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_BASE    := engine/context.c engine/status.c engine/alloc.c
+FUZZ_SRC_safetensors := engine/safetensors.c engine/tensor.c engine/dtype.c
+FUZZ_SRC_idx         := augment/read_idx.c augment/dataset.c
+FUZZ_SRC_cifar       := augment/read_cifar.c augment/dataset.c
+FUZZ_SRC_pack        := augment/pack.c augment/dataset.c
+FUZZ_SRC_jpeg        := augment/jpeg_decode.c augment/resize.c augment/transforms.c augment/autoaugment.c
+FUZZ_SRC_mads_params := engine/mads_params.c engine/mads_problem.c
+FUZZ_LIBS    := -ljansson -lturbojpeg -lz -lm
+FUZZ_ST_SEED := $(addprefix tests/fixtures/ops/,reshape_pooled.safetensors radix_softmax_r1_c4.safetensors \
+                  softmax_xent_ls0.safetensors add.safetensors concat2.safetensors)
+FUZZ_JPG_SEED := $(wildcard tests/fixtures/augment/in_0.jpg .cache/cifar10/test/airplane/0000.jpg)
+
+define FUZZ_template
+$(FUZZ_OUT)/fuzz_$(1): tools/fuzz/fuzz_$(1).c tools/fuzz/fuzz_common.h $(FUZZ_BASE) $(FUZZ_SRC_$(1))
+	@mkdir -p $(FUZZ_OUT)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $$@ $$< $(FUZZ_BASE) $(FUZZ_SRC_$(1)) $(FUZZ_LIBS)
+endef
+$(foreach h,safetensors idx cifar pack jpeg mads_params,$(eval $(call FUZZ_template,$(h))))
+
+$(FUZZ_OUT)/make_corpus: tools/fuzz/make_corpus.c $(FUZZ_BASE) $(FUZZ_SRC_pack)
+	@mkdir -p $(FUZZ_OUT)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ $(FUZZ_LIBS)
+
+$(FUZZ_OUT)/seeds/.done: $(FUZZ_OUT)/make_corpus $(FUZZ_ST_SEED) $(FUZZ_JPG_SEED)
+	./$(FUZZ_OUT)/make_corpus $(FUZZ_OUT)/seeds
+	@mkdir -p $(FUZZ_OUT)/seeds/safetensors $(FUZZ_OUT)/seeds/jpeg
+	cp $(FUZZ_ST_SEED) $(FUZZ_OUT)/seeds/safetensors/
+	cp $(FUZZ_JPG_SEED) $(FUZZ_OUT)/seeds/jpeg/
+	touch $@
+
+.PHONY: fuzz fuzz-build
+fuzz-build: $(addprefix $(FUZZ_OUT)/fuzz_,$(FUZZ_ONLY)) $(FUZZ_OUT)/seeds/.done
+
+fuzz: fuzz-build
+	@fail=; for h in $(FUZZ_ONLY); do \
+	  mkdir -p $(FUZZ_OUT)/corpus/$$h $(FUZZ_OUT)/artifacts; \
+	  echo "== fuzz_$$h for $(FUZZ_SECONDS) s (log: $(FUZZ_OUT)/fuzz_$$h.log)"; \
+	  ./$(FUZZ_OUT)/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_OUT)/artifacts/$$h- $(FUZZ_OUT)/corpus/$$h $(FUZZ_OUT)/seeds/$$h \
+	    >$(FUZZ_OUT)/fuzz_$$h.log 2>&1 || fail="$$fail $$h"; \
+	  grep -E '^stat::number_of_executed_units|^stat::average_exec_per_sec|^#[0-9]+.*DONE' $(FUZZ_OUT)/fuzz_$$h.log; \
+	done; \
+	if [ -n "$$fail" ]; then echo "fuzz: FAILED:$$fail (see $(FUZZ_OUT)/artifacts/)"; exit 1; fi; echo "fuzz: all clean"

@@ -158,5 +158,6 @@ int main(int argc, char **argv)
     free(filters);
     if (list) return 0;
     printf("(%.1f s)\n%d passed, %d failed, %d skipped\n", now() - t_start, ty.passed, ty.failed, ty.skipped);
+    fflush(stdout); /* before any at-exit checker (LeakSanitizer) may end the process */
     return ty.failed ? 1 : 0;
 }

@@ -100,7 +100,10 @@ static bool load_nvrtc(bg_rtc *r)
 {
     static const char *names[] = {"libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12", "/usr/local/cuda/lib64/libnvrtc.so"};
     void *h = NULL;
-    for (size_t i = 0; i < sizeof names / sizeof *names && !h; i++) h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    // RTLD_NODELETE: libnvrtc's C++ runtime keeps process-lifetime allocations
+    // (its exception pool); unmapping it at dlclose would orphan them.
+    for (size_t i = 0; i < sizeof names / sizeof *names && !h; i++)
+        h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!h) {
         set_note(r, "NVRTC not found (libnvrtc.so): run-time kernel specialisation is off; using the precompiled kernels");
         return false;
