@@ -29,48 +29,38 @@ static const char *shape_str(const int64_t *s, int nd, char *buf, size_t n)
     return buf;
 }
 
-/* Index maps between our flat layout and PyTorch's. */
-static void to_torch(const bg_sd_entry *e, const float *ours, float *torch)
+/* The index map between our flat layout (OHWI convs, HWC-flattened linear
+ * inputs) and PyTorch's (OIHW, CHW): one walk over both, copying from `src`
+ * into `dst` in the direction `to_torch` names. */
+static void convert_layout(const bg_sd_entry *e, const float *src, float *dst, bool to_torch)
 {
     const bg_tensor *t = e->t;
-    int64_t n = bg_numel(t);
     if (e->kind == BG_SD_CONV) {
         int64_t O = t->shape[0], KH = t->shape[1], KW = t->shape[2], I = t->shape[3];
         for (int64_t o = 0; o < O; o++)
             for (int64_t y = 0; y < KH; y++)
                 for (int64_t x = 0; x < KW; x++)
-                    for (int64_t i = 0; i < I; i++)
-                        torch[((o * I + i) * KH + y) * KW + x] = ours[((o * KH + y) * KW + x) * I + i];
+                    for (int64_t i = 0; i < I; i++) {
+                        int64_t ours = ((o * KH + y) * KW + x) * I + i, torch = ((o * I + i) * KH + y) * KW + x;
+                        if (to_torch) dst[torch] = src[ours];
+                        else dst[ours] = src[torch];
+                    }
     } else if (e->kind == BG_SD_LINEAR_HWC) {
         int64_t O = t->shape[0], IN = t->shape[1], HW = (int64_t)e->hw[0] * e->hw[1], C = IN / HW;
         for (int64_t o = 0; o < O; o++)
             for (int64_t p = 0; p < HW; p++)
-                for (int64_t c = 0; c < C; c++) torch[o * IN + c * HW + p] = ours[o * IN + p * C + c];
+                for (int64_t c = 0; c < C; c++) {
+                    int64_t ours = o * IN + p * C + c, torch = o * IN + c * HW + p;
+                    if (to_torch) dst[torch] = src[ours];
+                    else dst[ours] = src[torch];
+                }
     } else {
-        memcpy(torch, ours, (size_t)n * sizeof *ours);
+        memcpy(dst, src, (size_t)bg_numel(t) * sizeof *src);
     }
 }
 
-static void from_torch(const bg_sd_entry *e, const float *torch, float *ours)
-{
-    const bg_tensor *t = e->t;
-    int64_t n = bg_numel(t);
-    if (e->kind == BG_SD_CONV) {
-        int64_t O = t->shape[0], KH = t->shape[1], KW = t->shape[2], I = t->shape[3];
-        for (int64_t o = 0; o < O; o++)
-            for (int64_t y = 0; y < KH; y++)
-                for (int64_t x = 0; x < KW; x++)
-                    for (int64_t i = 0; i < I; i++)
-                        ours[((o * KH + y) * KW + x) * I + i] = torch[((o * I + i) * KH + y) * KW + x];
-    } else if (e->kind == BG_SD_LINEAR_HWC) {
-        int64_t O = t->shape[0], IN = t->shape[1], HW = (int64_t)e->hw[0] * e->hw[1], C = IN / HW;
-        for (int64_t o = 0; o < O; o++)
-            for (int64_t p = 0; p < HW; p++)
-                for (int64_t c = 0; c < C; c++) ours[o * IN + p * C + c] = torch[o * IN + c * HW + p];
-    } else {
-        memcpy(ours, torch, (size_t)n * sizeof *ours);
-    }
-}
+static void to_torch(const bg_sd_entry *e, const float *ours, float *torch) { convert_layout(e, ours, torch, true); }
+static void from_torch(const bg_sd_entry *e, const float *torch, float *ours) { convert_layout(e, torch, ours, false); }
 
 /* t's values as f32 on the host, from any device and float dtype. */
 static bg_status read_f32(bg_ctx *ctx, const bg_tensor *t, float *dst)
