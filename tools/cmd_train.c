@@ -1,5 +1,6 @@
 /* budgie train: a budgeted training run of the small CNN (the foundation's
  * main job; later issues add the model zoo and the HAET/RCV recipes). */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,17 @@ int bg_cmd_train(int argc, char **argv)
     fprintf(stderr, "budgie train: %s on %s data (%s), %lld train / %lld test images of %dx%dx%d, %d classes, %s, budget %.0f s\n",
             small ? "small_cnn" : zoo->spec, fmt, data, (long long)ld.n_train, (long long)ld.n_test, train.h, train.w, train.c, train.n_classes,
             bg_device_name(device), budget);
+    /* The first log line records everything needed to rerun: the subsets are
+     * a function of the seed and the per-class counts. */
+    json_t *cfg = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:f, s:f, s:i, s:f, s:s, s:s}", "config",
+                            "train", "model", small ? "small_cnn" : zoo->spec, "data", data, "format", fmt, "seed",
+                            (json_int_t)seed, "train_per_class", (json_int_t)train_pc, "test_per_class",
+                            (json_int_t)test_pc, "batch", (json_int_t)batch, "optim", optim, "lr", lr, "wd", wd,
+                            "width", width, "budget_s", budget, "aug", aug, "device", bg_device_name(device));
+    char *line = cfg ? json_dumps(cfg, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+    if (line) fprintf(log, "%s\n", line), fflush(log);
+    free(line);
+    json_decref(cfg);
     bg_run_config rc_cfg = {
         .next_batch = bg_loader_next_batch, .evaluate = bg_loader_evaluate, .data = &ld,
         .steps_per_epoch = bg_loader_steps_per_epoch(&ld), .budget_s = budget, .max_epochs = epochs,
