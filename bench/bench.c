@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "../tools/verbs.h"
 
 typedef struct { const char *name, *help; bg_bench_fn fn; } bench_case;
@@ -26,6 +27,27 @@ double bg_bench_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+const char *bg_bench_peer_path(const char *name, char *buf, size_t n)
+{
+    snprintf(buf, n, "bench/%s", name);
+    if (access(buf, R_OK) == 0) return buf;
+    char exe[900];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k > 0) {
+        exe[k] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = 0;
+        snprintf(buf, n, "%s/../bench/%s", exe, name);
+        if (access(buf, R_OK) == 0) return buf;
+    }
+    return NULL;
+}
+
+int bg_bench_torch_cuda(void)
+{
+    return system("python3 -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 3)' >/dev/null 2>&1") == 0;
 }
 
 static void usage(FILE *f)

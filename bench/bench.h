@@ -18,4 +18,10 @@ void bg_bench_register(const char *name, const char *help, bg_bench_fn fn);
 /* Monotonic seconds. */
 double bg_bench_now(void);
 
+/* Path of the peer script bench/NAME: ./bench/NAME when run from the repo
+ * root, else beside the executable (bin/../bench/NAME); NULL when absent. */
+const char *bg_bench_peer_path(const char *name, char *buf, size_t n);
+/* 1 when python3 imports torch and torch sees a CUDA device. */
+int bg_bench_torch_cuda(void);
+
 #endif

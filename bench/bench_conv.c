@@ -83,26 +83,6 @@ static int resnest_layers(layer *L)
     return n;
 }
 
-static const char *peer_script(char *buf, size_t n)
-{
-    if (access("bench/torch_conv_peer.py", R_OK) == 0) return "bench/torch_conv_peer.py";
-    char exe[900];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (k > 0) {
-        exe[k] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = 0;
-        snprintf(buf, n, "%s/../bench/torch_conv_peer.py", exe);
-        if (access(buf, R_OK) == 0) return buf;
-    }
-    return NULL;
-}
-
-static int torch_ok(void)
-{
-    return system("python3 -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 3)' >/dev/null 2>&1") == 0;
-}
-
 typedef struct {
     const bg_conv_shape *s;
     bg_conv_pass pass;
@@ -296,8 +276,8 @@ BG_BENCH(conv, "CUDA conv2d fwd/dgrad/wgrad per layer of SENet-18 and ResNeSt-50
     bg_rtc *rtc = use_rtc || tune ? bg_rtc_new(NULL) : NULL;
     if (rtc && !use_rtc) bg_rtc_enable(rtc, 0);
     char pbuf[1000];
-    const char *script = peer ? peer_script(pbuf, sizeof pbuf) : NULL;
-    const int have_torch = script && torch_ok();
+    const char *script = peer ? bg_bench_peer_path("torch_conv_peer.py", pbuf, sizeof pbuf) : NULL;
+    const int have_torch = script && bg_bench_torch_cuda();
     layer L[MAX_LAYERS];
     int rc = 0;
     static const int w100[4] = {64, 128, 256, 512}, w067[4] = {43, 86, 172, 343};

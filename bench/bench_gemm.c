@@ -37,27 +37,6 @@ static const gshape default_shapes[] = {
     {256, 64, 256, 96, 0, 0, "attention PV, 96 heads"},
 };
 
-/* The peer script, next to the executable's ../bench or in ./bench. */
-static const char *peer_script(char *buf, size_t n)
-{
-    if (access("bench/torch_conv_peer.py", R_OK) == 0) return "bench/torch_conv_peer.py";
-    char exe[900];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (k > 0) {
-        exe[k] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) *slash = 0;
-        snprintf(buf, n, "%s/../bench/torch_conv_peer.py", exe);
-        if (access(buf, R_OK) == 0) return buf;
-    }
-    return NULL;
-}
-
-static int torch_ok(void)
-{
-    return system("python3 -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 3)' >/dev/null 2>&1") == 0;
-}
-
 typedef struct {
     bg_gemm_desc d;
     bg_gemm_algo algo;
@@ -133,8 +112,8 @@ BG_BENCH(gemm, "CUDA GEMM (f16 tensor cores, f32 FMA): TFLOP/s, share of H100 pe
     const int ns = m > 0 && n > 0 && k > 0 ? 1 : (int)(sizeof default_shapes / sizeof *default_shapes);
     bg_rtc *rtc = use_rtc ? bg_rtc_new(NULL) : NULL;
     char pbuf[1000];
-    const char *script = peer ? peer_script(pbuf, sizeof pbuf) : NULL;
-    const int have_torch = script && torch_ok();
+    const char *script = peer ? bg_bench_peer_path("torch_conv_peer.py", pbuf, sizeof pbuf) : NULL;
+    const int have_torch = script && bg_bench_torch_cuda();
     int rc = 0;
     for (int dti = 0; dti < 2 && !rc; dti++) {
         const int half = dti == 0;
