@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "harness.h"
+#include "gpu_parity.h"
 #ifdef BG_WITH_CUDA
 #include "../kernels/conv/conv.h"
 #include "../kernels/cuda_api.h"
@@ -50,60 +51,6 @@ static const bg_op_case gpu_conv_cases[] = {
 BG_OP_CASES(gpu_conv_cases)
 
 #ifdef BG_WITH_CUDA
-typedef struct {
-    uint64_t s;
-} rng_t;
-
-static double rnd(rng_t *r)
-{
-    r->s ^= r->s << 13, r->s ^= r->s >> 7, r->s ^= r->s << 17;
-    return (double)(r->s >> 11) * (2.0 / 9007199254740992.0) - 1.0;
-}
-
-/* n values rounded to the dtype, uploaded; vals is updated to what the GPU sees. */
-static bg_tensor *upload(bg_ctx *g, int64_t n, int half, double *vals)
-{
-    int64_t cnt = n > 0 ? n : 1;
-    bg_tensor *t = bg_tensor_new(g, BG_CUDA, half ? BG_F16 : BG_F32, 1, &cnt, "buf");
-    if (!t) return NULL;
-    void *h = calloc((size_t)cnt, half ? 2 : 4);
-    for (int64_t i = 0; i < n; i++) {
-        if (half) {
-            uint16_t b = bg_f32_to_f16((float)vals[i]);
-            ((uint16_t *)h)[i] = b;
-            if (!isnan(vals[i])) vals[i] = bg_f16_to_f32(b);
-        } else {
-            ((float *)h)[i] = (float)vals[i];
-            if (!isnan(vals[i])) vals[i] = (float)vals[i];
-        }
-    }
-    bg_status s = bg_tensor_upload(g, t, h, bg_nbytes(t));
-    free(h);
-    if (s) bg_tensor_free(g, t), t = NULL;
-    return t;
-}
-
-static bool download(bg_ctx *g, const bg_tensor *t, int64_t n, double *out)
-{
-    size_t es = t->dtype == BG_F16 ? 2 : 4;
-    void *h = malloc(bg_nbytes(t));
-    bool ok = bg_tensor_download(g, t, h, bg_nbytes(t)) == BG_OK;
-    for (int64_t i = 0; ok && i < n; i++) out[i] = es == 2 ? bg_f16_to_f32(((uint16_t *)h)[i]) : ((float *)h)[i];
-    free(h);
-    return ok;
-}
-
-static double rel_l2(const double *got, const double *ref, int64_t n)
-{
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (!isfinite(got[i])) return INFINITY;
-        num += (got[i] - ref[i]) * (got[i] - ref[i]);
-        den += ref[i] * ref[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
 /* The definition, in double: y = conv(x, w), dx = conv^T(dy, w), dw = dy (x) x. */
 static void conv_ref(const bg_conv_shape *s, int ho, int wo, const double *x, const double *w, const double *dy,
                      double *y, double *dx, double *dw)
@@ -179,11 +126,11 @@ static bool fix_init(bg_t *tc, bg_ctx *g, cfix *f, const bg_conv_shape *s, int h
     f->dy = malloc(sizeof(double) * (size_t)f->ny), f->y_ref = malloc(sizeof(double) * (size_t)f->ny);
     f->dx_ref = malloc(sizeof(double) * (size_t)f->nx), f->dw_ref = malloc(sizeof(double) * (size_t)f->nw);
     f->got = malloc(sizeof(double) * (size_t)big), f->init = malloc(sizeof(double) * (size_t)big);
-    rng_t r = {seed | 1};
-    for (int64_t i = 0; i < f->nx; i++) f->x[i] = rnd(&r);
-    for (int64_t i = 0; i < f->nw; i++) f->w[i] = rnd(&r);
-    for (int64_t i = 0; i < f->ny; i++) f->dy[i] = rnd(&r);
-    f->tx = upload(g, f->nx, half, f->x), f->tw = upload(g, f->nw, half, f->w), f->tdy = upload(g, f->ny, half, f->dy);
+    gp_rng r = {seed | 1};
+    for (int64_t i = 0; i < f->nx; i++) f->x[i] = gp_rnd(&r);
+    for (int64_t i = 0; i < f->nw; i++) f->w[i] = gp_rnd(&r);
+    for (int64_t i = 0; i < f->ny; i++) f->dy[i] = gp_rnd(&r);
+    f->tx = gp_upload(g, f->nx, half, f->x, f->x), f->tw = gp_upload(g, f->nw, half, f->w, f->w), f->tdy = gp_upload(g, f->ny, half, f->dy, f->dy);
     if (!f->tx || !f->tw || !f->tdy) {
         CHECK(false, "upload: %s", bg_errmsg(g));
         return false;
@@ -209,9 +156,9 @@ static void run_pass(bg_t *tc, bg_ctx *g, cfix *f, bg_conv_pass pass, bg_conv_op
     const bg_conv_shape *s = &f->s;
     const int64_t n = pass == BG_CONV_FWD ? f->ny : pass == BG_CONV_DGRAD ? f->nx : f->nw;
     const double *ref = pass == BG_CONV_FWD ? f->y_ref : pass == BG_CONV_DGRAD ? f->dx_ref : f->dw_ref;
-    rng_t r = {seed | 1};
-    for (int64_t i = 0; i < n; i++) f->init[i] = accumulate ? rnd(&r) : NAN;
-    bg_tensor *out = upload(g, n, f->half, f->init), *ws = NULL;
+    gp_rng r = {seed | 1};
+    for (int64_t i = 0; i < n; i++) f->init[i] = accumulate ? gp_rnd(&r) : NAN;
+    bg_tensor *out = gp_upload(g, n, f->half, f->init, f->init), *ws = NULL;
     if (with_ws) {
         size_t b = bg_conv_ws_bytes(s, pass, f->half, &o, 0);
         if (b) {
@@ -244,13 +191,13 @@ static void run_pass(bg_t *tc, bg_ctx *g, cfix *f, bg_conv_pass pass, bg_conv_op
         CHECK(false, "%s: %s", what, err);
         goto done;
     }
-    if (!download(g, out, n, f->got)) {
+    if (!gp_download(g, out, n, f->got)) {
         CHECK(false, "%s: download: %s", what, bg_errmsg(g));
         goto done;
     }
     if (accumulate)
         for (int64_t i = 0; i < n; i++) f->got[i] -= f->init[i];
-    double e = rel_l2(f->got, ref, n), tol = f->half ? TOL_F16 : TOL_F32;
+    double e = gp_rel_l2(f->got, ref, n), tol = f->half ? TOL_F16 : TOL_F32;
     if (accumulate && f->half) tol *= 2; /* the initial values add their own f16 rounding */
     CHECK(e <= tol, "%s: rel err %.3g > %g", what, e, tol);
 done:
@@ -346,14 +293,14 @@ BG_GPU_TEST(gpu_conv_fused_epilogue_and_stats)
                     continue;
                 }
                 const bg_conv_shape *s = &f.s;
-                rng_t r = {900 + i};
+                gp_rng r = {900 + i};
                 double *bias = malloc(sizeof(double) * (size_t)s->co), *res = malloc(sizeof(double) * (size_t)f.ny);
                 double *yp = malloc(sizeof(double) * (size_t)f.ny);
                 double *sum_ref = calloc((size_t)s->co, sizeof(double)), *sq_ref = calloc((size_t)s->co, sizeof(double));
                 double *abs_ref = calloc((size_t)s->co, sizeof(double));
-                for (int c = 0; c < s->co; c++) bias[c] = rnd(&r);
-                for (int64_t k = 0; k < f.ny; k++) res[k] = rnd(&r), yp[k] = NAN;
-                bg_tensor *tb = upload(&g, s->co, half, bias), *tr = upload(&g, f.ny, half, res), *ty = upload(&g, f.ny, half, yp);
+                for (int c = 0; c < s->co; c++) bias[c] = gp_rnd(&r);
+                for (int64_t k = 0; k < f.ny; k++) res[k] = gp_rnd(&r), yp[k] = NAN;
+                bg_tensor *tb = gp_upload(&g, s->co, half, bias, bias), *tr = gp_upload(&g, f.ny, half, res, res), *ty = gp_upload(&g, f.ny, half, yp, yp);
                 int64_t two = s->co;
                 bg_tensor *tsum = bg_tensor_new(&g, BG_CUDA, BG_F32, 1, &two, "sum"), *tsq = bg_tensor_new(&g, BG_CUDA, BG_F32, 1, &two, "sq");
                 bg_conv_opts o = {0};
@@ -380,12 +327,12 @@ BG_GPU_TEST(gpu_conv_fused_epilogue_and_stats)
                         abs_ref[k % s->co] += fabs(f.y_ref[k]);
                     }
                     double tol = half ? TOL_F16 : TOL_F32;
-                    download(&g, ty, f.ny, f.got);
-                    double e = rel_l2(f.got, f.y_ref, f.ny);
+                    gp_download(&g, ty, f.ny, f.got);
+                    double e = gp_rel_l2(f.got, f.y_ref, f.ny);
                     CHECK(e <= tol, "fused y %s c%d->%d [%s]: rel err %.3g > %g", half ? "f16" : "f32", s->c, s->co, desc, e, tol);
                     double *gs = malloc(sizeof(double) * (size_t)s->co), *gq = malloc(sizeof(double) * (size_t)s->co);
-                    download(&g, tsum, s->co, gs);
-                    download(&g, tsq, s->co, gq);
+                    gp_download(&g, tsum, s->co, gs);
+                    gp_download(&g, tsq, s->co, gq);
                     double worst = 0;
                     for (int c = 0; c < s->co; c++) {
                         double e1 = fabs(gs[c] - sum_ref[c]) / (abs_ref[c] + 1e-30), e2 = fabs(gq[c] - sq_ref[c]) / (sq_ref[c] + 1e-30);
@@ -447,7 +394,7 @@ BG_GPU_TEST(gpu_conv_nvrtc_and_tuner)
                 bg_tensor *ty = NULL;
                 double *nanv = malloc(sizeof(double) * (size_t)f.ny);
                 for (int64_t k = 0; k < f.ny; k++) nanv[k] = NAN;
-                ty = upload(&g, f.ny, 1, nanv);
+                ty = gp_upload(&g, f.ny, 1, nanv, nanv);
                 free(nanv);
                 size_t wb = bg_conv_ws_bytes(&f.s, BG_CONV_FWD, 1, &o, 0);
                 int64_t wn = (int64_t)(wb + 3) / 4;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "harness.h"
+#include "gpu_parity.h"
 #ifdef BG_WITH_CUDA
 #include "../kernels/cuda_api.h"
 #include "../kernels/gemm/gemm.h"
@@ -23,67 +24,6 @@
 #define TOL_F16 1e-3
 
 #ifdef BG_WITH_CUDA
-typedef struct {
-    uint64_t s;
-} rng_t;
-
-static double rnd(rng_t *r) /* uniform in [-1, 1) */
-{
-    r->s ^= r->s << 13, r->s ^= r->s >> 7, r->s ^= r->s << 17;
-    return (double)(r->s >> 11) * (2.0 / 9007199254740992.0) - 1.0;
-}
-
-/* A device buffer of n elements (f32 or f16) holding host doubles rounded to
- * the dtype; *back gets the rounded values (what the GPU really sees). */
-static bg_tensor *upload(bg_ctx *g, int64_t n, int half, const double *v, double *back)
-{
-    int64_t cnt = n > 0 ? n : 1;
-    bg_tensor *t = bg_tensor_new(g, BG_CUDA, half ? BG_F16 : BG_F32, 1, &cnt, "buf");
-    if (!t) return NULL;
-    void *h = malloc((size_t)cnt * (half ? 2 : 4));
-    for (int64_t i = 0; i < n; i++) {
-        if (half) {
-            uint16_t b = bg_f32_to_f16((float)v[i]);
-            ((uint16_t *)h)[i] = b;
-            back[i] = bg_f16_to_f32(b);
-        } else {
-            ((float *)h)[i] = (float)v[i];
-            back[i] = (float)v[i];
-        }
-    }
-    if (n == 0) memset(h, 0, (size_t)(half ? 2 : 4));
-    bg_status s = bg_tensor_upload(g, t, h, bg_nbytes(t));
-    free(h);
-    if (s) {
-        bg_tensor_free(g, t);
-        return NULL;
-    }
-    return t;
-}
-
-static bool download(bg_ctx *g, const bg_tensor *t, int64_t n, double *out)
-{
-    size_t es = t->dtype == BG_F16 ? 2 : 4;
-    void *h = malloc((size_t)bg_numel(t) * es);
-    bool ok = bg_tensor_download(g, t, h, bg_nbytes(t)) == BG_OK;
-    for (int64_t i = 0; ok && i < n; i++)
-        out[i] = es == 2 ? bg_f16_to_f32(((uint16_t *)h)[i]) : ((float *)h)[i];
-    free(h);
-    return ok;
-}
-
-/* |got - ref| / |ref| over n values; INFINITY if any got is not finite. */
-static double rel_l2(const double *got, const double *ref, int64_t n)
-{
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (!isfinite(got[i])) return INFINITY;
-        num += (got[i] - ref[i]) * (got[i] - ref[i]);
-        den += ref[i] * ref[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
 typedef struct {
     int m, n, k, batch, ta, tb;
     float alpha, beta;
@@ -103,17 +43,17 @@ static double run_gemm(bg_ctx *g, const gcase *c, bg_rtc *rtc, uint64_t seed, ch
     if (ldb < 1) ldb = 1;
     const int64_t sA = lda * (c->ta ? c->k : c->m), sB = ldb * (c->tb ? c->n : c->k), sC = ldc * c->m;
     const int64_t nA = sA * B, nB = sB * B, nC = sC * B;
-    rng_t r = {seed | 1};
+    gp_rng r = {seed | 1};
     double *A = malloc(sizeof(double) * (size_t)(nA + 1)), *Bv = malloc(sizeof(double) * (size_t)(nB + 1));
     double *C0 = malloc(sizeof(double) * (size_t)nC), *bias = malloc(sizeof(double) * (size_t)(c->n + 1));
     double *ref = malloc(sizeof(double) * (size_t)nC), *got = malloc(sizeof(double) * (size_t)nC);
-    for (int64_t i = 0; i < nA; i++) A[i] = rnd(&r);
-    for (int64_t i = 0; i < nB; i++) Bv[i] = rnd(&r);
-    for (int64_t i = 0; i < nC; i++) C0[i] = c->beta != 0 ? rnd(&r) : NAN; /* beta 0: poisoned */
-    for (int i = 0; i < c->n; i++) bias[i] = rnd(&r);
+    for (int64_t i = 0; i < nA; i++) A[i] = gp_rnd(&r);
+    for (int64_t i = 0; i < nB; i++) Bv[i] = gp_rnd(&r);
+    for (int64_t i = 0; i < nC; i++) C0[i] = c->beta != 0 ? gp_rnd(&r) : NAN; /* beta 0: poisoned */
+    for (int i = 0; i < c->n; i++) bias[i] = gp_rnd(&r);
     double err = INFINITY;
-    bg_tensor *tA = upload(g, nA, c->half, A, A), *tB = upload(g, nB, c->half, Bv, Bv);
-    bg_tensor *tC = upload(g, nC, c->half, C0, C0), *tb = upload(g, c->n, c->half, bias, bias);
+    bg_tensor *tA = gp_upload(g, nA, c->half, A, A), *tB = gp_upload(g, nB, c->half, Bv, Bv);
+    bg_tensor *tC = gp_upload(g, nC, c->half, C0, C0), *tb = gp_upload(g, c->n, c->half, bias, bias);
     bg_tensor *ws = NULL;
     if (c->splits > 1) {
         int64_t wn = (int64_t)c->splits * c->m * ldc;
@@ -136,7 +76,7 @@ static double run_gemm(bg_ctx *g, const gcase *c, bg_rtc *rtc, uint64_t seed, ch
         snprintf(msg, msgn, "bg_gemm_cuda: %s", err_s);
         goto out;
     }
-    if (!download(g, tC, nC, got)) {
+    if (!gp_download(g, tC, nC, got)) {
         snprintf(msg, msgn, "download: %s", bg_errmsg(g));
         goto out;
     }
@@ -153,7 +93,7 @@ static double run_gemm(bg_ctx *g, const gcase *c, bg_rtc *rtc, uint64_t seed, ch
                 s = c->alpha * s + (c->beta != 0 ? c->beta * C0[at] : 0) + (c->bias ? bias[j] : 0);
                 ref[at] = c->act == BG_ACT_RELU ? (s < 0 ? 0 : s) : c->act == BG_ACT_SIGMOID ? 1 / (1 + exp(-s)) : s;
             }
-    err = rel_l2(got, ref, nC);
+    err = gp_rel_l2(got, ref, nC);
     snprintf(msg, msgn, "rel err %.3g", err);
 out:
     bg_tensor_free(g, tA), bg_tensor_free(g, tB), bg_tensor_free(g, tC), bg_tensor_free(g, tb), bg_tensor_free(g, ws);
