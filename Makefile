@@ -1,17 +1,22 @@
 # budgie build. `make` builds lib/libbudgie.a and bin/budgie; `make test` runs
 # the CPU suite; `make test-gpu` the CUDA suite (it says so when it skips);
-# `make test SAN=1` runs the CPU suite under AddressSanitizer + UBSan.
+# `make test SAN=1` runs the CPU suite under AddressSanitizer + UBSan;
+# `make test-emu` runs the CUDA suite on the CPU emulator (tools/emu), which
+# any EMU=1 build uses in place of the GPU (its own build-emu/ folder).
 # With nvcc on PATH (or in /usr/local/cuda/bin) the CUDA sources compile too;
 # CUDA_ARCH overrides the targets. Sources are globbed per folder: a new file
 # in engine/, ops/, models/, augment/, kernels/, tools/, bench/ or tests/ needs no edit here.
 
 CC      ?= cc
+CXX     ?= g++
 SAN     ?= 0
+EMU     ?= 0
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA_ARCH ?= -gencode arch=compute_86,code=sm_86 -gencode arch=compute_90,code=sm_90 \
              -gencode arch=compute_90,code=compute_90
 
-BUILD   := build$(if $(filter 1,$(SAN)),-san,)
+SUFFIX  := $(if $(filter 1,$(EMU)),-emu,)$(if $(filter 1,$(SAN)),-san,)
+BUILD   := build$(SUFFIX)
 CFLAGS  := -std=c11 -O2 -g -Wall -Wextra -Wno-unused-parameter -fopenmp -D_GNU_SOURCE -MMD -MP -I.
 LDLIBS  := -ljansson -lturbojpeg -lpng -lz -lm -lpthread -ldl
 LDFLAGS := -fopenmp
@@ -23,6 +28,7 @@ endif
 # --- dependencies: name the Debian package of anything missing ----------------
 DEPS := jansson.h:libjansson-dev turbojpeg.h:libturbojpeg0-dev png.h:libpng-dev zlib.h:zlib1g-dev
 HASH    := \#
+COMMA   := ,
 MISSING := $(foreach d,$(DEPS),$(if $(shell printf '$(HASH)include <%s>\n' $(word 1,$(subst :, ,$(d))) | $(CC) -E - >/dev/null 2>&1 && echo y),,$(word 2,$(subst :, ,$(d)))))
 ifneq ($(strip $(MISSING)),)
 $(error missing libraries; install them with: apt-get install $(MISSING))
@@ -36,10 +42,26 @@ CU_SRC   := $(sort $(wildcard kernels/*.cu kernels/*/*.cu))
 ifneq ($(strip $(NVCC)),)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CFLAGS    += -DBG_WITH_CUDA -I$(CUDA_HOME)/include
-LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lstdc++
 NVFLAGS   := -O3 -std=c++17 $(CUDA_ARCH) -I. -DBG_WITH_CUDA -Xcompiler -Wall,-Wextra,-Wno-unused-parameter -MMD -MP
 CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/%.o)
+ifeq ($(EMU),1)
+# The emulator: the same sources through tools/emu/nvcc-emu, linked with its
+# runtime in place of libcudart (and its NVRTC, found first through RPATH).
+EMU_DIR   := $(BUILD)/emu
+EMU_REWRITE := $(EMU_DIR)/rewrite
+EMU_RT    := $(EMU_DIR)/libbgemu.a
+EMU_NVRTC := $(EMU_DIR)/libnvrtc.so
+EMU_DEPS  := $(EMU_REWRITE) tools/emu/nvcc-emu tools/emu/prelude.h tools/emu/bgemu.h
+NVCC_CMD  := BGEMU_REWRITE=$(EMU_REWRITE) CUDA_HOME=$(CUDA_HOME) tools/emu/nvcc-emu
+NVFLAGS   += $(if $(filter 1,$(SAN)),-Xcompiler -fsanitize=address$(COMMA)undefined$(COMMA)-fno-omit-frame-pointer,)
+LDLIBS    += $(EMU_RT) -lstdc++ -ldl -rdynamic -Wl,--disable-new-dtags,-rpath,$(abspath $(EMU_DIR))
+LINK_DEPS := $(EMU_RT) $(EMU_NVRTC)
+CUDA_NOTE := CUDA: building kernels for the CPU emulator (tools/emu) into $(BUILD)/
+else
+NVCC_CMD  := $(NVCC)
+LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lstdc++
 CUDA_NOTE := CUDA: building kernels with $(NVCC)
+endif
 else
 CU_OBJ    :=
 CUDA_NOTE := CUDA: nvcc not found, building the CPU-only engine
@@ -48,8 +70,8 @@ endif
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CU_OBJ)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
-LIB      := lib/libbudgie$(if $(filter 1,$(SAN)),-san,).a
-BIN      := bin/budgie$(if $(filter 1,$(SAN)),-san,)
+LIB      := lib/libbudgie$(SUFFIX).a
+BIN      := bin/budgie$(SUFFIX)
 TESTBIN  := $(BUILD)/tests/run
 
 .PHONY: all test test-gpu clean note
@@ -62,27 +84,27 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/%.o: %.cu
+$(BUILD)/%.o: %.cu $(EMU_DEPS)
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVFLAGS) -c $< -o $@
+	$(NVCC_CMD) $(NVFLAGS) -c $< -o $@
 
 # Hopper-only code (wgmma, TMA) needs the arch-specific sm_90a target; make
 # prefers this rule for *_sm90a.cu (shorter stem). NVRTC is dlopen'ed (-ldl).
 SM90A_FLAGS := -O3 -std=c++17 -gencode arch=compute_90a,code=sm_90a -I. -DBG_WITH_CUDA -DBG_SM90A_BUILD=1 \
                -Xcompiler -Wall,-Wextra,-Wno-unused-parameter -MMD -MP
-$(BUILD)/%_sm90a.o: %_sm90a.cu
+$(BUILD)/%_sm90a.o: %_sm90a.cu $(EMU_DEPS)
 	@mkdir -p $(dir $@)
-	$(NVCC) $(SM90A_FLAGS) -c $< -o $@
+	$(NVCC_CMD) $(SM90A_FLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p lib
 	rm -f $@ && ar rcs $@ $^
 
-$(BIN): $(TOOL_OBJ) $(LIB)
+$(BIN): $(TOOL_OBJ) $(LIB) $(LINK_DEPS)
 	@mkdir -p bin
 	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(LIB) $(LDLIBS)
 
-$(TESTBIN): $(TEST_OBJ) $(LIB)
+$(TESTBIN): $(TEST_OBJ) $(LIB) $(LINK_DEPS)
 	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS)
 
 # The CPU suite. TEST_ARGS filters (e.g. TEST_ARGS=conv2d).
@@ -94,9 +116,70 @@ test-gpu: note $(TESTBIN)
 	./$(TESTBIN) --gpu $(TEST_ARGS)
 
 clean:
-	rm -rf build build-san build-fuzz lib bin
+	rm -rf build build-san build-emu build-emu-san build-fuzz lib bin
 
 -include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+
+# ---- the CUDA emulator (tools/emu/README.md, docs/emulator.md) ------------------
+# `make test-emu` builds everything with EMU=1 into build-emu/ and runs the
+# CUDA suite on the emulator under three schedules (forward threads with
+# cp.async completing at the wait; reverse with early completion; seeded
+# random), at the small test shapes (BG_TEST_SIZE=small); `make
+# test-emu-full` at full size. `make emu-selftest` checks the PTX
+# instructions against worked examples; `make test-emu-mutants` breaks the
+# kernels on purpose and checks that the emulated suite notices every fault.
+EMU_RT_SRC := $(sort $(wildcard tools/emu/rt/*.cpp))
+EMU_CXXFLAGS := -std=c++17 -O2 -g -Wall -Wextra -Wno-unused-parameter -fPIC -I$(CUDA_HOME)/include -MMD -MP \
+                $(if $(filter 1,$(SAN)),-fsanitize=address$(COMMA)undefined -fno-omit-frame-pointer,)
+ifeq ($(EMU),1)
+EMU_RT_OBJ := $(EMU_RT_SRC:%.cpp=$(BUILD)/%.o) $(BUILD)/tools/emu/rt/fiber.o
+
+$(EMU_REWRITE): tools/emu/rewrite.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -g -Wall -Wextra -D_GNU_SOURCE -o $@ $<
+
+$(BUILD)/tools/emu/rt/%.o: tools/emu/rt/%.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_CXXFLAGS) -c $< -o $@
+
+$(BUILD)/tools/emu/rt/fiber.o: tools/emu/rt/fiber.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -g -Wall -Wextra -fPIC $(if $(filter 1,$(SAN)),-fsanitize=address,) -MMD -MP -c $< -o $@
+
+$(EMU_RT): $(EMU_RT_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(EMU_NVRTC): tools/emu/rt/nvrtc.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -g -Wall -Wextra -fPIC -shared -I$(CUDA_HOME)/include \
+	    -DBGEMU_NVCC='"$(abspath tools/emu/nvcc-emu)"' -DBGEMU_REWRITE='"$(abspath $(EMU_REWRITE))"' -o $@ $<
+
+$(EMU_DIR)/selftest: tools/emu/selftest.cu $(EMU_DEPS) $(EMU_RT) $(EMU_NVRTC)
+	$(NVCC_CMD) -std=c++17 -I. -MMD -MP -c $< -o $(EMU_DIR)/selftest.o
+	$(CXX) -o $@ $(EMU_DIR)/selftest.o $(EMU_RT) -ldl -rdynamic -lpthread $(if $(filter 1,$(SAN)),-fsanitize=address$(COMMA)undefined,)
+
+-include $(EMU_RT_OBJ:.o=.d)
+
+# The suite under each schedule; the closing line sums the three runs.
+EMU_SIZE ?= small
+test-emu-run: note $(TESTBIN) $(EMU_DIR)/selftest
+	./$(EMU_DIR)/selftest
+	BG_TEST_SIZE=$(EMU_SIZE) tools/emu/run-suite.sh ./$(TESTBIN) $(TEST_ARGS)
+
+emu-selftest-run: $(EMU_DIR)/selftest
+	./$(EMU_DIR)/selftest
+endif
+
+.PHONY: test-emu test-emu-full emu-selftest test-emu-mutants test-emu-run emu-selftest-run
+test-emu:
+	@$(MAKE) --no-print-directory EMU=1 test-emu-run
+test-emu-full:
+	@$(MAKE) --no-print-directory EMU=1 EMU_SIZE=full test-emu-run
+emu-selftest:
+	@$(MAKE) --no-print-directory EMU=1 emu-selftest-run
+test-emu-mutants:
+	tools/emu/mutants/run.sh
 
 # ---- fuzzing (docs/fuzz.md; not part of `make test` or CI) ------------------
 # `make fuzz` builds one libFuzzer harness per reader (tools/fuzz/fuzz_*.c)

@@ -89,6 +89,10 @@ void bg_op_cases_register(const bg_op_case *cases, int n, const char *file);
 void bg_test_ctx(bg_ctx *ctx, uint64_t seed);
 /* Normalised MSE sum((a-b)^2)/sum(b^2) over CPU tensors (any float dtype); NaN -> INFINITY. */
 double bg_nmse(const bg_tensor *a, const bg_tensor *b);
+/* BG_TEST_SIZE=small (the emulated CUDA suite in CI, make test-emu): tests
+ * with a big shape use a smaller one of the same awkwardness instead (the
+ * full shapes: make test-gpu, make test-emu-full). */
+bool bg_test_small(void);
 /* Path of the repo's test fixtures folder (tests/fixtures) and the data cache. */
 const char *bg_test_fixtures_dir(void);
 

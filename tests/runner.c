@@ -61,6 +61,12 @@ void bg_test_fail(bg_t *t, const char *file, int line, const char *fmt, ...)
     fputc('\n', stdout);
 }
 
+bool bg_test_small(void)
+{
+    const char *e = getenv("BG_TEST_SIZE");
+    return e && !strcmp(e, "small");
+}
+
 void bg_test_skip(bg_t *t, const char *fmt, ...)
 {
     t->skipped = true;

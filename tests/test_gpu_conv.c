@@ -261,8 +261,11 @@ BG_GPU_TEST(gpu_conv_all_algorithms_match_cpu)
     if (tc->failures) return;
     for (size_t i = 0; i < sizeof conv_shapes / sizeof *conv_shapes; i++)
         for (int half = 0; half < 2; half++) {
+            /* small size: batch 65 instead of 513 (still a partial last M tile, 85% of the emulated time saved) */
+            bg_conv_shape s = conv_shapes[i];
+            if (bg_test_small() && s.n > 64) s.n = 65;
             cfix f;
-            if (fix_init(tc, &g, &f, &conv_shapes[i], half, 1000 + 10 * i + half)) run_variants(tc, &g, &f, 77 * i + half);
+            if (fix_init(tc, &g, &f, &s, half, 1000 + 10 * i + half)) run_variants(tc, &g, &f, 77 * i + half);
             fix_free(&g, &f);
         }
     bg_ctx_free(&g);
