@@ -2,20 +2,23 @@
 # the CPU suite; `make test-gpu` the CUDA suite (it says so when it skips);
 # `make test SAN=1` runs the CPU suite under AddressSanitizer + UBSan;
 # `make test-emu` runs the CUDA suite on the CPU emulator (tools/emu), which
-# any EMU=1 build uses in place of the GPU (its own build-emu/ folder).
+# any EMU=1 build uses in place of the GPU (its own build-emu/ folder;
+# EMU=1 SAN=1 and EMU=1 TSAN=1 add AddressSanitizer or ThreadSanitizer).
 # With nvcc on PATH (or in /usr/local/cuda/bin) the CUDA sources compile too;
 # CUDA_ARCH overrides the targets. Sources are globbed per folder: a new file
 # in engine/, ops/, models/, augment/, kernels/, tools/, bench/ or tests/ needs no edit here.
 
 CC      ?= cc
 CXX     ?= g++
+COMMA   := ,
 SAN     ?= 0
+TSAN    ?= 0
 EMU     ?= 0
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA_ARCH ?= -gencode arch=compute_86,code=sm_86 -gencode arch=compute_90,code=sm_90 \
              -gencode arch=compute_90,code=compute_90
 
-SUFFIX  := $(if $(filter 1,$(EMU)),-emu,)$(if $(filter 1,$(SAN)),-san,)
+SUFFIX  := $(if $(filter 1,$(EMU)),-emu,)$(if $(filter 1,$(SAN)),-san,)$(if $(filter 1,$(TSAN)),-tsan,)
 BUILD   := build$(SUFFIX)
 CFLAGS  := -std=c11 -O2 -g -Wall -Wextra -Wno-unused-parameter -fopenmp -D_GNU_SOURCE -MMD -MP -I.
 LDLIBS  := -ljansson -lturbojpeg -lpng -lz -lm -lpthread -ldl
@@ -24,11 +27,17 @@ ifeq ($(SAN),1)
 CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 endif
+# ThreadSanitizer: meant for the emulated build (make EMU=1 TSAN=1), where each
+# CUDA thread is a TSan fiber (docs/emulator.md)
+ifeq ($(TSAN),1)
+CFLAGS  += -O1 -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=thread
+endif
+SAN_FLAGS := $(if $(filter 1,$(SAN)),-fsanitize=address -fsanitize=undefined -fno-omit-frame-pointer,)$(if $(filter 1,$(TSAN)),-fsanitize=thread -fno-omit-frame-pointer,)
 
 # --- dependencies: name the Debian package of anything missing ----------------
 DEPS := jansson.h:libjansson-dev turbojpeg.h:libturbojpeg0-dev png.h:libpng-dev zlib.h:zlib1g-dev
 HASH    := \#
-COMMA   := ,
 MISSING := $(foreach d,$(DEPS),$(if $(shell printf '$(HASH)include <%s>\n' $(word 1,$(subst :, ,$(d))) | $(CC) -E - >/dev/null 2>&1 && echo y),,$(word 2,$(subst :, ,$(d)))))
 ifneq ($(strip $(MISSING)),)
 $(error missing libraries; install them with: apt-get install $(MISSING))
@@ -53,7 +62,7 @@ EMU_RT    := $(EMU_DIR)/libbgemu.a
 EMU_NVRTC := $(EMU_DIR)/libnvrtc.so
 EMU_DEPS  := $(EMU_REWRITE) tools/emu/nvcc-emu tools/emu/prelude.h tools/emu/bgemu.h
 NVCC_CMD  := BGEMU_REWRITE=$(EMU_REWRITE) CUDA_HOME=$(CUDA_HOME) tools/emu/nvcc-emu
-NVFLAGS   += $(if $(filter 1,$(SAN)),-Xcompiler -fsanitize=address$(COMMA)undefined$(COMMA)-fno-omit-frame-pointer,)
+NVFLAGS   += $(foreach f,$(SAN_FLAGS),-Xcompiler $(f))
 LDLIBS    += $(EMU_RT) -lstdc++ -ldl -rdynamic -Wl,--disable-new-dtags,-rpath,$(abspath $(EMU_DIR))
 LINK_DEPS := $(EMU_RT) $(EMU_NVRTC)
 CUDA_NOTE := CUDA: building kernels for the CPU emulator (tools/emu) into $(BUILD)/
@@ -116,7 +125,7 @@ test-gpu: note $(TESTBIN)
 	./$(TESTBIN) --gpu $(TEST_ARGS)
 
 clean:
-	rm -rf build build-san build-emu build-emu-san build-fuzz lib bin
+	rm -rf build build-san build-tsan build-emu build-emu-san build-emu-tsan build-mutants build-fuzz lib bin
 
 -include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
 
@@ -129,8 +138,10 @@ clean:
 # instructions against worked examples; `make test-emu-mutants` breaks the
 # kernels on purpose and checks that the emulated suite notices every fault.
 EMU_RT_SRC := $(sort $(wildcard tools/emu/rt/*.cpp))
-EMU_CXXFLAGS := -std=c++17 -O2 -g -Wall -Wextra -Wno-unused-parameter -fPIC -I$(CUDA_HOME)/include -MMD -MP \
-                $(if $(filter 1,$(SAN)),-fsanitize=address$(COMMA)undefined -fno-omit-frame-pointer,)
+# Under TSAN the runtime is not instrumented (its bookkeeping is no CUDA
+# thread's): it only tells ThreadSanitizer about fibers and barriers.
+EMU_RT_SAN := $(if $(filter 1,$(TSAN)),-DBGEMU_TSAN_HOOKS=1,$(SAN_FLAGS))
+EMU_CXXFLAGS := -std=c++17 -O2 -g -Wall -Wextra -Wno-unused-parameter -fPIC -I$(CUDA_HOME)/include -MMD -MP $(EMU_RT_SAN)
 ifeq ($(EMU),1)
 EMU_RT_OBJ := $(EMU_RT_SRC:%.cpp=$(BUILD)/%.o) $(BUILD)/tools/emu/rt/fiber.o
 
@@ -144,7 +155,7 @@ $(BUILD)/tools/emu/rt/%.o: tools/emu/rt/%.cpp
 
 $(BUILD)/tools/emu/rt/fiber.o: tools/emu/rt/fiber.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -O2 -g -Wall -Wextra -fPIC $(if $(filter 1,$(SAN)),-fsanitize=address,) -MMD -MP -c $< -o $@
+	$(CC) -std=c11 -O2 -g -Wall -Wextra -fPIC $(EMU_RT_SAN) -MMD -MP -c $< -o $@
 
 $(EMU_RT): $(EMU_RT_OBJ)
 	@mkdir -p $(dir $@)
@@ -156,19 +167,22 @@ $(EMU_NVRTC): tools/emu/rt/nvrtc.c
 	    -DBGEMU_NVCC='"$(abspath tools/emu/nvcc-emu)"' -DBGEMU_REWRITE='"$(abspath $(EMU_REWRITE))"' -o $@ $<
 
 $(EMU_DIR)/selftest: tools/emu/selftest.cu $(EMU_DEPS) $(EMU_RT) $(EMU_NVRTC)
-	$(NVCC_CMD) -std=c++17 -I. -MMD -MP -c $< -o $(EMU_DIR)/selftest.o
-	$(CXX) -o $@ $(EMU_DIR)/selftest.o $(EMU_RT) -ldl -rdynamic -lpthread $(if $(filter 1,$(SAN)),-fsanitize=address$(COMMA)undefined,)
+	$(NVCC_CMD) -std=c++17 -I. -MMD -MP $(foreach f,$(SAN_FLAGS),-Xcompiler $(f)) -c $< -o $(EMU_DIR)/selftest.o
+	$(CXX) -o $@ $(EMU_DIR)/selftest.o $(EMU_RT) -ldl -rdynamic -lpthread $(SAN_FLAGS)
 
 -include $(EMU_RT_OBJ:.o=.d)
 
-# The suite under each schedule; the closing line sums the three runs.
+# The self-test (against the hardware's results too, once a GPU recorded
+# them), then the suite under each schedule; the closing line sums the runs.
 EMU_SIZE ?= small
+EMU_HW_FIXTURE := $(wildcard tools/emu/fixtures/hw-sm90.txt)
+EMU_SELFTEST := ./$(EMU_DIR)/selftest $(if $(EMU_HW_FIXTURE),--fixture $(EMU_HW_FIXTURE),)
 test-emu-run: note $(TESTBIN) $(EMU_DIR)/selftest
-	./$(EMU_DIR)/selftest
+	$(EMU_SELFTEST)
 	BG_TEST_SIZE=$(EMU_SIZE) tools/emu/run-suite.sh ./$(TESTBIN) $(TEST_ARGS)
 
 emu-selftest-run: $(EMU_DIR)/selftest
-	./$(EMU_DIR)/selftest
+	$(EMU_SELFTEST)
 endif
 
 .PHONY: test-emu test-emu-full emu-selftest test-emu-mutants test-emu-run emu-selftest-run

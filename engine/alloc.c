@@ -33,11 +33,17 @@ static void note_reserved(bg_allocator *a)
     if (r > a->peak_reserved) a->peak_reserved = r;
 }
 
-static void device_free(int device, void *p)
+/* 0, or nonzero when the device refused (the block is still allocated). */
+static int device_free(int device, void *p)
 {
-    if (device == BG_CPU) free(p);
+    if (device == BG_CPU) {
+        free(p);
+        return 0;
+    }
 #ifdef BG_WITH_CUDA
-    else bg_cuda_free(p);
+    return bg_cuda_free(p);
+#else
+    return 0;
 #endif
 }
 
@@ -67,16 +73,19 @@ static void *cache_take(bg_allocator *a, size_t r)
 #endif
 
 /* Give cached blocks back to the device, oldest first, until `need` more
- * bytes fit under the cap (need == SIZE_MAX: all of them). */
+ * bytes fit under the cap (need == SIZE_MAX: all of them). A block the
+ * device refuses to free (cudaFree fails inside a stream capture) stays in
+ * the cache and in the accounting: it is still allocated. Never called
+ * while capturing (bg_alloc fails fast instead). */
 static void cache_release(bg_allocator *a, int device, size_t need)
 {
     struct bg_alloc_cache *c = a->cache;
-    if (!c) return;
+    if (!c || a->capturing) return;
     size_t i = 0;
     while (i < c->n) {
         if (need != SIZE_MAX && a->cap && a->in_use + a->cached <= a->cap && need <= a->cap - a->in_use - a->cached)
             break;
-        device_free(device, c->v[i].p);
+        if (device_free(device, c->v[i].p)) break;
         a->cached -= c->v[i].bytes;
         i++;
     }
@@ -145,7 +154,22 @@ int bg_alloc(bg_ctx *ctx, int device, size_t bytes, const char *what, void **out
     } else {
 #ifdef BG_WITH_CUDA
         if (caching(ctx, device)) p = cache_take(a, r);
-        if (!p) {
+        if (!p && a->capturing) {
+            /* Inside a stream capture nothing may be given back (cudaFree is
+             * forbidden there, and cudaMalloc too unless the capture is
+             * relaxed): fail fast, leaving the cache and the accounting as
+             * they are; the caller's capture falls back to eager work. */
+            char err[200];
+            if (a->cap && a->in_use + a->cached > a->cap - r)
+                return bg_fail(ctx, BG_ERR_OOM,
+                               "allocation of %zu bytes for '%s' during CUDA graph capture: the cap %zu would need cached "
+                               "blocks freed, which a capture forbids",
+                               bytes, what, a->cap);
+            if (bg_cuda_malloc(&p, r, err, sizeof err))
+                return bg_fail(ctx, BG_ERR_OOM, "allocation of %zu bytes for '%s' during CUDA graph capture failed: %s",
+                               bytes, what, err);
+            a->n_device_allocs++;
+        } else if (!p) {
             /* make room under the cap from the cache first: in_use + r <= cap holds */
             if (a->cap) cache_release(a, device, r);
             char err[200];
@@ -184,7 +208,7 @@ void bg_free(bg_ctx *ctx, int device, void *p, size_t bytes)
     }
     a->in_use -= r <= a->in_use ? r : a->in_use;
     if (caching(ctx, device) && cache_put(a, p, r)) return;
-    device_free(device, p);
+    device_free(device, p); /* a refusal here leaks the block: only a capture refuses, and then it is cached */
 }
 
 void bg_alloc_set_cap(bg_ctx *ctx, int device, size_t cap)

@@ -135,7 +135,9 @@ int set_smem(K kernel, size_t bytes, char *err, size_t errn)
                      bytes + sizeof(block_state), optin);
         return (int)cudaErrorInvalidValue;
     }
-    if (bytes > 48 * 1024)
+    // Without the opt-in a block gets 48 KiB in all: the static block_state
+    // counts against it too, so the dynamic bytes alone decide nothing.
+    if (bytes + sizeof(block_state) > 48 * 1024)
         return report(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes),
                       "augment: shared memory opt-in", err, errn);
     return 0;

@@ -12,7 +12,10 @@ enum { BG_COPY_H2D = 0, BG_COPY_D2H = 1, BG_COPY_D2D = 2 };
 
 int bg_cuda_device_count(void);
 int bg_cuda_malloc(void **p, size_t bytes, char *err, size_t errn);
-void bg_cuda_free(void *p);
+/* 0, or the CUDA error (cudaFree fails during a stream capture, for one). */
+int bg_cuda_free(void *p);
+/* Free and total device memory (cudaMemGetInfo). */
+int bg_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
 int bg_cuda_memcpy(void *dst, const void *src, size_t bytes, int kind, void *stream, char *err, size_t errn);
 int bg_cuda_memset(void *p, int value, size_t bytes, void *stream, char *err, size_t errn);
 int bg_cuda_stream_create(void **stream, char *err, size_t errn);

@@ -27,7 +27,19 @@ extern "C" int bg_cuda_malloc(void **p, size_t bytes, char *err, size_t errn)
     return report(cudaMalloc(p, bytes), "cudaMalloc", err, errn);
 }
 
-extern "C" void bg_cuda_free(void *p) { cudaFree(p); }
+extern "C" int bg_cuda_free(void *p)
+{
+    cudaError_t e = cudaFree(p);
+    if (e != cudaSuccess) cudaGetLastError(); // the caller acts on the code; keep it from the next launch check
+    return (int)e;
+}
+
+extern "C" int bg_cuda_mem_info(size_t *free_bytes, size_t *total_bytes)
+{
+    cudaError_t e = cudaMemGetInfo(free_bytes, total_bytes);
+    if (e != cudaSuccess) cudaGetLastError();
+    return (int)e;
+}
 
 extern "C" int bg_cuda_memcpy(void *dst, const void *src, size_t bytes, int kind, void *stream,
                               char *err, size_t errn)

@@ -198,6 +198,15 @@ static bg_status cuda_rc(bg_ctx *ctx, int rc, const char *what, const char *err)
 /* Scratch for the kernels (channel padding, split-K partials), charged to the
  * context's CUDA allocator. Under a memory cap a refused workspace is not an
  * error: the kernels have paths that need none. */
+/* The options every conv2d call starts from: a deterministic context plans
+ * from the shape alone (kernels/conv/conv.h). */
+static bg_conv_opts conv2d_cuda_opts(const bg_ctx *ctx)
+{
+    bg_conv_opts o = {0};
+    if (ctx->deterministic) o.flags |= BG_CONV_DETERMINISTIC;
+    return o;
+}
+
 static bg_tensor *conv2d_cuda_ws(bg_ctx *ctx, size_t bytes, bg_conv_opts *o)
 {
     o->ws = NULL;
@@ -220,7 +229,7 @@ static bg_status conv2d_fwd_cuda(bg_ctx *ctx, bg_node *n)
     bg_status st = bg_op_check_dense_inputs(ctx, n, BG_CUDA, &half);
     if (st) return st;
     bg_conv_shape s = conv2d_cuda_shape(n);
-    bg_conv_opts o = {0};
+    bg_conv_opts o = conv2d_cuda_opts(ctx);
     bg_tensor *ws = conv2d_cuda_ws(ctx, bg_conv_ws_bytes(&s, BG_CONV_FWD, half, &o, 0), &o);
     bg_conv_epilogue ep = {0};
     ep.bias = n->in[2] ? n->in[2]->data : NULL;
@@ -251,7 +260,7 @@ static bg_status conv2d_bwd_cuda(bg_ctx *ctx, bg_node *n)
         if (rc) return cuda_rc(ctx, rc, "bias gradient", err);
     }
     if (n->in[0]->grad) {
-        bg_conv_opts o = {0};
+        bg_conv_opts o = conv2d_cuda_opts(ctx);
         bg_tensor *ws = conv2d_cuda_ws(ctx, bg_conv_ws_bytes(&s, BG_CONV_DGRAD, half, &o, 0), &o);
         rc = bg_conv_dgrad_cuda(&s, half, dy->data, n->in[1]->data, n->in[0]->grad->data, 1, &o, ctx->stream, err,
                                 sizeof err);
@@ -259,7 +268,7 @@ static bg_status conv2d_bwd_cuda(bg_ctx *ctx, bg_node *n)
         if (rc) return cuda_rc(ctx, rc, "data gradient", err);
     }
     if (n->in[1]->grad) {
-        bg_conv_opts o = {0};
+        bg_conv_opts o = conv2d_cuda_opts(ctx);
         bg_tensor *ws = conv2d_cuda_ws(ctx, bg_conv_ws_bytes(&s, BG_CONV_WGRAD, half, &o, 0), &o);
         rc = bg_conv_wgrad_cuda(&s, half, n->in[0]->data, dy->data, n->in[1]->grad->data, 1, &o, ctx->stream, err,
                                 sizeof err);

@@ -1,4 +1,8 @@
 #include "gpu_parity.h"
+#include <string.h>
+#ifdef BG_WITH_CUDA
+#include "../kernels/gemm/gemm.h"
+#endif
 #include <math.h>
 #include <stdlib.h>
 
@@ -49,4 +53,15 @@ double gp_rel_l2(const double *got, const double *ref, int64_t n)
         den += ref[i] * ref[i];
     }
     return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+bool gp_on_emulator(char *name, size_t n)
+{
+    if (n) name[0] = 0;
+#ifdef BG_WITH_CUDA
+    if (bg_cuda_device_info(name, n, NULL, NULL, NULL)) return false;
+    return strstr(name, "emulator") != NULL;
+#else
+    return false;
+#endif
 }

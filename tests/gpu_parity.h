@@ -17,5 +17,9 @@ bg_tensor *gp_upload(bg_ctx *g, int64_t n, int half, const double *v, double *ba
 bool gp_download(bg_ctx *g, const bg_tensor *t, int64_t n, double *out);
 /* ||got - ref|| / ||ref|| (plain norm when ref is zero); INFINITY if any got is not finite. */
 double gp_rel_l2(const double *got, const double *ref, int64_t n);
+/* True when the CUDA device is budgie's emulator (tools/emu), whose knobs
+ * (BGEMU_SM_COUNT, BGEMU_NVRTC_FAIL) some tests need; name gets the device's
+ * name for a skip message. */
+bool gp_on_emulator(char *name, size_t n);
 
 #endif

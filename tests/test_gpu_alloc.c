@@ -5,6 +5,10 @@
  * bg_alloc_trim. One CPU test checks that the CPU allocator never caches. */
 #include <string.h>
 #include "harness.h"
+#ifdef BG_WITH_CUDA
+#include "../engine/cuda_graph.h"
+#include "../kernels/cuda_api.h"
+#endif
 
 BG_TEST(alloc_cpu_never_caches)
 {
@@ -125,4 +129,54 @@ BG_GPU_TEST(gpu_alloc_capture_pins_freed_blocks)
           "after release: in_use %zu cached %zu live %llu", a->in_use, a->cached, (unsigned long long)a->n_alloc);
     bg_alloc_trim(&gpu, BG_CUDA);
     bg_ctx_free(&gpu);
+}
+
+#ifdef BG_WITH_CUDA
+typedef struct {
+    size_t bytes;
+    void *p;
+} capture_request;
+
+static bg_status allocate_in_capture(bg_ctx *ctx, void *arg)
+{
+    capture_request *c = arg;
+    return bg_alloc(ctx, BG_CUDA, c->bytes, "new size in capture", &c->p);
+}
+#endif
+
+/* A step that asks, inside a real stream capture, for a size the cache
+ * lacks: cudaMalloc is refused there, and so is cudaFree. The request must
+ * fail at once, naming the capture, with the cache and its accounting as
+ * they were: a cached block must not leave the books while the device still
+ * holds it (trimming afterwards gives every byte back). */
+BG_GPU_TEST(gpu_alloc_capture_failure_keeps_the_cache)
+{
+#ifdef BG_WITH_CUDA
+    bg_ctx gpu;
+    CHECK_OK(&gpu, bg_ctx_init(&gpu, BG_CUDA, 1));
+    if (tc->failures) return;
+    const bg_allocator *a = &gpu.alloc[BG_CUDA];
+    size_t free0 = 0, free1 = 0, total = 0;
+    CHECK(bg_cuda_mem_info(&free0, &total) == 0, "cudaMemGetInfo failed");
+    void *p = NULL, *q = NULL;
+    CHECK_OK(&gpu, bg_alloc(&gpu, BG_CUDA, 1 << 20, "cached block", &p));
+    bg_free(&gpu, BG_CUDA, p, 1 << 20);
+    capture_request req = {3 << 20, NULL};
+    bg_cuda_graph *g = NULL;
+    bg_status s = bg_cuda_graph_capture(&gpu, allocate_in_capture, &req, &g);
+    CHECK(s == BG_ERR_OOM && g == NULL, "capture that allocates: %s (%s)", bg_status_name(s), bg_errmsg(&gpu));
+    CHECK(strstr(bg_errmsg(&gpu), "during CUDA graph capture") != NULL, "message: %s", bg_errmsg(&gpu));
+    bg_clear_error(&gpu);
+    CHECK(a->cached == bg_alloc_rounded(1 << 20) && a->in_use == 0, "after the failed capture: cached %zu in_use %zu",
+          a->cached, a->in_use);
+    CHECK_OK(&gpu, bg_alloc(&gpu, BG_CUDA, 1 << 20, "cached block again", &q));
+    CHECK(q == p, "the cached block was not reused (%p vs %p)", q, p);
+    bg_free(&gpu, BG_CUDA, q, 1 << 20);
+    bg_alloc_trim(&gpu, BG_CUDA);
+    CHECK(bg_cuda_mem_info(&free1, &total) == 0, "cudaMemGetInfo failed");
+    CHECK(free1 + (1 << 19) >= free0, "device memory leaked: %zu bytes free before, %zu after", free0, free1);
+    bg_ctx_free(&gpu);
+#else
+    SKIP("CPU-only build");
+#endif
 }

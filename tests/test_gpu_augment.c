@@ -40,12 +40,12 @@ static bool integer_op(int op)
            op == BG_AA_EQUALIZE || op == BG_AA_TRANSLATEX || op == BG_AA_TRANSLATEY;
 }
 
-static void ops_parity(bg_t *tc, int h, int w)
+/* ops (all when NULL, else the list ended by -1) at magnitudes m_step apart */
+static void ops_parity_some(bg_t *tc, int h, int w, int n, const int *only, int m_step)
 {
     bg_ctx ctx;
     CHECK_OK(&ctx, bg_ctx_init(&ctx, BG_CUDA, 1));
     if (tc->failures) return;
-    const int n = 8;
     const size_t img = (size_t)h * w * 3, bytes = n * img;
     uint8_t *host = malloc(bytes), *got = malloc(bytes), *want = malloc(img);
     make_images(host, n, h, w);
@@ -54,10 +54,11 @@ static void ops_parity(bg_t *tc, int h, int w)
     CHECK(!bg_cuda_malloc(&d_src, bytes, err, sizeof err) && !bg_cuda_malloc(&d_dst, bytes, err, sizeof err), "%s", err);
     CHECK(!bg_cuda_memcpy(d_src, host, bytes, BG_COPY_H2D, ctx.stream, err, sizeof err), "%s", err);
     for (int variant = BG_AUTOAUG_PIL; variant <= BG_AUTOAUG_TORCHVISION && !tc->failures; variant++)
-        for (int op = 0; op < BG_AA_NOPS && !tc->failures; op++) {
+        for (int k = 0; (only ? only[k] >= 0 : k < BG_AA_NOPS) && !tc->failures; k++) {
+            const int op = only ? only[k] : k;
             int worst = 0;
             long ndiff = 0;
-            for (int m = 0; m < 10; m++)
+            for (int m = 0; m < 10; m += m_step)
                 for (int sign = 1; sign >= -1; sign -= 2) {
                     bg_aa_step st;
                     CHECK_OK(&ctx, bg_aa_step_make(&ctx, variant, op, m, sign, w, h, &st));
@@ -74,13 +75,15 @@ static void ops_parity(bg_t *tc, int h, int w)
                     }
                 }
             int limit = integer_op(op) ? 0 : 1;
-            CHECK(worst <= limit, "%s %s (%dx%d): max diff %d over 10 magnitudes x 2 signs (limit %d), %ld values differ",
+            CHECK(worst <= limit, "%s %s (%dx%d): max diff %d over the magnitudes x 2 signs (limit %d), %ld values differ",
                   variant == BG_AUTOAUG_PIL ? "pil" : "torchvision", bg_aa_op_name(op), w, h, worst, limit, ndiff);
         }
     bg_cuda_free(d_src), bg_cuda_free(d_dst);
     free(host), free(got), free(want);
     bg_ctx_free(&ctx);
 }
+
+static void ops_parity(bg_t *tc, int h, int w) { ops_parity_some(tc, h, w, 8, NULL, 1); }
 #endif
 
 /* Each op on the GPU equals the CPU reference, all magnitudes and signs. */
@@ -97,13 +100,13 @@ BG_GPU_TEST(gpu_augment_ops_match_cpu)
 #ifdef BG_WITH_CUDA
 /* The whole batch (crop, flip, AutoAugment, Cutout, normalise) on the GPU
  * against bg_make_batch, f32 and f16. */
-static void batch_parity(bg_t *tc, const bg_batch_opts *o, const char *what)
+static void batch_parity_at(bg_t *tc, const bg_batch_opts *o, const char *what, int H, int W, int B)
 {
     bg_ctx cpu, gpu;
     bg_test_ctx(&cpu, 1);
     CHECK_OK(&gpu, bg_ctx_init(&gpu, BG_CUDA, 1));
     if (tc->failures) return;
-    const int N = 300, B = 256, H = 32, W = 32;
+    const int N = 300;
     const size_t img = (size_t)H * W * 3;
     bg_dataset ds;
     memset(&ds, 0, sizeof ds);
@@ -126,7 +129,7 @@ static void batch_parity(bg_t *tc, const bg_batch_opts *o, const char *what)
         CHECK_OK(&gpu, bg_make_batch_cuda(&gpu, &g, idx, B, o, 11, step, d_out, false, lg));
         CHECK(!bg_cuda_memcpy(got, d_out, B * img * sizeof(float), BG_COPY_D2H, gpu.stream, err, sizeof err), "%s", err);
         if (tc->failures) break;
-        CHECK(!memcmp(lw, lg, sizeof lw), "%s: labels differ", what);
+        CHECK(!memcmp(lw, lg, (size_t)B * sizeof *lw), "%s: labels differ", what);
         long ndiff = 0;
         double worst = 0;
         for (size_t k = 0; k < B * img; k++)
@@ -145,6 +148,7 @@ static void batch_parity(bg_t *tc, const bg_batch_opts *o, const char *what)
         CHECK(n16 == 0, "%s: %ld f16 values are not the f32 batch rounded", what, n16);
     }
     idx[5] = N;
+    idx[B > 5 ? 5 : 0] = N;
     CHECK_ERR(&gpu, bg_make_batch_cuda(&gpu, &g, idx, B, o, 11, 0, d_out, false, NULL), BG_ERR_ARG, "image 300");
     bg_cuda_free(d_out);
     bg_gpu_dataset_free(&gpu, &g);
@@ -154,7 +158,30 @@ static void batch_parity(bg_t *tc, const bg_batch_opts *o, const char *what)
     bg_ctx_free(&gpu);
     bg_ctx_free(&cpu);
 }
+
+static void batch_parity(bg_t *tc, const bg_batch_opts *o, const char *what) { batch_parity_at(tc, o, what, 32, 32, 256); }
 #endif
+
+/* Images whose shared memory needs the opt-in only because of the kernels'
+ * static per-block state: 48 KiB hold static + dynamic bytes together.
+ * AutoAugment keeps one image (120x120x3: 43,200 dynamic bytes), the batch
+ * kernel two (84x84x3: 42,336; 90x90x3: 48,600); 128x128x3 (49,152) is past
+ * the limit on the dynamic bytes alone, 32x32 far below it. A launch without
+ * the right opt-in fails on a GPU (and under the emulator). */
+BG_GPU_TEST(gpu_augment_shared_memory_opt_in)
+{
+#ifdef BG_WITH_CUDA
+    static const int ops[] = {BG_AA_EQUALIZE, BG_AA_ROTATE, BG_AA_SHEARX, -1};
+    ops_parity_some(tc, 120, 120, 2, ops, 9);
+    ops_parity_some(tc, 128, 128, 1, ops, 9);
+    bg_batch_opts o = {.mean = {0.4914f, 0.4822f, 0.4465f}, .std = {0.2023f, 0.1994f, 0.2010f}};
+    o.crop_pad = 4, o.flip = true, o.cutout = 16, o.autoaugment = BG_AUTOAUG_PIL;
+    batch_parity_at(tc, &o, "HAET chain at 84x84", 84, 84, 4);
+    batch_parity_at(tc, &o, "HAET chain at 90x90", 90, 90, 4);
+#else
+    SKIP("CPU-only build");
+#endif
+}
 
 BG_GPU_TEST(gpu_augment_batch_matches_cpu)
 {

@@ -221,6 +221,37 @@ BG_GPU_TEST(gpu_gemm_nvrtc_specialised)
 #endif
 }
 
+/* A failing NVRTC step leaves a note that names it (and the GEMM falls back
+ * to the precompiled kernel). Failures are injected through the emulator's
+ * NVRTC (BGEMU_NVRTC_FAIL): on a real GPU there is no way to provoke one. */
+BG_GPU_TEST(gpu_rtc_failure_note_names_the_step)
+{
+#ifdef BG_WITH_CUDA
+    char name[256] = "";
+    if (!gp_on_emulator(name, sizeof name)) SKIP("needs the CUDA emulator's NVRTC fault injection (device: %s)", name);
+    bg_ctx g;
+    CHECK_OK(&g, bg_ctx_init(&g, BG_CUDA, 3));
+    if (tc->failures) return;
+    static const char *steps[] = {"compile", "cubin"}, *want[] = {"injected by BGEMU_NVRTC_FAIL", "nvrtcGetCUBINSize"};
+    for (int i = 0; i < 2; i++) {
+        setenv("BGEMU_NVRTC_FAIL", steps[i], 1);
+        bg_rtc *r = bg_rtc_new("");
+        gcase c = {130, 200, 77, 2, 0, 1, 1.f, 0.f, 1, 1, 1, 0, 0, BG_GEMM_AUTO, 1, 1};
+        check(tc, &g, &c, r, 300 + (uint64_t)i); /* still right: the precompiled kernel ran */
+        int compiled = 0, disk = 0, mem = 0, failed = 0;
+        bg_rtc_stats(r, &compiled, &disk, &mem, &failed);
+        const char *note = bg_rtc_note(r);
+        CHECK(failed == 1 && compiled == 0, "%s: %d failed, %d compiled", steps[i], failed, compiled);
+        CHECK(note && strstr(note, want[i]), "%s: the note must say '%s': %s", steps[i], want[i], note ? note : "(none)");
+        bg_rtc_free(r);
+        unsetenv("BGEMU_NVRTC_FAIL");
+    }
+    bg_ctx_free(&g);
+#else
+    SKIP("CPU-only build");
+#endif
+}
+
 /* No GPU needed: the embedded kernel source must compile under NVRTC for
  * sm_90 (and sm_86), or run-time specialisation silently falls back. */
 BG_TEST(rtc_kernel_source_compiles_under_nvrtc)

@@ -10,8 +10,19 @@
  * <= 1e-4; loss relative <= 1e-5; per parameter, the gradient's L2 norm
  * relative <= 1e-3 and the sampled elements (relative L2 over the samples)
  * <= 1e-3; running statistics after the forward <= 1e-4. On CUDA the same
- * check runs in f32 with the same limits and in f16 with 2e-2 (logits, loss)
- * and 5e-2 (gradients, statistics). */
+ * check runs in f32 with the same limits and in f16 against PyTorch's own
+ * f16 error (see F16_K).
+ * Float32 ReLU flips: a ReLU input within float32 rounding of zero (|x| <
+ * tau = 1e-5 in float64: 22 to 25 of each oracle's 3.3M-4.5M ReLU inputs)
+ * may land on the other side of zero in any f32 implementation, and its
+ * derivative then flips: a finite gradient change, up to a few per cent of
+ * a parameter's gradient norm (SENet's SE fc1/fc2, the stem BN; PyTorch's
+ * own f32 misses by 5e-3 on the norms through one such flip).
+ * The script computes that change exactly for every flagged input and
+ * stores per parameter its bound (the "flip slack": flip_norm for the norm,
+ * flip[k] per sampled element); in f32 a gradient error passes if it is
+ * within limit x scale + slack. The fixtures keep tau, the flagged count and
+ * PyTorch's own f32 ReLU-input error under "flip". */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -21,13 +32,21 @@
 #include "../models/model.h"
 #include "../ops/ops.h"
 
+/* grad_norm/grad_samples are what the limits see (after the flip slack in
+ * f32); the _raw ones are before it, for the report. */
 typedef struct {
-    double logits, loss, grad_norm, grad_samples, stats;
+    double logits, loss, grad_norm, grad_samples, stats, grad_norm_raw, grad_samples_raw;
     char worst_norm[64], worst_samples[64];
 } errs;
 
+/* f32: flip_slack adds the fixture's ReLU flip slack (never in f64, where
+ * no input is near enough to zero to flip, nor in f16, whose flips are part
+ * of PyTorch's own f16 error). f16: f16_k > 0 makes each limit the larger
+ * of the floor given here and f16_k x the fixture's "torch_f16" error. */
 typedef struct {
     double logits, loss, grad, stats;
+    bool flip_slack;
+    double f16_k;
 } limits;
 
 static json_t *load_oracle(bg_t *tc, const char *stem)
@@ -195,12 +214,27 @@ static void run_oracle(bg_t *tc, const char *stem, bg_device device, bg_dtype dt
         double want_norm = json_number_value(json_object_get(p, "grad_norm")), floor_ = 1e-3 * gmax;
         CHECK(e->t->grad != NULL, "%s has no gradient", e->name);
         if (!e->t->grad) continue;
-        double ne = fabs(l2(rc, e->t->grad) - want_norm) / fmax(want_norm, floor_), de, dr;
+        /* the flip slack: 0 where no flagged ReLU feeds this parameter (no keys) */
+        double flip_norm = 0, flip_samples = 0;
+        json_t *jf = json_object_get(p, "flip");
+        if (lim.flip_slack) {
+            flip_norm = json_number_value(json_object_get(p, "flip_norm"));
+            for (size_t k = 0; k < json_array_size(jf); k++) {
+                double f = json_number_value(json_array_get(jf, k));
+                flip_samples += f * f;
+            }
+            flip_samples = sqrt(flip_samples);
+        }
+        double scale = fmax(want_norm, floor_), dn = fabs(l2(rc, e->t->grad) - want_norm), de, dr;
+        double ne = fmax(0, dn - flip_norm) / scale;
+        E.grad_norm_raw = fmax(E.grad_norm_raw, dn / scale);
         if (ne > E.grad_norm) E.grad_norm = ne, snprintf(E.worst_norm, sizeof E.worst_norm, "%s", e->name);
         if (!sampled(tc, &ctx, e, true, json_object_get(p, "idx"), json_object_get(p, "grad"), &de, &dr)) continue;
-        /* the samples: L2 error over L2 of the reference samples, with the same floor scaled to their count */
+        /* the samples: L2 error over L2 of the reference samples, with the same floor scaled to their count;
+         * the slack of each sampled element bounds its own error, so their L2 bounds the samples' */
         double n_el = (double)bg_numel(e->t), k = (double)json_array_size(json_object_get(p, "idx"));
-        double se = de / fmax(dr, fmax(want_norm, floor_) * sqrt(k / n_el) * 1e-1);
+        double sden = fmax(dr, scale * sqrt(k / n_el) * 1e-1), se = fmax(0, de - flip_samples) / sden;
+        E.grad_samples_raw = fmax(E.grad_samples_raw, de / sden);
         if (se > E.grad_samples) E.grad_samples = se, snprintf(E.worst_samples, sizeof E.worst_samples, "%s", e->name);
     }
     for (size_t b = 0; b < json_array_size(buffers); b++) {
@@ -214,11 +248,35 @@ static void run_oracle(bg_t *tc, const char *stem, bg_device device, bg_dtype dt
     printf("    %s on %s %s: logits %.2e, loss %.2e, grad norms %.2e (%s), grad samples %.2e (%s), running stats %.2e\n",
            spec, bg_device_name(device), bg_dtype_name(dt), E.logits, E.loss, E.grad_norm, E.worst_norm, E.grad_samples,
            E.worst_samples, E.stats);
-    CHECK(E.logits <= lim.logits, "logits error %.3g > %g", E.logits, lim.logits);
-    CHECK(E.loss <= lim.loss, "loss error %.3g > %g", E.loss, lim.loss);
-    CHECK(E.grad_norm <= lim.grad, "gradient norm error %.3g > %g (%s)", E.grad_norm, lim.grad, E.worst_norm);
-    CHECK(E.grad_samples <= lim.grad, "gradient element error %.3g > %g (%s)", E.grad_samples, lim.grad, E.worst_samples);
-    CHECK(E.stats <= lim.stats, "running statistics error %.3g > %g", E.stats, lim.stats);
+    if (lim.flip_slack) {
+        json_t *jflip = json_object_get(doc, "flip");
+        printf("      before the flip slack (tau %g, %lld ReLU inputs flagged): grad norms %.2e, grad samples %.2e\n",
+               json_number_value(json_object_get(jflip, "tau")),
+               (long long)json_integer_value(json_object_get(jflip, "flagged")), E.grad_norm_raw, E.grad_samples_raw);
+    }
+    /* f16: PyTorch's own error in budgie's f16 storage regime, k times over (never below the floors) */
+    limits L = lim;
+    double lim_norm = lim.grad, lim_samples = lim.grad;
+    if (lim.f16_k > 0) {
+        json_t *t16 = json_object_get(doc, "torch_f16");
+        CHECK(t16 != NULL, "%s has no torch_f16 errors; regenerate with tools/make_model_oracles.py", stem);
+        double k = lim.f16_k;
+        L.logits = fmax(lim.logits, k * json_number_value(json_object_get(t16, "logits")));
+        L.loss = fmax(lim.loss, k * json_number_value(json_object_get(t16, "loss")));
+        L.stats = fmax(lim.stats, k * json_number_value(json_object_get(t16, "stats")));
+        lim_norm = fmax(lim.grad, k * json_number_value(json_object_get(t16, "grad_norm")));
+        lim_samples = fmax(lim.grad, k * json_number_value(json_object_get(t16, "grad_samples")));
+        printf("      PyTorch's own f16: logits %.2e, loss %.2e, grad norms %.2e, grad samples %.2e, running stats %.2e\n",
+               json_number_value(json_object_get(t16, "logits")), json_number_value(json_object_get(t16, "loss")),
+               json_number_value(json_object_get(t16, "grad_norm")),
+               json_number_value(json_object_get(t16, "grad_samples")), json_number_value(json_object_get(t16, "stats")));
+    }
+    CHECK(E.logits <= L.logits, "logits error %.3g > %g", E.logits, L.logits);
+    CHECK(E.loss <= L.loss, "loss error %.3g > %g", E.loss, L.loss);
+    CHECK(E.grad_norm <= lim_norm, "gradient norm error %.3g > %g (%s)", E.grad_norm, lim_norm, E.worst_norm);
+    CHECK(E.grad_samples <= lim_samples, "gradient element error %.3g > %g (%s)", E.grad_samples, lim_samples,
+          E.worst_samples);
+    CHECK(E.stats <= L.stats, "running statistics error %.3g > %g", E.stats, L.stats);
 out:
     bg_graph_free(g);
     bg_model_free(&ctx, m);
@@ -226,14 +284,17 @@ out:
     json_decref(doc);
 }
 
-static const limits CPU_F32 = {1e-4, 1e-5, 1e-3, 1e-4};
+static const limits CPU_F32 = {1e-4, 1e-5, 1e-3, 1e-4, true, 0};
 /* ResNeSt's split-attention BN normalises one value per image and channel
  * (a 1x1 map), over 4 images here: its backward cancels most of the
- * incoming gradient, so float32 rounding is amplified. PyTorch's own float32
- * misses its float64 gradients by up to 4e-2 on this metric at this point
- * (1.3e-2 even at batch 16); the f64 run shows the graph itself is exact. */
-static const limits RESNEST_F32 = {1e-4, 1e-5, 1e-1, 5e-4};
-static const limits CPU_F64 = {1e-8, 1e-8, 1e-6, 1e-6};
+ * incoming gradient, so float32 rounding is amplified, to an RMS of 1e-4 at
+ * the ReLU inputs of the deeper stages, where flips outside tau happen (the
+ * Gaussian estimate is ~8 of them). PyTorch's own float32 misses its
+ * float64 gradient samples by 5.7e-2, 8.8e-3 after the flip slack; budgie's
+ * CPU f32 by 4.5e-2, 2.9e-2 after it (layer4's attention fc1). The f64 run
+ * shows the graph itself is exact. */
+static const limits RESNEST_F32 = {1e-4, 1e-5, 1e-1, 5e-4, true, 0};
+static const limits CPU_F64 = {1e-8, 1e-8, 1e-6, 1e-6, false, 0};
 
 BG_TEST(model_oracle_senet18_w067) { run_oracle(tc, "senet18_w067_r2", BG_CPU, BG_F32, CPU_F32); }
 BG_TEST(model_oracle_resnet18) { run_oracle(tc, "resnet18_r2", BG_CPU, BG_F32, CPU_F32); }
@@ -248,6 +309,8 @@ static const char *const ZOO_OPS[] = {"conv2d", "batchnorm2d", "relu", "sigmoid"
                                       "avgpool2d", "maxpool2d", "linear", "flatten", "softmax_xent", "radix_softmax",
                                       "split_sum"};
 
+#define F16_K 3.0
+
 BG_GPU_TEST(model_oracle_cuda)
 {
     char missing[256] = "";
@@ -260,7 +323,19 @@ BG_GPU_TEST(model_oracle_cuda)
     }
     if (missing[0]) SKIP("no CUDA kernels yet for: %s", missing);
     const char *stems[] = {"senet18_w067_r2", "resnet18_r2", "resnest50d_1s4x24d"};
-    const limits f16 = {2e-2, 2e-2, 5e-2, 5e-2}, f16_resnest = {2e-2, 2e-2, 3e-1, 5e-2};
+    /* f16: budgie stores every activation, activation gradient, parameter
+     * and parameter gradient in binary16 and computes in f32. The script
+     * replays exactly that regime in PyTorch and stores its errors against
+     * float64 in the test's metrics ("torch_f16"): the error f16 storage
+     * itself costs here, flips and all (several per cent on the gradients,
+     * over 1 for ResNeSt's sampled elements, whose attention BN amplifies
+     * it). budgie must come within F16_K = 3 times that. An equally good
+     * implementation lands within 1.5x of it (the same regime computed in
+     * float64 instead of float32 does, on the logits, gradients and
+     * statistics; budgie within 0.6x-1.9x), while a kernel bug is far off.
+     * The old fixed limits stay as floors; they rule the loss, a single
+     * number whose f16 error moves by up to 5x between such variants. */
+    const limits f16 = {2e-2, 2e-2, 5e-2, 5e-2, false, F16_K}, f16_resnest = {2e-2, 2e-2, 3e-1, 5e-2, false, F16_K};
     for (int i = 0; i < 3; i++) {
         run_oracle(tc, stems[i], BG_CUDA, BG_F32, i == 2 ? RESNEST_F32 : CPU_F32);
         run_oracle(tc, stems[i], BG_CUDA, BG_F16, i == 2 ? f16_resnest : f16);

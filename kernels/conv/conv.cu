@@ -349,8 +349,13 @@ static int make_plan(Plan &P, const bg_conv_shape *s, bg_conv_pass pass, int hal
     P.cg = s->c / s->groups, P.cog = s->co / s->groups;
     P.cgp = P.cg, P.cogp = P.cog;
     P.splits = 1;
-    const int sms_dev = sm_count();
-    const int sms = sms_dev > 0 ? sms_dev : 132; // no device (sizing ahead of time): plan for an H100
+    // Deterministic plans assume a nominal H100 whatever the device, so the
+    // tile and the split (and so the summation order) depend on the shape
+    // alone; otherwise the device's SM count shapes them (no device, when
+    // sizing ahead of time: plan for an H100 too).
+    const bool det = (flags & BG_CONV_DETERMINISTIC) != 0;
+    const int sms_dev = det ? 0 : sm_count();
+    const int sms = sms_dev > 0 ? sms_dev : NOMINAL_SMS;
 
     switch (algo) {
     case BG_CONV_NAIVE: P.kind = K_NAIVE; break;
@@ -412,7 +417,7 @@ static int make_plan(Plan &P, const bg_conv_shape *s, bg_conv_pass pass, int hal
         if (P.cfg >= CFG_COUNT) return fail(err, errn, BG_KERR_ARG, "conv: no tensor-core config %d", P.cfg);
         snprintf(P.tune_key, sizeof P.tune_key, "conv%d.%d.%d.%d.%d.%d.%d.%d.%d.%d.%d.%d.%d.%d.%d.%d", (int)pass, s->n, s->h,
                  s->w, s->c, s->co, s->kh, s->kw, s->sh, s->sw, s->ph, s->pw, s->dh, s->dw, s->groups, P.pad);
-        if (!P.cfg && o && o->rtc) P.cfg = rtc_tuned_get(o->rtc, P.tune_key);
+        if (!P.cfg && o && o->rtc && !det) P.cfg = rtc_tuned_get(o->rtc, P.tune_key); // timings differ per GPU
         if (!P.cfg) P.cfg = tc_pick(M, N, Z, sms);
     } else if (P.kind == K_TC_SCALAR) {
         P.cfg = CFG_S;

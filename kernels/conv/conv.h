@@ -47,14 +47,16 @@ typedef enum {
 } bg_conv_algo;
 
 enum {
-    BG_CONV_NO_PAD = 1      /* never pad misaligned channels (use the scalar loader) */
+    BG_CONV_NO_PAD = 1,       /* never pad misaligned channels (use the scalar loader) */
+    BG_CONV_DETERMINISTIC = 2 /* tile, split-K and chunking from the shape alone (planned for a nominal
+                                 132-SM device, tuned tiles ignored): bit-identical results on every GPU */
 };
 
 typedef struct {
     bg_conv_algo algo;
     int config;             /* tensor-core tile 1..3 (bg_gemm_config_name), 0 = by shape */
     int splits;             /* wgrad split-K slices; 0 = by shape (needs ws), 1 = none */
-    int flags;              /* BG_CONV_NO_PAD */
+    int flags;              /* BG_CONV_NO_PAD, BG_CONV_DETERMINISTIC */
     void *ws;               /* workspace, bg_conv_ws_bytes bytes, 256-byte aligned; may be NULL */
     size_t ws_bytes;
     struct bg_rtc *rtc;     /* NVRTC specialisation cache (kernels/rtc/rtc.h), or NULL */

@@ -46,7 +46,7 @@ static long long tiles(long long M, long long N, long long z, int bm, int bn)
 
 int tc_pick(long long M, long long N, long long z, int sms)
 {
-    if (sms <= 0) sms = 132; // unknown device: plan for an H100
+    if (sms <= 0) sms = NOMINAL_SMS; // unknown device: plan for an H100
     if (N > 64 && tiles(M, N, z, 128, 128) >= sms) return CFG_L;
     if (tiles(M, N, z, 128, 64) >= sms) return CFG_W;
     return CFG_S;
@@ -54,7 +54,7 @@ int tc_pick(long long M, long long N, long long z, int sms)
 
 int simt_pick(long long M, long long N, long long z, int sms)
 {
-    if (sms <= 0) sms = 132;
+    if (sms <= 0) sms = NOMINAL_SMS;
     return tiles(M, N, z, 128, 128) >= sms ? CFG_L : CFG_S;
 }
 
@@ -231,7 +231,8 @@ extern "C" int bg_gemm_cuda(const bg_gemm_desc *d, bg_gemm_algo algo, void *stre
         return cuda_fail(err, errn, e, "gemm wgmma launch");
     }
 
-    const int sms = sm_count();
+    // deterministic: the tile from the shape alone (a nominal H100), never the device's SM count
+    const int sms = d->deterministic ? NOMINAL_SMS : sm_count();
     // split-K: batch 1, a workspace, and enough K to share out
     int splits = d->splits > 1 ? d->splits : 1;
     if (splits > 1) {

@@ -57,6 +57,8 @@ typedef struct {
     int splits;
     float *ws;
     size_t ws_bytes;
+    int deterministic;      /* 1: the tile from the shape alone (planned for a nominal 132-SM device), so
+                               results are bit-identical on every GPU; 0: the device's SM count decides */
     struct bg_rtc *rtc;     /* NVRTC specialisation cache (kernels/rtc/rtc.h), or NULL */
 } bg_gemm_desc;
 

@@ -23,6 +23,8 @@ enum { CFG_AUTO = 0, CFG_L = 1, CFG_W = 2, CFG_S = 3, CFG_COUNT = 4 };
 
 // Multiprocessors of the current device (0 if unknown).
 int sm_count();
+// What deterministic plans (and plans made without a device) assume: an H100.
+constexpr int NOMINAL_SMS = 132;
 // A tensor-core tile for an M x N output repeated z times: the largest tile
 // that still gives every SM a block, else the smallest.
 int tc_pick(long long M, long long N, long long z, int sms);

@@ -25,8 +25,8 @@
 // bytes, and ldmatrix builds the mma fragments from either orientation (plain
 // for a K-contiguous tile, .trans otherwise; see tc_compute).
 //
-// The index logic (fragments, swizzle, loaders) is checked on the CPU by the
-// tools in kernels/gemm/emu (no GPU needed): rerun them after changing it.
+// The index logic (fragments, swizzle, loaders) runs on the CPU under the CUDA
+// emulator (make test-emu, docs/emulator.md): no GPU needed to test a change.
 #ifndef BG_IGEMM_MAIN_CUH
 #define BG_IGEMM_MAIN_CUH
 #include "tc_core.cuh"

@@ -343,7 +343,7 @@ static char *read_file(const char *path, size_t *n)
 // old state or the whole new file, never a partial one.
 static void write_atomic(bg_rtc *r, const char *path, const char *data, size_t n)
 {
-    char tmp[1200];
+    char tmp[1300];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", path, (long)getpid(), r->tmp_counter++);
     FILE *f = fopen(tmp, "wb");
     if (!f) return;
@@ -352,11 +352,13 @@ static void write_atomic(bg_rtc *r, const char *path, const char *data, size_t n
     if (!ok || rename(tmp, path) != 0) remove(tmp);
 }
 
-// Compile `src` to a cubin for `arch`; on failure *log gets NVRTC's message.
+// Compile `src` to a cubin for `arch`; on failure log always gets a message
+// (NVRTC's, or which step failed).
 static char *compile(bg_rtc *r, const char *src, const char *arch, size_t *n, char *log, size_t logn)
 {
     Nvrtc &nv = r->nv;
     nvrtcProgram prog;
+    if (logn) log[0] = 0;
     nvrtcResult e = nv.create(&prog, src, "bg_rtc.cu", 0, NULL, NULL);
     if (e != NVRTC_SUCCESS) {
         snprintf(log, logn, "nvrtcCreateProgram: %s", nv.errstr(e));
@@ -376,10 +378,15 @@ static char *compile(bg_rtc *r, const char *src, const char *arch, size_t *n, ch
             snprintf(log, logn, "%s: %.400s", nv.errstr(e), l);
         } else snprintf(log, logn, "%s", nv.errstr(e));
         free(l);
-    } else if (nv.cubin_size(prog, n) == NVRTC_SUCCESS && (out = (char *)malloc(*n)) && nv.cubin(prog, out) != NVRTC_SUCCESS) {
-        free(out);
-        out = NULL;
-        snprintf(log, logn, "nvrtcGetCUBIN failed");
+    } else {
+        nvrtcResult se = nv.cubin_size(prog, n);
+        if (se != NVRTC_SUCCESS) snprintf(log, logn, "nvrtcGetCUBINSize: %s", nv.errstr(se));
+        else if (!(out = (char *)malloc(*n))) snprintf(log, logn, "out of host memory for a %zu-byte cubin", *n);
+        else if ((se = nv.cubin(prog, out)) != NVRTC_SUCCESS) {
+            free(out);
+            out = NULL;
+            snprintf(log, logn, "nvrtcGetCUBIN: %s", nv.errstr(se));
+        }
     }
     nv.destroy(&prog);
     return out;

@@ -351,10 +351,19 @@ cudaError_t cudaDriverGetVersion(int *v)
     return cudaSuccess;
 }
 
+// BGEMU_SM_COUNT pretends another device size (read at every query, so a
+// test can vary it): plans that must not depend on it can be checked.
+static int sm_count_setting()
+{
+    const char *e = getenv("BGEMU_SM_COUNT");
+    const int n = e ? atoi(e) : 0;
+    return n > 0 ? n : 132;
+}
+
 static int attr_value(cudaDeviceAttr a)
 {
     switch (a) {
-    case cudaDevAttrMultiProcessorCount: return 132;
+    case cudaDevAttrMultiProcessorCount: return sm_count_setting();
     case cudaDevAttrComputeCapabilityMajor: return 9;
     case cudaDevAttrComputeCapabilityMinor: return 0;
     case cudaDevAttrMaxSharedMemoryPerBlockOptin: return (int)OPTIN_SMEM;
@@ -398,7 +407,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int device)
     p->maxThreadsPerMultiProcessor = 2048;
     p->maxThreadsDim[0] = 1024, p->maxThreadsDim[1] = 1024, p->maxThreadsDim[2] = 64;
     p->maxGridSize[0] = 0x7fffffff, p->maxGridSize[1] = 65535, p->maxGridSize[2] = 65535;
-    p->multiProcessorCount = 132;
+    p->multiProcessorCount = sm_count_setting();
     p->major = 9, p->minor = 0;
     p->l2CacheSize = 50 * 1024 * 1024;
     p->memoryBusWidth = 5120;

@@ -15,16 +15,33 @@
 #include <map>
 #include "internal.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || defined(BGEMU_TSAN_HOOKS)
 #define BGEMU_SANITIZER 1
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define BGEMU_ASAN 1
+#include <sanitizer/asan_interface.h>
 #endif
 
 namespace bgemu {
 
+// Built on first use and never destroyed: allocations still live at exit
+// (a test's cached blocks) stay reachable for LeakSanitizer, and no static
+// destructor runs before the last cudaFree.
 static std::mutex g_mu;
-static std::map<uintptr_t, Alloc *> g_live;  // by base
-static std::map<uintptr_t, Alloc *> g_freed; // quarantined, by base
-static std::deque<Alloc *> g_quarantine;
+struct Tables {
+    std::map<uintptr_t, Alloc *> live;  // by base
+    std::map<uintptr_t, Alloc *> freed; // quarantined, by base
+    std::deque<Alloc *> quarantine;
+};
+static Tables &tables()
+{
+    static Tables *t = new Tables();
+    return *t;
+}
+#define g_live tables().live
+#define g_freed tables().freed
+#define g_quarantine tables().quarantine
 static size_t g_quarantine_bytes, g_live_bytes;
 static uint64_t g_serial;
 
@@ -67,6 +84,12 @@ cudaError_t mem_alloc(void **p, size_t size, int kind)
     mprotect(map, pg(), PROT_NONE);
     mprotect(map + pg() + body, pg(), PROT_NONE);
     memset(map + pg(), POISON, body);
+#if BGEMU_ASAN
+    // AddressSanitizer sees the rounding and the slack before the block as
+    // out of bounds too: any access there is reported at once
+    __asan_poison_memory_region(map + pg(), body - usable);
+    __asan_poison_memory_region(map + pg() + body - usable + size, usable - size);
+#endif
     Alloc *a = new Alloc{};
     a->map = map;
     a->map_size = map_size;
@@ -118,6 +141,9 @@ cudaError_t mem_free(void *p, int kind)
         g_quarantine.pop_front();
         g_quarantine_bytes -= old->map_size;
         g_freed.erase(old->base);
+#if BGEMU_ASAN
+        __asan_unpoison_memory_region(old->map, old->map_size);
+#endif
         munmap(old->map, old->map_size);
         delete old;
     }
@@ -181,6 +207,10 @@ void mem_describe(const void *p, char *buf, size_t n)
 
 void mem_check_slack(const char *kernel, const char *site)
 {
+#if BGEMU_ASAN
+    (void)kernel, (void)site;
+    return; // the rounding is poisoned for ASan, which reports any access there itself
+#endif
     std::lock_guard<std::mutex> lk(g_mu);
     if (g_live.size() > 4096) return; // too many to scan after every launch; cudaFree still checks
     for (auto &kv : g_live) {
@@ -200,6 +230,7 @@ void mem_check_slack(const char *kernel, const char *site)
 }
 
 // ---- faults inside kernels ------------------------------------------------------------------------
+#if !BGEMU_SANITIZER
 static struct sigaction g_old_segv, g_old_bus, g_old_fpe;
 
 static void on_fault(int sig, siginfo_t *si, void *uc)
@@ -248,6 +279,8 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
     if (!S.L->failed) S.L->failed = true, S.L->err = sig == SIGFPE ? cudaErrorLaunchFailure : cudaErrorIllegalAddress;
     siglongjmp(S.fault_jmp, 1);
 }
+
+#endif
 
 void fault_handlers_install()
 {

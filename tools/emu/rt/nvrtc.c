@@ -44,6 +44,7 @@ const char *nvrtcGetErrorString(nvrtcResult r)
     case NVRTC_ERROR_INVALID_PROGRAM: return "NVRTC_ERROR_INVALID_PROGRAM";
     case NVRTC_ERROR_INVALID_OPTION: return "NVRTC_ERROR_INVALID_OPTION";
     case NVRTC_ERROR_COMPILATION: return "NVRTC_ERROR_COMPILATION";
+    case NVRTC_ERROR_INTERNAL_ERROR: return "NVRTC_ERROR_INTERNAL_ERROR";
     default: return "NVRTC_ERROR (emulated)";
     }
 }
@@ -112,9 +113,16 @@ static void rm_tree(const char *dir, const char **names, int n)
     rmdir(dir);
 }
 
+static int fail_at(const char *step);
+
 nvrtcResult nvrtcCompileProgram(nvrtcProgram prog, int num_options, const char *const *options)
 {
     if (!prog) return NVRTC_ERROR_INVALID_PROGRAM;
+    if (fail_at("compile")) {
+        free(prog->log);
+        prog->log = strdup("bgemu: compile failure injected by BGEMU_NVRTC_FAIL=compile");
+        return NVRTC_ERROR_COMPILATION;
+    }
     const char *tmp = getenv("TMPDIR");
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/bgemu-nvrtc-XXXXXX", tmp && *tmp ? tmp : "/tmp");
@@ -186,8 +194,17 @@ nvrtcResult nvrtcCompileProgram(nvrtcProgram prog, int num_options, const char *
     return res;
 }
 
+/* BGEMU_NVRTC_FAIL=compile|cubin makes that step fail (tests of the callers'
+ * error paths; real NVRTC failures are hard to provoke on purpose). */
+static int fail_at(const char *step)
+{
+    const char *e = getenv("BGEMU_NVRTC_FAIL");
+    return e && !strcmp(e, step);
+}
+
 nvrtcResult nvrtcGetCUBINSize(nvrtcProgram prog, size_t *n)
 {
+    if (fail_at("cubin")) return NVRTC_ERROR_INTERNAL_ERROR;
     if (!prog || !prog->image) return NVRTC_ERROR_INVALID_PROGRAM;
     *n = prog->image_n;
     return NVRTC_SUCCESS;

@@ -86,6 +86,12 @@ static float as_f32(uint64_t v)
     memcpy(&f, &b, 4);
     return f;
 }
+static double as_f64(uint64_t v)
+{
+    double d;
+    memcpy(&d, &v, 8);
+    return d;
+}
 static uint64_t f32_bits(float f)
 {
     uint32_t b;
@@ -439,15 +445,17 @@ static Program *parse(const char *tmpl)
 }
 
 static std::mutex g_prog_mu;
-static std::unordered_map<const char *, Program *> g_progs;
 
+// Parsed templates, kept for the process (never destroyed, so they stay
+// reachable for LeakSanitizer).
 static Program *program_for(const char *tmpl)
 {
+    static auto *progs = new std::unordered_map<const char *, Program *>();
     std::lock_guard<std::mutex> lk(g_prog_mu);
-    auto it = g_progs.find(tmpl);
-    if (it != g_progs.end()) return it->second;
+    auto it = progs->find(tmpl);
+    if (it != progs->end()) return it->second;
     Program *p = parse(tmpl);
-    g_progs[tmpl] = p;
+    (*progs)[tmpl] = p;
     return p;
 }
 
@@ -901,11 +909,8 @@ static uint64_t cvt(const Instr &in, uint64_t a)
     if (in.sfl && sb == 16 && in.dfl && db == 32) return f32_bits(f16_to_f32((uint16_t)a));          // the common ones first
     if (in.sfl && sb == 32 && in.dfl && db == 16) return f32_to_f16(as_f32(a));
     double v;
-    if (in.sfl) {
-        if (sb == 16) v = f16_to_f32((uint16_t)a);
-        else if (sb == 32) v = as_f32(a);
-        else memcpy(&v, &a, 8);
-    } else v = in.ssg ? (double)sext(a, sb) : (double)mask_bits(a, sb);
+    if (in.sfl) v = sb == 16 ? f16_to_f32((uint16_t)a) : sb == 32 ? as_f32(a) : as_f64(a);
+    else v = in.ssg ? (double)sext(a, sb) : (double)mask_bits(a, sb);
     if (in.dfl) {
         if (db == 16) return f32_to_f16((float)v);
         if (db == 32) return f32_bits((float)v);
@@ -926,29 +931,9 @@ static uint64_t cvt(const Instr &in, uint64_t a)
     return (uint64_t)r;
 }
 
-static bool compare(const std::string &op, uint64_t a, uint64_t b, int bits, bool fl, bool sg)
+// setp's comparison on values of one kind (lo/ls/hi/hs are the unsigned names)
+template <class V> static bool cmp(const std::string &op, V x, V y)
 {
-    if (fl) {
-        double x = bits == 32 ? as_f32(a) : [&] { double d; memcpy(&d, &a, 8); return d; }();
-        double y = bits == 32 ? as_f32(b) : [&] { double d; memcpy(&d, &b, 8); return d; }();
-        if (op == "eq") return x == y;
-        if (op == "ne") return x != y;
-        if (op == "lt") return x < y;
-        if (op == "le") return x <= y;
-        if (op == "gt") return x > y;
-        if (op == "ge") return x >= y;
-        return false;
-    }
-    if (sg) {
-        int64_t x = sext(a, bits), y = sext(b, bits);
-        if (op == "eq") return x == y;
-        if (op == "ne") return x != y;
-        if (op == "lt") return x < y;
-        if (op == "le") return x <= y;
-        if (op == "gt") return x > y;
-        if (op == "ge") return x >= y;
-    }
-    uint64_t x = mask_bits(a, bits), y = mask_bits(b, bits);
     if (op == "eq") return x == y;
     if (op == "ne") return x != y;
     if (op == "lt" || op == "lo") return x < y;
@@ -956,6 +941,13 @@ static bool compare(const std::string &op, uint64_t a, uint64_t b, int bits, boo
     if (op == "gt" || op == "hi") return x > y;
     if (op == "ge" || op == "hs") return x >= y;
     return false;
+}
+
+static bool compare(const std::string &op, uint64_t a, uint64_t b, int bits, bool fl, bool sg)
+{
+    if (fl) return bits == 32 ? cmp<double>(op, as_f32(a), as_f32(b)) : cmp<double>(op, as_f64(a), as_f64(b));
+    if (sg) return cmp<int64_t>(op, sext(a, bits), sext(b, bits));
+    return cmp<uint64_t>(op, mask_bits(a, bits), mask_bits(b, bits));
 }
 
 static void run_instr(Exec &X, const Instr &in)

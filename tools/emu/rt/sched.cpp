@@ -13,7 +13,10 @@
 #define BGEMU_ASAN 1
 #include <sanitizer/asan_interface.h>
 #endif
-#if defined(__SANITIZE_THREAD__)
+// Under ThreadSanitizer the runtime itself is compiled without instrumentation
+// (its bookkeeping is no CUDA thread's work) but announces fibers and the
+// happens-before edges of barriers to TSan (BGEMU_TSAN_HOOKS, make TSAN=1).
+#if defined(__SANITIZE_THREAD__) || defined(BGEMU_TSAN_HOOKS)
 #define BGEMU_TSAN 1
 #include <sanitizer/tsan_interface.h>
 #endif
@@ -154,6 +157,7 @@ long long clock64()
 
 // ---- fibers ------------------------------------------------------------------------------------
 constexpr size_t STACK_SIZE = 256 * 1024;
+#if !BGEMU_TSAN
 static thread_local std::vector<Stack *> *t_stacks; // free stacks of this OS thread
 
 static Stack *stack_get()
@@ -177,6 +181,7 @@ static Stack *stack_get()
 }
 
 static void stack_put(Stack *s) { t_stacks->push_back(s); }
+#endif
 
 static void yield_to_scheduler()
 {
@@ -209,11 +214,24 @@ static void resume(Thread &t)
 {
     Sched &S = g_sched;
     if (t.state == TS_NEW) {
-        t.stack = stack_get();
-        bgemu_fiber_make(&t.fib, t.stack, thread_entry, &t);
 #if BGEMU_TSAN
-        t.tsan_fiber = __tsan_create_fiber(0);
+        // One TSan fiber, and one stack, per thread index, reused by every
+        // block: creating a TSan fiber costs ~1 MB of clearing, and a stack
+        // that passed between TSan threads would look like a race on every
+        // frame. Thread i of a block is thus ordered after thread i of the
+        // previous block (races between blocks are still seen for other
+        // indices, races within a block always).
+        static thread_local std::vector<std::pair<void *, Stack *>> *pool;
+        if (!pool) pool = new std::vector<std::pair<void *, Stack *>>();
+        if (pool->size() <= (size_t)t.lin) pool->resize((size_t)t.lin + 1, {nullptr, nullptr});
+        auto &slot = (*pool)[(size_t)t.lin];
+        if (!slot.first) slot.first = __tsan_create_fiber(0), slot.second = bgemu_stack_new(STACK_SIZE);
+        t.tsan_fiber = slot.first;
+        t.stack = slot.second;
+#else
+        t.stack = stack_get();
 #endif
+        bgemu_fiber_make(&t.fib, t.stack, thread_entry, &t);
     }
     t.state = TS_READY;
     S.cur = &t;
@@ -228,9 +246,11 @@ static void resume(Thread &t)
 
 static void release_fiber(Thread &t)
 {
-    if (t.stack) stack_put(t.stack), t.stack = nullptr;
 #if BGEMU_TSAN
-    if (t.tsan_fiber) __tsan_destroy_fiber(t.tsan_fiber), t.tsan_fiber = nullptr;
+    t.stack = nullptr; // the pooled fiber and stack stay for the next block
+    t.tsan_fiber = nullptr;
+#else
+    if (t.stack) stack_put(t.stack), t.stack = nullptr;
 #endif
 }
 
@@ -270,9 +290,17 @@ static void arena_setup(Block &b, size_t dyn)
     const size_t dyn_pages = round_up(b.dyn_alloc, pg);
     const size_t need = dyn_pages + pg + STATIC_CAP;
 #if BGEMU_TSAN
-    // ThreadSanitizer forgets a block's accesses only when the memory is freed
+    // A fresh mapping per block: ThreadSanitizer forgets the previous block's
+    // accesses when its mapping goes (munmap clears the shadow without
+    // counting as anybody's write), so two blocks' shared memory never race
     b.arena_map = need;
-    b.arena = (uint8_t *)aligned_alloc(pg, need);
+    void *m = mmap(nullptr, need, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) {
+        fprintf(stderr, "bgemu: cannot map %zu bytes of shared memory\n", need);
+        abort();
+    }
+    b.arena = (uint8_t *)m;
+    mprotect(b.arena + dyn_pages, pg, PROT_NONE);
 #else
     if (t_arena.size != need) {
         if (t_arena.map) munmap(t_arena.map, t_arena.size);
@@ -296,7 +324,7 @@ static void arena_setup(Block &b, size_t dyn)
 static void arena_release(Block &b)
 {
 #if BGEMU_TSAN
-    free(b.arena);
+    munmap(b.arena, b.arena_map);
     b.arena = nullptr;
 #else
     (void)b;
@@ -318,8 +346,13 @@ static void block_smem_begin(Block &b)
 {
     b.vars.clear();
     b.static_used = b.static_bytes = 0;
-    // static variables are poisoned as they are placed (shared_static)
+    // static variables are poisoned as they are placed (shared_static); under
+    // ThreadSanitizer all at once here, before the threads start, so that
+    // the poisoning is nobody's racing write
     memset(b.dyn, POISON, b.dyn_alloc);
+#if BGEMU_TSAN
+    memset(b.stat, POISON, STATIC_CAP);
+#endif
     for (size_t i = g_shadow_lo; i < g_shadow_hi && i < b.shadow.size(); i++) b.shadow[i] = Chunk{-1, -1, 0, 0, 0, 0, -1};
     g_shadow_lo = SIZE_MAX, g_shadow_hi = 0;
 }
@@ -384,7 +417,9 @@ void *shared_static(const void *key, size_t size, size_t align, const char *site
         kfail(cudaErrorInvalidValue, site, "static __shared__ memory of this kernel passes %zu bytes", STATIC_CAP - REDZONE);
     b.static_bytes = round_up(b.static_bytes, align) + size;
     check_smem_limits(*S.L, b.static_bytes, site);
+#if !BGEMU_TSAN
     memset(b.stat + off, POISON, size + REDZONE);
+#endif
     b.vars.push_back(StaticVar{key, off, size, site});
     b.static_used = off + size + REDZONE;
     if (b.static_used > b.static_high) b.static_high = b.static_used;
@@ -786,6 +821,9 @@ static void run_block(Launch &L, Block &b, uint64_t &rng)
         t.v.bid = b.bid;
     }
     block_smem_begin(b);
+#if BGEMU_TSAN
+    __tsan_release(&L); // this block's threads start after its setup (and after the host's work)
+#endif
     std::vector<int> order;
     for (;;) {
         if (settings().schedule == 2 || order.size() != (size_t)b.n) make_order(order, b.n, rng);
