@@ -133,7 +133,8 @@ clean:
 # `make test-emu` builds everything with EMU=1 into build-emu/ and runs the
 # CUDA suite on the emulator under three schedules (forward threads with
 # cp.async completing at the wait; reverse with early completion; seeded
-# random), at the small test shapes (BG_TEST_SIZE=small); `make
+# random; the model oracles under the forward one only), at the small test
+# shapes (BG_TEST_SIZE=small); `make
 # test-emu-full` at full size. `make emu-selftest` checks the PTX
 # instructions against worked examples; `make test-emu-mutants` breaks the
 # kernels on purpose and checks that the emulated suite notices every fault.

@@ -76,8 +76,12 @@ void bg_test_skip(bg_t *t, const char *fmt, ...)
     va_end(ap);
 }
 
-static bool matches(const char *name, int nf, char **filters)
+/* Filters are substrings; a name matches when it contains one of them (or
+ * there are none) and contains none of the exclusions. */
+static bool matches(const char *name, int nf, char **filters, int nx, char **excl)
 {
+    for (int i = 0; i < nx; i++)
+        if (strstr(name, excl[i])) return false;
     if (nf == 0) return true;
     for (int i = 0; i < nf; i++)
         if (strstr(name, filters[i])) return true;
@@ -112,17 +116,25 @@ int main(int argc, char **argv)
 {
     bool gpu = false, list = false;
     tally ty = {0};
-    char **filters = calloc((size_t)argc, sizeof *filters);
-    int nf = 0;
+    char **filters = calloc((size_t)argc, sizeof *filters), **excl = calloc((size_t)argc, sizeof *excl);
+    int nf = 0, nx = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--gpu")) gpu = true;
         else if (!strcmp(argv[i], "-v")) ty.verbose = true;
         else if (!strcmp(argv[i], "--list")) list = true;
-        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: %s [--gpu] [-v] [--list] [FILTER...]\n"
-                   "  runs the tests whose name contains any FILTER (all when none);\n"
+        else if (!strcmp(argv[i], "--exclude")) {
+            if (i + 1 == argc) {
+                fprintf(stderr, "%s: --exclude needs a PATTERN\n", argv[0]);
+                free(filters), free(excl);
+                return 2;
+            }
+            excl[nx++] = argv[++i];
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: %s [--gpu] [-v] [--list] [--exclude PATTERN]... [FILTER...]\n"
+                   "  runs the tests whose name contains any FILTER (all when none)\n"
+                   "  and no --exclude PATTERN (excluded tests are not run nor counted);\n"
                    "  --gpu runs the CUDA suite instead of the CPU one\n", argv[0]);
-            free(filters);
+            free(filters), free(excl);
             return 0;
         } else filters[nf++] = argv[i];
     }
@@ -132,7 +144,7 @@ int main(int argc, char **argv)
 
     for (int i = 0; i < reg.n; i++) {
         test_entry *e = &reg.tests[i];
-        if (e->gpu != gpu || !matches(e->name, nf, filters)) continue;
+        if (e->gpu != gpu || !matches(e->name, nf, filters, nx, excl)) continue;
         if (list) { printf("%s\n", e->name); continue; }
         bg_t t = {.name = e->name, .gpu_only = e->gpu};
         double t0 = now();
@@ -152,7 +164,7 @@ int main(int argc, char **argv)
             /* big cases opt out of the finite-difference check: no test, not a skip */
             if (!strcmp(kinds[k], "gradcheck") && reg.cases[i].c->no_gradcheck) continue;
             op_case_name(&reg.cases[i], kinds[k], name, sizeof name);
-            if (!matches(name, nf, filters)) continue;
+            if (!matches(name, nf, filters, nx, excl)) continue;
             if (list) { printf("%s\n", name); continue; }
             bg_t t = {.name = name, .gpu_only = gpu};
             double t0 = now();
@@ -161,7 +173,7 @@ int main(int argc, char **argv)
             report(&ty, name, &t, now() - t0);
         }
     }
-    free(filters);
+    free(filters), free(excl);
     if (list) return 0;
     printf("(%.1f s)\n%d passed, %d failed, %d skipped\n", now() - t_start, ty.passed, ty.failed, ty.skipped);
     fflush(stdout); /* before any at-exit checker (LeakSanitizer) may end the process */

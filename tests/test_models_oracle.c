@@ -311,33 +311,46 @@ static const char *const ZOO_OPS[] = {"conv2d", "batchnorm2d", "relu", "sigmoid"
 
 #define F16_K 3.0
 
-BG_GPU_TEST(model_oracle_cuda)
+/* The CUDA ops of the zoo, or a note naming the missing ones. */
+static bool zoo_has_cuda(char *missing, size_t cap)
 {
-    char missing[256] = "";
+    missing[0] = 0;
     for (size_t i = 0; i < sizeof ZOO_OPS / sizeof ZOO_OPS[0]; i++) {
         const bg_op *op = bg_op_find(ZOO_OPS[i]);
         if (!op || !op->fwd[BG_CUDA] || !op->bwd[BG_CUDA]) {
-            strncat(missing, missing[0] ? ", " : "", sizeof missing - strlen(missing) - 1);
-            strncat(missing, ZOO_OPS[i], sizeof missing - strlen(missing) - 1);
+            strncat(missing, missing[0] ? ", " : "", cap - strlen(missing) - 1);
+            strncat(missing, ZOO_OPS[i], cap - strlen(missing) - 1);
         }
     }
-    if (missing[0]) SKIP("no CUDA kernels yet for: %s", missing);
-    const char *stems[] = {"senet18_w067_r2", "resnet18_r2", "resnest50d_1s4x24d"};
-    /* f16: budgie stores every activation, activation gradient, parameter
-     * and parameter gradient in binary16 and computes in f32. The script
-     * replays exactly that regime in PyTorch and stores its errors against
-     * float64 in the test's metrics ("torch_f16"): the error f16 storage
-     * itself costs here, flips and all (several per cent on the gradients,
-     * over 1 for ResNeSt's sampled elements, whose attention BN amplifies
-     * it). budgie must come within F16_K = 3 times that. An equally good
-     * implementation lands within 1.5x of it (the same regime computed in
-     * float64 instead of float32 does, on the logits, gradients and
-     * statistics; budgie within 0.6x-1.9x), while a kernel bug is far off.
-     * The old fixed limits stay as floors; they rule the loss, a single
-     * number whose f16 error moves by up to 5x between such variants. */
-    const limits f16 = {2e-2, 2e-2, 5e-2, 5e-2, false, F16_K}, f16_resnest = {2e-2, 2e-2, 3e-1, 5e-2, false, F16_K};
-    for (int i = 0; i < 3; i++) {
-        run_oracle(tc, stems[i], BG_CUDA, BG_F32, i == 2 ? RESNEST_F32 : CPU_F32);
-        run_oracle(tc, stems[i], BG_CUDA, BG_F16, i == 2 ? f16_resnest : f16);
-    }
+    return missing[0] == 0;
+}
+
+/* f16: budgie stores every activation, activation gradient, parameter and
+ * parameter gradient in binary16 and computes in f32. The script replays
+ * exactly that regime in PyTorch and stores its errors against float64 in
+ * the test's metrics ("torch_f16"): the error f16 storage itself costs here,
+ * flips and all (several per cent on the gradients, over 1 for ResNeSt's
+ * sampled elements, whose attention BN amplifies it). budgie must come
+ * within F16_K = 3 times that. An equally good implementation lands within
+ * 1.5x of it (the same regime computed in float64 instead of float32 does,
+ * on the logits, gradients and statistics; budgie within 0.6x-1.9x), while a
+ * kernel bug is far off. The old fixed limits stay as floors; they rule the
+ * loss, a single number whose f16 error moves by up to 5x between such
+ * variants. */
+static const limits CUDA_F16 = {2e-2, 2e-2, 5e-2, 5e-2, false, F16_K};
+static const limits CUDA_F16_RESNEST = {2e-2, 2e-2, 3e-1, 5e-2, false, F16_K};
+
+static void run_cuda_oracles(bg_t *tc, const char *stem, limits f32, limits f16)
+{
+    char missing[256];
+    if (!zoo_has_cuda(missing, sizeof missing)) SKIP("no CUDA kernels yet for: %s", missing);
+    run_oracle(tc, stem, BG_CUDA, BG_F32, f32);
+    run_oracle(tc, stem, BG_CUDA, BG_F16, f16);
+}
+
+BG_GPU_TEST(model_oracle_cuda_senet18_w067) { run_cuda_oracles(tc, "senet18_w067_r2", CPU_F32, CUDA_F16); }
+BG_GPU_TEST(model_oracle_cuda_resnet18) { run_cuda_oracles(tc, "resnet18_r2", CPU_F32, CUDA_F16); }
+BG_GPU_TEST(model_oracle_cuda_resnest50d_1s4x24d)
+{
+    run_cuda_oracles(tc, "resnest50d_1s4x24d", RESNEST_F32, CUDA_F16_RESNEST);
 }

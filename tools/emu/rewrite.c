@@ -279,6 +279,35 @@ static void sb_tokens(sbuf *b, int a, int e)
     }
 }
 
+/* Namespace-scope __shared__ variables become accessor functions: later
+ * uses of their names are renamed (rewrite_shared fills the table). */
+typedef struct {
+    char name[256];
+    char repl[300];
+} rename_t;
+static rename_t *renames;
+static int nrenames;
+
+static const char *renamed(int i)
+{
+    if (tok[i].k != T_IDENT || (i > 0 && (is(&tok[i - 1], ".") || is(&tok[i - 1], "->")))) return NULL;
+    for (int r = 0; r < nrenames; r++)
+        if (is(&tok[i], renames[r].name)) return renames[r].repl;
+    return NULL;
+}
+
+/* Tokens [a, b] as text on one line, with the renames applied (an
+ * expression copied into generated code). */
+static void sb_expr(sbuf *b, int a, int e)
+{
+    for (int i = a; i <= e; i++) {
+        if (i > a && tok[i].pos > tok[i - 1].pos + tok[i - 1].len) sb_puts(b, " ");
+        const char *r = renamed(i);
+        if (r) sb_puts(b, r);
+        else sb_put(b, src + tok[i].pos, (size_t)tok[i].len);
+    }
+}
+
 /* "file:line" of a token, as a C string literal's contents. */
 static void site_of(const token *t, char *buf, size_t n)
 {
@@ -448,13 +477,6 @@ static void rewrite_launch(int i)
 }
 
 /* ---- __shared__ ------------------------------------------------------------------------------- */
-typedef struct {
-    char name[256];
-    char repl[300];
-} rename_t;
-static rename_t *renames;
-static int nrenames;
-
 /* Skips __attribute__((...)) at i; notes aligned(N). Returns the next token. */
 static int skip_attr(int i, int *align)
 {
@@ -664,7 +686,7 @@ static void rewrite_asm(int at)
         if (!is(&tok[i], "(")) die(&tok[i], "expected (expression) after the constraint");
         int ee = match[i];
         sb_printf(&out, "%s::bgemu::%s<'%c'>(", nops ? ", " : "", !is_out ? "pin" : inout ? "pinout" : "pout", letter);
-        if (ee > i + 1) sb_tokens(&out, i + 1, ee - 1);
+        if (ee > i + 1) sb_expr(&out, i + 1, ee - 1);
         if (opname[0]) sb_printf(&out, ", \"%s\"", opname);
         sb_puts(&out, ")");
         nops++;
@@ -724,7 +746,7 @@ static void rewrite_global(int at)
         if (after < ntok && is(&tok[after], "{")) {
             sbuf chk = {0};
             sb_puts(&chk, " ::bgemu::launch_bounds((long long)(");
-            sb_tokens(&chk, open + 1, lb_arg_end);
+            sb_expr(&chk, open + 1, lb_arg_end);
             sb_printf(&chk, "), \"%s\");", site);
             add_edit(tok[after].pos + 1, tok[after].pos + 1, chk.p);
             free(chk.p);
@@ -812,11 +834,8 @@ int main(int argc, char **argv)
                     break;
                 }
         }
-        for (int r = 0; r < nrenames; r++)
-            if (is(t, renames[r].name) && !(i > 0 && (is(&tok[i - 1], ".") || is(&tok[i - 1], "->")))) {
-                add_edit(t->pos, t->pos + t->len, renames[r].repl);
-                break;
-            }
+        const char *r = renamed(i);
+        if (r) add_edit(t->pos, t->pos + t->len, r);
     }
 
     qsort(edits, (size_t)nedits, sizeof *edits, cmp_edit);

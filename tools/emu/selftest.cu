@@ -450,6 +450,59 @@ static void probe_wgmma(const char *name)
     check(name, gw, want, 64 * N);
 }
 
+// ---- constructs the emulator's rewriter must handle ---------------------------------------------------
+// Namespace-scope shared memory, several declarators in one declaration,
+// named asm operands, a launch written through a macro and through a
+// function pointer, and a kernel started by cudaLaunchKernel.
+__shared__ int ns_shared[32];
+#define LAUNCH_ONE(k, ...) k<<<1, 32>>>(__VA_ARGS__)
+
+__global__ void constructs_k(int *out, int base)
+{
+    __shared__ int a[32], b, c[2][4];
+    const int l = threadIdx.x;
+    ns_shared[l] = base + l;
+    a[l] = 2 * l;
+    if (l == 0) b = 7;
+    if (l < 8) c[l / 4][l % 4] = l;
+    __syncthreads();
+    int moved;
+    asm("mov.b32 %[dst], %[src];" : [dst] "=r"(moved) : [src] "r"(ns_shared[31 - l]));
+    out[l] = moved + a[l] + b + c[(l % 8) / 4][l % 4];
+}
+
+template <int K>
+__global__ void scaled_k(int *out, int n)
+{
+    for (int i = threadIdx.x; i < n; i += blockDim.x) out[i] = K * i;
+}
+
+static void probe_constructs()
+{
+    int *d, got[64], want[64];
+    CK(cudaMalloc(&d, sizeof got));
+    LAUNCH_ONE(constructs_k, d, 1000);
+    CK(cudaGetLastError());
+    CK(cudaMemcpy(got, d, 32 * sizeof(int), cudaMemcpyDeviceToHost));
+    // cudaLaunchKernel with a void ** argument array, as NVRTC kernels are started
+    int base = 2000;
+    void *args[] = {&d, &base};
+    CK(cudaLaunchKernel((const void *)constructs_k, dim3(1), dim3(32), args, 0, 0));
+    CK(cudaMemcpy(got + 32, d, 32 * sizeof(int), cudaMemcpyDeviceToHost));
+    for (int l = 0; l < 32; l++) {
+        want[l] = 1000 + (31 - l) + 2 * l + 7 + (l % 8);
+        want[32 + l] = 2000 + (31 - l) + 2 * l + 7 + (l % 8);
+    }
+    check("rewriter_constructs", (const uint32_t *)got, (const uint32_t *)want, 64);
+    void (*k)(int *, int) = scaled_k<3>; // launched through a pointer to a template instantiation
+    k<<<1, 16>>>(d, 64);
+    CK(cudaGetLastError());
+    CK(cudaMemcpy(got, d, sizeof got, cudaMemcpyDeviceToHost));
+    for (int i = 0; i < 64; i++) want[i] = 3 * i;
+    check("launch_through_pointer", (const uint32_t *)got, (const uint32_t *)want, 64);
+    CK(cudaFree(d));
+}
+
 // ---- faults the emulator must report -------------------------------------------------------------------
 #ifdef BG_EMU
 __global__ void misaligned_ldm_k()
@@ -614,6 +667,7 @@ int main(int argc, char **argv)
     probe_shfl();
     probe_cpasync();
     probe_cvt();
+    probe_constructs();
 #ifdef HAVE_WGMMA_PROBE
     if (p.major == 9) {
         CK(cudaFuncSetAttribute(wgmma_k<8>, cudaFuncAttributeMaxDynamicSharedMemorySize, 1024 + 72 * 128));

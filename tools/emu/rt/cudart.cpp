@@ -4,6 +4,7 @@
 // and their replay, launches (sched.cpp) and loading the libraries the
 // emulated NVRTC builds (rt/nvrtc.c). Prototypes come from NVIDIA's own
 // header, so every signature is checked against the real one.
+#include <cxxabi.h>
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +121,23 @@ static double now_ms()
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
 
+// The kernel's own name (demangled: template arguments included) when the
+// binary exports it (-rdynamic), else what the launch site wrote.
+static const char *kernel_name(const void *fn, const char *fallback)
+{
+    Dl_info di;
+    if (!dladdr(fn, &di) || !di.dli_sname || di.dli_saddr != fn) return fallback;
+    int st = 0;
+    char *d = abi::__cxa_demangle(di.dli_sname, nullptr, nullptr, &st);
+    if (st != 0 || !d) return di.dli_sname;
+    // drop the parameter list: "ns::k<T>(int, float*)" -> "ns::k<T>"; the
+    // return type of a template instantiation ("void ns::k<T>(...)") too
+    char *paren = strrchr(d, '(');
+    if (paren) *paren = 0;
+    if (!strncmp(d, "void ", 5)) memmove(d, d + 5, strlen(d + 5) + 1);
+    return d; // kept for the process
+}
+
 KernelInfo *bgemu::kernel_info(const void *fn, const char *name)
 {
     std::lock_guard<std::recursive_mutex> lk(g_api);
@@ -128,7 +146,7 @@ KernelInfo *bgemu::kernel_info(const void *fn, const char *name)
         if (!it->second->name && name) it->second->name = name;
         return it->second;
     }
-    KernelInfo *k = new KernelInfo{fn, name, -1, 0, false, nullptr, nullptr};
+    KernelInfo *k = new KernelInfo{fn, kernel_name(fn, name), -1, 0, false, nullptr, nullptr};
     g_kernels[fn] = k;
     kernel_records().insert(k);
     return k;
@@ -137,8 +155,8 @@ KernelInfo *bgemu::kernel_info(const void *fn, const char *name)
 void bgemu::register_kernel(const void *fn, const char *name, PackFromArgv make)
 {
     KernelInfo *k = kernel_info(fn, name);
-    k->name = name;
     k->make = make;
+    if (g_loading) k->name = name; // cudaLibraryGetKernel looks it up by this name
     if (g_loading) {
         k->lib = g_loading;
         g_loading->kernels.push_back(k);

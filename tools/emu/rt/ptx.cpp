@@ -137,7 +137,11 @@ struct Instr {
     bool m_bf16 = false, m_accf16 = false, m_cf16 = false;
     int wg_what = 0, wg_n = 0; // wgmma: 0 fence, 1 mma_async, 2 commit, 3 wait; its N
 };
+// The templates every f16 load and store and every shared address go
+// through, recognised at parse time and run without the general machinery.
+enum { FAST_NONE, FAST_H2F, FAST_F2H, FAST_SMEM_ADDR };
 struct Program {
+    int fast = FAST_NONE;
     int max_arg = -1;     // the highest %N used
     std::vector<Instr> ins;
     std::vector<std::string> locals;
@@ -345,6 +349,8 @@ static void decode(Instr &in)
         in.sbits = type_bits(in, &in.sfl, &in.ssg, 0);
         in.rnd = has(in, "rzi") ? 1 : has(in, "rmi") ? 2 : has(in, "rpi") ? 3 : 0;
         if (has(in, "bf16")) in.op = OP_BAD, in.why = "cvt with .bf16 is not emulated";
+        if (in.dfl && (has(in, "rz") || has(in, "rm") || has(in, "rp") || has(in, "sat")))
+            in.op = OP_BAD, in.why = "cvt to a float type: only round-to-nearest (.rn) is emulated";
     } else if (op == "add" || op == "sub" || op == "mul" || op == "and" || op == "or" || op == "xor" || op == "shl" ||
                op == "shr") {
         in.op = OP_ALU;
@@ -412,6 +418,25 @@ static void decode(Instr &in)
     else if (op == "fence" || op == "membar") in.op = OP_NOP; // ordering only: everything here is sequentially consistent
 }
 
+static bool is_arg(const Opnd &o, int idx) { return o.kind == O_ARG && o.idx == idx && !o.neg; }
+
+// cvt.f32.f16 %0, %1 / cvt.rn.f16.f32 %0, %1 / { cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }
+static void classify(Program &P)
+{
+    if (!P.error.empty()) return;
+    if (P.ins.size() == 1 && P.ins[0].op == OP_CVT && !P.ins[0].guarded && P.ins[0].ops.size() == 2 &&
+        is_arg(P.ins[0].ops[0], 0) && is_arg(P.ins[0].ops[1], 1)) {
+        const Instr &in = P.ins[0];
+        if (in.dfl && in.dbits == 32 && in.sfl && in.sbits == 16) P.fast = FAST_H2F;
+        if (in.dfl && in.dbits == 16 && in.sfl && in.sbits == 32) P.fast = FAST_F2H; // decode kept only .rn
+    }
+    if (P.ins.size() == 2 && P.locals.size() == 1 && P.ins[0].op == OP_CVTA_TO && P.ins[1].op == OP_CVT &&
+        !P.ins[0].guarded && !P.ins[1].guarded && P.ins[0].ops.size() == 2 && P.ins[1].ops.size() == 2 &&
+        P.ins[0].ops[0].kind == O_LOCAL && is_arg(P.ins[0].ops[1], 1) && is_arg(P.ins[1].ops[0], 0) &&
+        P.ins[1].ops[1].kind == O_LOCAL && P.ins[1].dbits == 32 && !P.ins[1].dfl && !P.ins[1].sfl)
+        P.fast = FAST_SMEM_ADDR;
+}
+
 static Program *parse(const char *tmpl)
 {
     Program *P = new Program();
@@ -441,6 +466,7 @@ static Program *parse(const char *tmpl)
         cur += c;
     }
     if (!trim(cur).empty()) parse_stmt(*P, cur);
+    classify(*P);
     return P;
 }
 
@@ -464,8 +490,12 @@ struct Exec {
     const Program *P;
     const PtxArg *args;
     int nargs;
-    uint64_t argv[160];
-    bool deferred[160]; // outputs an in-flight wgmma writes later
+    // Operands are read from args until written; a written one lives in out[]
+    // (bit i of written) and goes back to its variable at the end.
+    uint64_t out[160];
+    uint64_t written[3];
+    bool direct;        // one instruction: inputs are all read before any output is written,
+                        // so outputs go straight to their variables
     uint64_t loc[64];
     const char *site;
     const Instr *cur;
@@ -484,13 +514,20 @@ static inline int arg_index(Exec &X, const Opnd &o)
     bad(X, "unknown named operand");
 }
 
-static inline uint64_t rd(Exec &X, const Opnd &o)
+__attribute__((always_inline)) static inline uint64_t rd(Exec &X, const Opnd &o)
 {
-    if (o.kind == O_ARG && !o.neg) return X.argv[o.idx];
+    if (o.kind == O_ARG && !o.neg) {
+        if (X.direct) return X.args[o.idx].v;
+        return (X.written[o.idx >> 6] >> (o.idx & 63)) & 1 ? X.out[o.idx] : X.args[o.idx].v;
+    }
     uint64_t v = 0;
     switch (o.kind) {
     case O_ARG:
-    case O_NAMED: v = X.argv[arg_index(X, o)]; break;
+    case O_NAMED: {
+        const int i = arg_index(X, o);
+        v = (X.written[i >> 6] >> (i & 63)) & 1 ? X.out[i] : X.args[i].v;
+        break;
+    }
     case O_LOCAL: v = X.loc[o.idx]; break;
     case O_IMM: v = (uint64_t)o.imm; break;
     case O_SPECIAL: {
@@ -504,12 +541,17 @@ static inline uint64_t rd(Exec &X, const Opnd &o)
     return o.neg ? (uint64_t)!v : v;
 }
 
-static inline void wr(Exec &X, const Opnd &o, uint64_t v)
+__attribute__((always_inline)) static inline void wr(Exec &X, const Opnd &o, uint64_t v)
 {
     if (o.kind == O_ARG || o.kind == O_NAMED) {
         int i = arg_index(X, o);
         if (X.args[i].dir == 0) bad(X, "writes an input operand");
-        X.argv[i] = v;
+        if (X.direct) {
+            memcpy(X.args[i].p, &v, X.args[i].size);
+            return;
+        }
+        X.out[i] = v;
+        X.written[i >> 6] |= 1ull << (i & 63);
     } else if (o.kind == O_LOCAL) X.loc[o.idx] = v;
     else bad(X, "destination is not a register");
 }
@@ -837,30 +879,10 @@ static void wg_compute(Coll &c, Thread **lanes, int n)
                 op->chunks.push_back(a);
             }
     }
-    if (settings().cp_late) {
-        // runs at wgmma.wait_group: the accumulators are written then
-        for (int th = 0; th < 128; th++) {
-            const WgIn &in = *(const WgIn *)lanes[th]->cin;
-            for (int i = 0; i < nr; i++) in.X->deferred[arg_index(*in.X, in.dvec->sub[(size_t)i])] = true;
-        }
-    } else {
-        // at once, into the values the asm statement writes back
-        for (int th = 0; th < 128; th++) {
-            const WgIn &in = *(const WgIn *)lanes[th]->cin;
-            for (int i = 0; i < nr; i++) {
-                const int ai = arg_index(*in.X, in.dvec->sub[(size_t)i]);
-                op->dst[(size_t)(th * nr + i)] = (float *)&in.X->argv[ai];
-            }
-        }
-        wg_execute(*op);
-        for (int th = 0; th < 128; th++) {
-            const WgIn &in = *(const WgIn *)lanes[th]->cin;
-            for (int i = 0; i < nr; i++) {
-                const int ai = arg_index(*in.X, in.dvec->sub[(size_t)i]);
-                in.X->argv[ai] &= 0xffffffffull;
-            }
-        }
-    }
+    // The accumulators are computed straight into their variables (op->dst):
+    // at wgmma.wait_group (late), or now (early). The asm statement writes
+    // nothing back for them: they are not written through wr().
+    if (!settings().cp_late) wg_execute(*op);
     ws.open.push_back(op);
 }
 
@@ -1041,6 +1063,24 @@ void ptx(const char *tmpl, const char *site, std::initializer_list<PtxArg> args)
         abort();
     }
     Program *P = lookup(tmpl);
+    if (P->fast != FAST_NONE && args.size() == 2) {
+        const PtxArg *a = args.begin();
+        if (P->fast == FAST_H2F && a[0].dir == 1 && a[0].size == 4) {
+            const float f = f16_table()[(uint16_t)a[1].v];
+            memcpy(a[0].p, &f, 4);
+            return;
+        }
+        if (P->fast == FAST_F2H && a[0].dir == 1 && a[0].size == 2) {
+            const uint16_t h = f32_to_f16(as_f32(a[1].v));
+            memcpy(a[0].p, &h, 2);
+            return;
+        }
+        if (P->fast == FAST_SMEM_ADDR && a[0].dir == 1 && a[0].size == 4) {
+            const uint32_t w = smem_window((const void *)(uintptr_t)a[1].v, site);
+            memcpy(a[0].p, &w, 4);
+            return;
+        }
+    }
     Exec X;
     X.P = P;
     X.args = args.begin();
@@ -1050,14 +1090,16 @@ void ptx(const char *tmpl, const char *site, std::initializer_list<PtxArg> args)
     if (X.nargs > 160) kfail(cudaErrorLaunchFailure, site, "an asm statement with more than 160 operands");
     if (!P->error.empty()) kfail(cudaErrorLaunchFailure, site, "inline PTX: %s", P->error.c_str());
     if (P->max_arg >= X.nargs) kfail(cudaErrorLaunchFailure, site, "inline PTX names %%%d, but the asm statement binds %d operands", P->max_arg, X.nargs);
-    for (int i = 0; i < X.nargs; i++) X.argv[i] = X.args[i].v, X.deferred[i] = false;
+    X.written[0] = X.written[1] = X.written[2] = 0;
+    X.direct = P->ins.size() == 1;
     if (P->locals.size() > 64) kfail(cudaErrorLaunchFailure, site, "an asm statement with more than 64 registers");
     memset(X.loc, 0, sizeof(uint64_t) * P->locals.size());
     for (const Instr &in : P->ins) run_instr(X, in);
-    for (int i = 0; i < X.nargs; i++) {
-        const PtxArg &a = X.args[i];
-        if (a.dir && !X.deferred[i]) memcpy(a.p, &X.argv[i], a.size);
-    }
+    for (int w = 0; w < 3; w++)
+        for (uint64_t m = X.written[w]; m; m &= m - 1) {
+            const int i = 64 * w + __builtin_ctzll(m);
+            memcpy(X.args[i].p, &X.out[i], X.args[i].size);
+        }
 }
 
 } // namespace bgemu

@@ -418,7 +418,7 @@ void *shared_static(const void *key, size_t size, size_t align, const char *site
     b.static_bytes = round_up(b.static_bytes, align) + size;
     check_smem_limits(*S.L, b.static_bytes, site);
 #if !BGEMU_TSAN
-    memset(b.stat + off, POISON, size + REDZONE);
+    memset(b.stat + b.static_used, POISON, off + size + REDZONE - b.static_used); // alignment padding included
 #endif
     b.vars.push_back(StaticVar{key, off, size, site});
     b.static_used = off + size + REDZONE;
