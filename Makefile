@@ -83,8 +83,18 @@ LIB      := lib/libbudgie$(SUFFIX).a
 BIN      := bin/budgie$(SUFFIX)
 TESTBIN  := $(BUILD)/tests/run
 
-.PHONY: all test test-gpu clean note
+.PHONY: all test test-gpu clean note FORCE
 all: note $(LIB) $(BIN)
+
+# What `budgie --version` reports (engine/version.c): the commit, "-dirty" for
+# uncommitted changes, rewritten only when it changes so nothing else rebuilds.
+BG_COMMIT_NOW := $(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && { git diff --quiet HEAD -- 2>/dev/null || c=$$c-dirty; echo $$c; } || echo unknown)
+BG_TARGETS := $(patsubst code=%,%,$(filter code=sm_%,$(subst $(COMMA), ,$(CUDA_ARCH))))
+$(BUILD)/commit.txt: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(BG_COMMIT_NOW)' | cmp -s - $@ || echo '$(BG_COMMIT_NOW)' > $@
+$(BUILD)/engine/version.o: $(BUILD)/commit.txt
+$(BUILD)/engine/version.o: CFLAGS += -DBG_COMMIT='"$(BG_COMMIT_NOW)"' -DBG_CUDA_TARGETS='"$(BG_TARGETS) (+ sm_90a for the wgmma GEMM)"' $(if $(filter 1,$(EMU)),-DBG_EMU_BUILD,)
 
 note:
 	@echo "$(CUDA_NOTE)"

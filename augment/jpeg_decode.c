@@ -46,12 +46,18 @@ bg_status bg_jpeg_size(bg_ctx *ctx, bg_jpeg *j, const uint8_t *data, size_t n, c
     if (s) return s;
     if (!j->tj && !(j->tj = tjInitDecompress())) return bg_fail(ctx, BG_ERR_OOM, "%s: cannot create a JPEG decoder", name);
     int sub = 0, cs = 0;
+    *w = 0, *h = 0;
     if (tjDecompressHeader3((tjhandle)j->tj, data, (unsigned long)n, w, h, &sub, &cs) != 0) {
         bg_fail(ctx, BG_ERR_FORMAT, "%s: corrupt JPEG header: %s", name, tjGetErrorStr2((tjhandle)j->tj));
         reset(j);
         return BG_ERR_FORMAT;
     }
-    if (*w <= 0 || *h <= 0) return bg_fail(ctx, BG_ERR_FORMAT, "%s: JPEG header gives size %dx%d", name, *w, *h);
+    /* A file cut before its frame header "succeeds" without a size. */
+    if (*w <= 0 || *h <= 0) {
+        reset(j);
+        return bg_fail(ctx, BG_ERR_FORMAT, "%s: corrupt or truncated JPEG: its %zu bytes end before the image size",
+                       name, n);
+    }
     return BG_OK;
 }
 

@@ -172,6 +172,13 @@ static int decode_file(decoder *dc, const char *path, int want_w, int want_h, ui
         decoder_reset(dc);
         return DEC_CORRUPT;
     }
+    /* A file cut before its frame header "succeeds" without a size. */
+    if (w <= 0 || h <= 0) {
+        snprintf(msg, msgsz, "%s: corrupt or truncated JPEG: its %zu bytes end before the image size", path,
+                 (size_t)size);
+        decoder_reset(dc);
+        return DEC_CORRUPT;
+    }
     *got_w = w;
     *got_h = h;
     if (want_w && (w != want_w || h != want_h)) {

@@ -11,6 +11,9 @@ extern "C" {
 enum { BG_COPY_H2D = 0, BG_COPY_D2H = 1, BG_COPY_D2D = 2 };
 
 int bg_cuda_device_count(void);
+/* One line on the CUDA runtime and device 0 ("CUDA runtime 13.0, driver
+ * 13.0; device 0: NAME, sm_90, 132 SMs, 79.1 GiB"), or why there is none. */
+void bg_cuda_describe(char *buf, size_t n);
 int bg_cuda_malloc(void **p, size_t bytes, char *err, size_t errn);
 /* 0, or the CUDA error (cudaFree fails during a stream capture, for one). */
 int bg_cuda_free(void *p);

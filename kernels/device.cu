@@ -22,6 +22,30 @@ extern "C" int bg_cuda_device_count(void)
     return n;
 }
 
+extern "C" void bg_cuda_describe(char *buf, size_t n)
+{
+    int rt = 0, drv = 0, count = 0;
+    cudaRuntimeGetVersion(&rt);
+    cudaDriverGetVersion(&drv);
+    char d[32] = "no CUDA driver";
+    if (drv > 0) snprintf(d, sizeof d, "driver %d.%d", drv / 1000, drv % 1000 / 10);
+    const int k = snprintf(buf, n, "CUDA runtime %d.%d, %s; ", rt / 1000, rt % 1000 / 10, d);
+    char *rest = buf + (k > 0 && (size_t)k < n ? k : 0);
+    const size_t left = n - (size_t)(rest - buf);
+    const cudaError_t e = cudaGetDeviceCount(&count);
+    cudaDeviceProp p;
+    if (e != cudaSuccess || count <= 0) {
+        cudaGetLastError();
+        snprintf(rest, left, "no device (%s)", e != cudaSuccess ? cudaGetErrorString(e) : "none found");
+    } else if (cudaGetDeviceProperties(&p, 0) != cudaSuccess) {
+        cudaGetLastError();
+        snprintf(rest, left, "%d device(s); device 0 does not answer", count);
+    } else {
+        snprintf(rest, left, "device 0 of %d: %s, sm_%d%d, %d SMs, %.1f GiB", count, p.name, p.major, p.minor,
+                 p.multiProcessorCount, (double)p.totalGlobalMem / (1u << 30));
+    }
+}
+
 extern "C" int bg_cuda_malloc(void **p, size_t bytes, char *err, size_t errn)
 {
     return report(cudaMalloc(p, bytes), "cudaMalloc", err, errn);

@@ -404,6 +404,23 @@ static bg_status compare(bg_ctx *ctx, const vcase *vc, bg_device dev, const char
 
 /* ------------------------------------------------------------ one backend */
 
+/* An error the op raised speaks of the tensors as the op sees them: append
+ * how they came from the file (4-D shapes permuted to budgie's NHWC order,
+ * floats as f32, the file's I32 or I64 integers as i32), so the message
+ * maps back onto what the file holds. */
+static bg_status op_error(bg_ctx *ctx, const vcase *vc, bg_status s)
+{
+    char msg[sizeof ctx->err];
+    snprintf(msg, sizeof msg, "%s", bg_errmsg(ctx));
+    bool has4 = false;
+    for (int i = 0; i < vc->n_in; i++)
+        if (vc->in[i] && vc->in[i]->ndim == 4) has4 = true;
+    const char *layout = !has4 ? ""
+                         : vc->nchw ? "; 4-D shapes are in budgie's NHWC order: the file's NCHW tensors were permuted"
+                                    : "; 4-D shapes are NHWC, as the file's layout says";
+    return bg_fail(ctx, s, "%s (as loaded: float tensors as f32, I32 or I64 integers as i32%s)", msg, layout);
+}
+
 static bg_status run_backend(bg_ctx *ctx, const vcase *vc, bg_device dev, FILE *log, bg_validate_counts *c)
 {
     const bg_op *op = vc->op;
@@ -417,8 +434,9 @@ static bg_status run_backend(bg_ctx *ctx, const vcase *vc, bg_device dev, FILE *
         in[i] = to_device(ctx, load_host(ctx, vc, vc->in[i], BG_F32), dev);
         if (!in[i]) s = ctx->status;
     }
-    if (s == BG_OK) s = bg_node_init(ctx, &node, op, vc->p.bytes, in, vc->n_in, vc->train);
-    if (s == BG_OK) s = bg_node_forward(ctx, &node);
+    if (s == BG_OK && (s = bg_node_init(ctx, &node, op, vc->p.bytes, in, vc->n_in, vc->train)) != BG_OK)
+        s = op_error(ctx, vc, s);
+    if (s == BG_OK && (s = bg_node_forward(ctx, &node)) != BG_OK) s = op_error(ctx, vc, s);
 
     for (int k = 0; s == BG_OK && k < node.n_out; k++)
         if (vc->out[k]) s = compare(ctx, vc, dev, vc->out[k]->name, node.out[k], vc->out[k], log, c);
@@ -446,7 +464,7 @@ static bg_status run_backend(bg_ctx *ctx, const vcase *vc, bg_device dev, FILE *
         }
         for (int i = 0; s == BG_OK && i < vc->n_in; i++)
             if (in[i] && op->in_differentiable[i]) s = bg_tensor_ensure_grad(ctx, in[i]);
-        if (s == BG_OK) s = bg_node_backward(ctx, &node);
+        if (s == BG_OK && (s = bg_node_backward(ctx, &node)) != BG_OK) s = op_error(ctx, vc, s);
         for (int i = 0; s == BG_OK && i < vc->n_in; i++)
             if (vc->grad[i]) s = compare(ctx, vc, dev, vc->grad[i]->name, in[i]->grad, vc->grad[i], log, c);
     }

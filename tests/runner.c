@@ -1,13 +1,15 @@
 /* The test runner: every registered BG_TEST and every op case, one line of
  * summary at the end ("N passed, N failed, N skipped").
- *   run [--gpu] [-v] [--list] [FILTER...]
+ *   run [--gpu] [-v] [--list] [--progress] [--exclude PATTERN]... [FILTER...]
  * Without --gpu: the CPU suite (unit tests, op gradchecks, f32-vs-f64).
  * With --gpu: the CUDA suite (GPU tests, every op case against the CPU);
- * without a CUDA device every GPU check is reported as skipped, with why. */
+ * without a CUDA device every GPU check is reported as skipped, with why.
+ * On a terminal a line marks each group (source file) as it starts. */
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "harness.h"
 #include "op_checks.h"
 
@@ -112,9 +114,36 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static const char *const KINDS_CPU[] = {"gradcheck", "f32-vs-f64"}, *const KINDS_GPU[] = {"cuda-f32", "cuda-f16"};
+
+/* How many tests and op checks the arguments select. */
+static int count_selected(bool gpu, int nf, char **filters, int nx, char **excl)
+{
+    int n = 0;
+    for (int i = 0; i < reg.n; i++)
+        n += reg.tests[i].gpu == gpu && matches(reg.tests[i].name, nf, filters, nx, excl);
+    for (int i = 0; i < reg.n_cases; i++)
+        for (int k = 0; k < 2; k++) {
+            char name[320];
+            const char *kind = gpu ? KINDS_GPU[k] : KINDS_CPU[k];
+            if (!strcmp(kind, "gradcheck") && reg.cases[i].c->no_gradcheck) continue;
+            op_case_name(&reg.cases[i], kind, name, sizeof name);
+            n += matches(name, nf, filters, nx, excl);
+        }
+    return n;
+}
+
+static void progress_line(const char **group, const char *file, int done, int total, double t_start)
+{
+    if (*group && !strcmp(*group, file)) return;
+    *group = file;
+    printf("[%4d/%d, %5.1f s] %s\n", done, total, now() - t_start, file);
+    fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
-    bool gpu = false, list = false;
+    bool gpu = false, list = false, force_progress = false;
     tally ty = {0};
     char **filters = calloc((size_t)argc, sizeof *filters), **excl = calloc((size_t)argc, sizeof *excl);
     int nf = 0, nx = 0;
@@ -122,6 +151,7 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--gpu")) gpu = true;
         else if (!strcmp(argv[i], "-v")) ty.verbose = true;
         else if (!strcmp(argv[i], "--list")) list = true;
+        else if (!strcmp(argv[i], "--progress")) force_progress = true;
         else if (!strcmp(argv[i], "--exclude")) {
             if (i + 1 == argc) {
                 fprintf(stderr, "%s: --exclude needs a PATTERN\n", argv[0]);
@@ -130,14 +160,21 @@ int main(int argc, char **argv)
             }
             excl[nx++] = argv[++i];
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: %s [--gpu] [-v] [--list] [--exclude PATTERN]... [FILTER...]\n"
+            printf("usage: %s [--gpu] [-v] [--list] [--progress] [--exclude PATTERN]... [FILTER...]\n"
                    "  runs the tests whose name contains any FILTER (all when none)\n"
                    "  and no --exclude PATTERN (excluded tests are not run nor counted);\n"
-                   "  --gpu runs the CUDA suite instead of the CPU one\n", argv[0]);
+                   "  --gpu runs the CUDA suite instead of the CPU one;\n"
+                   "  --progress prints a line as each group starts even when not on a terminal\n", argv[0]);
             free(filters), free(excl);
             return 0;
         } else filters[nf++] = argv[i];
     }
+    /* On a terminal, a line as each group (source file) starts, so a long
+     * run is never silent; logs (not a terminal) keep only the results. */
+    const bool progress = !list && (force_progress || (!ty.verbose && isatty(STDOUT_FILENO)));
+    int total = 0, done = 0;
+    const char *group = NULL;
+    if (progress) total = count_selected(gpu, nf, filters, nx, excl);
     int cuda = bg_cuda_available();
     if (gpu) printf("CUDA suite: %s\n", cuda ? "device found" : "SKIPPED, no CUDA device (or a CPU-only build); every GPU check below is counted as skipped");
     double t_start = now();
@@ -146,6 +183,7 @@ int main(int argc, char **argv)
         test_entry *e = &reg.tests[i];
         if (e->gpu != gpu || !matches(e->name, nf, filters, nx, excl)) continue;
         if (list) { printf("%s\n", e->name); continue; }
+        if (progress) progress_line(&group, e->file, done++, total, t_start);
         bg_t t = {.name = e->name, .gpu_only = e->gpu};
         double t0 = now();
         if (e->gpu && !cuda) bg_test_skip(&t, "no CUDA device");
@@ -156,9 +194,7 @@ int main(int argc, char **argv)
     /* Op cases: each yields named checks (gradcheck, f32-vs-f64 on the CPU;
      * cuda-f32, cuda-f16 on the GPU). */
     for (int i = 0; i < reg.n_cases; i++) {
-        const char *kinds_cpu[] = {"gradcheck", "f32-vs-f64"};
-        const char *kinds_gpu[] = {"cuda-f32", "cuda-f16"};
-        const char **kinds = gpu ? kinds_gpu : kinds_cpu;
+        const char *const *kinds = gpu ? KINDS_GPU : KINDS_CPU;
         for (int k = 0; k < 2; k++) {
             char name[320];
             /* big cases opt out of the finite-difference check: no test, not a skip */
@@ -166,6 +202,7 @@ int main(int argc, char **argv)
             op_case_name(&reg.cases[i], kinds[k], name, sizeof name);
             if (!matches(name, nf, filters, nx, excl)) continue;
             if (list) { printf("%s\n", name); continue; }
+            if (progress) progress_line(&group, reg.cases[i].file, done++, total, t_start);
             bg_t t = {.name = name, .gpu_only = gpu};
             double t0 = now();
             if (gpu && !cuda) bg_test_skip(&t, "no CUDA device");

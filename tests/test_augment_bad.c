@@ -28,6 +28,15 @@ BG_TEST(augment_bad_jpeg)
     /* Truncated: a prefix of a valid file. */
     CHECK_ERR(&ctx, bg_jpeg_decode(&ctx, &j, d, n / 2, "cut.jpg", 0, 0, &px, &w, &h), BG_ERR_FORMAT, "cut.jpg");
     CHECK(strstr(bg_errmsg(&ctx), "truncated") || strstr(bg_errmsg(&ctx), "corrupt"), "message: %s", bg_errmsg(&ctx));
+    /* Cut inside its headers (100 bytes): the header parse "succeeds" with
+     * no size, which must read as truncated, never as a made-up size. */
+    CHECK(n > 300, "fixture JPEG of %zu bytes", n);
+    w = h = -7;
+    CHECK_ERR(&ctx, bg_jpeg_decode(&ctx, &j, d, 100, "cut100.jpg", 0, 0, &px, &w, &h), BG_ERR_FORMAT,
+              "cut100.jpg: corrupt or truncated JPEG: its 100 bytes end before the image size");
+    int sw = -7, sh = -7;
+    CHECK_ERR(&ctx, bg_jpeg_size(&ctx, &j, d, 100, "cut100.jpg", &sw, &sh), BG_ERR_FORMAT, "truncated");
+    CHECK(sw == 0 && sh == 0, "size of a cut file: %dx%d (must be cleared, not left as it was)", sw, sh);
     /* Corrupt: the entropy-coded data overwritten. */
     uint8_t *bad = malloc(n);
     memcpy(bad, d, n);

@@ -262,6 +262,23 @@ BG_TEST(data_folder_bad_inputs)
     write_jpeg(dir, "trunc/a/1.jpg", 64, 64, grey);
     at(p, dir, "trunc/a/0.jpg");
     CHECK_ERR(&ctx, bg_read_image_folder(&ctx, at(root, dir, "trunc"), NULL, &ds), BG_ERR_FORMAT, p);
+    /* cut inside its headers: named as truncated, never "image is 0x0" */
+    {
+        unsigned char *jpg;
+        uint8_t px[32 * 32 * 3];
+        for (int i = 0; i < 32 * 32 * 3; i++) px[i] = (uint8_t)(i * 13);
+        unsigned long n = encode_jpeg(px, 32, 32, &jpg);
+        CHECK(n > 300, "encoded %lu bytes", n);
+        mkdir_at(dir, "cut100");
+        mkdir_at(dir, "cut100/a");
+        write_jpeg(dir, "cut100/a/0.jpg", 32, 32, grey);
+        write_bytes(at(p, dir, "cut100/a/1.jpg"), jpg, 100);
+        tjFree(jpg);
+        char root100[512];
+        CHECK_ERR(&ctx, bg_read_image_folder(&ctx, at(root100, dir, "cut100"), NULL, &ds), BG_ERR_FORMAT,
+                  "1.jpg: corrupt or truncated JPEG: its 100 bytes end before the image size");
+        CHECK(!strstr(bg_errmsg(&ctx), "0x0"), "message: %s", bg_errmsg(&ctx));
+    }
     /* skip_bad + max_per_class: the bad file is replaced by the next one */
     write_jpeg(dir, "trunc/a/2.jpg", 64, 64, grey);
     skip.max_per_class = 2;

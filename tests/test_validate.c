@@ -206,3 +206,51 @@ BG_TEST(validate_rejects_bad_files)
     unlink(path);
     rmdir(dir);
 }
+
+/* Errors the op raises say how the file's tensors were loaded: float labels
+ * are refused as not i32, and the note says I32 and I64 are what a file may
+ * hold; a 4-D shape in the message is budgie's NHWC permutation of the
+ * file's NCHW one, and the note says so. */
+BG_TEST(validate_op_errors_say_how_tensors_were_loaded)
+{
+    bg_ctx ctx;
+    bg_test_ctx(&ctx, 1);
+    char dir[64], path[128];
+    snprintf(dir, sizeof dir, "/tmp/bg_val_test_XXXXXX");
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp failed");
+    snprintf(path, sizeof path, "%s/case.safetensors", dir);
+    bg_validate_opts o;
+    bg_validate_defaults(&o);
+    o.backends = BG_VAL_CPU;
+    bg_validate_counts c = {0};
+
+    int64_t s_logits[2] = {2, 3}, s_labels[1] = {2}, s_loss[1] = {1};
+    bg_tensor *t[4] = {bg_tensor_new(&ctx, BG_CPU, BG_F32, 2, s_logits, "logits"),
+                       bg_tensor_new(&ctx, BG_CPU, BG_F32, 1, s_labels, "labels"),
+                       bg_tensor_new(&ctx, BG_CPU, BG_F32, 1, s_loss, "out.loss"), NULL};
+    for (int i = 0; i < 3; i++) bg_tensor_fill_const(&ctx, t[i], 1.0);
+    const char *n1[] = {"logits", "labels", "out.loss"}, *k1[] = {"op"}, *v1[] = {"softmax_xent"};
+    CHECK_OK(&ctx, bg_st_save(&ctx, path, t, n1, 3, k1, v1, 1));
+    CHECK_ERR(&ctx, bg_validate_file(&ctx, path, &o, NULL, &c), BG_ERR_DTYPE, "must be i32, got f32");
+    CHECK(strstr(bg_errmsg(&ctx), "I32 or I64 integers as i32") != NULL, "message: %s", bg_errmsg(&ctx));
+    CHECK(strstr(bg_errmsg(&ctx), "NHWC") == NULL, "no 4-D tensor, no layout note: %s", bg_errmsg(&ctx));
+    for (int i = 0; i < 3; i++) bg_tensor_free(&ctx, t[i]);
+
+    /* conv2d, NCHW: x {1,2,5,5}, weight {4,2,3,3}, a bias of 3 for 4 outputs */
+    int64_t s_x[4] = {1, 2, 5, 5}, s_w[4] = {4, 2, 3, 3}, s_b[1] = {3}, s_y[4] = {1, 4, 3, 3};
+    t[0] = bg_tensor_new(&ctx, BG_CPU, BG_F32, 4, s_x, "x");
+    t[1] = bg_tensor_new(&ctx, BG_CPU, BG_F32, 4, s_w, "weight");
+    t[2] = bg_tensor_new(&ctx, BG_CPU, BG_F32, 1, s_b, "bias");
+    t[3] = bg_tensor_new(&ctx, BG_CPU, BG_F32, 4, s_y, "out.y");
+    for (int i = 0; i < 4; i++) bg_tensor_fill_const(&ctx, t[i], 0.25);
+    const char *n2[] = {"x", "weight", "bias", "out.y"}, *k2[] = {"op", "layout"}, *v2[] = {"conv2d", "NCHW"};
+    CHECK_OK(&ctx, bg_st_save(&ctx, path, t, n2, 4, k2, v2, 2));
+    CHECK_ERR(&ctx, bg_validate_file(&ctx, path, &o, NULL, &c), BG_ERR_SHAPE, "bias 'bias'");
+    CHECK(strstr(bg_errmsg(&ctx), "budgie's NHWC order: the file's NCHW tensors were permuted") != NULL,
+          "message: %s", bg_errmsg(&ctx));
+    CHECK(strstr(bg_errmsg(&ctx), path) != NULL, "names the file: %s", bg_errmsg(&ctx));
+    for (int i = 0; i < 4; i++) bg_tensor_free(&ctx, t[i]);
+    unlink(path);
+    rmdir(dir);
+    bg_ctx_free(&ctx);
+}

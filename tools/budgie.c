@@ -1,6 +1,7 @@
 /* budgie: the command line. `budgie VERB [args]`, each verb with --help. */
 #include <stdio.h>
 #include <string.h>
+#include "../engine/version.h"
 #include "verbs.h"
 
 typedef struct {
@@ -22,7 +23,8 @@ static const verb verbs[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: budgie VERB [options]   (budgie VERB --help for each)\n\nverbs:\n");
+    fprintf(f, "usage: budgie VERB [options]   (budgie VERB --help for each)\n"
+               "       budgie --version        the version, the commit, the build and the GPU this process sees\n\nverbs:\n");
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].help);
 }
 
@@ -31,6 +33,13 @@ int main(int argc, char **argv)
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        char build[256], dev[256];
+        bg_build_describe(build, sizeof build);
+        bg_device_describe(dev, sizeof dev);
+        printf("budgie %s (commit %s)\nbuild:  %s\ndevice: %s\n", BG_VERSION, bg_build_commit(), build, dev);
+        return 0;
     }
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
         if (!strcmp(argv[1], verbs[i].name)) return verbs[i].fn(argc - 1, argv + 1);
