@@ -6,7 +6,7 @@
 # EMU=1 SAN=1 and EMU=1 TSAN=1 add AddressSanitizer or ThreadSanitizer).
 # With nvcc on PATH (or in /usr/local/cuda/bin) the CUDA sources compile too;
 # CUDA_ARCH overrides the targets. Sources are globbed per folder: a new file
-# in engine/, ops/, models/, augment/, kernels/, tools/, bench/ or tests/ needs no edit here.
+# in engine/, ops/, models/, augment/, train/, kernels/, tools/, bench/ or tests/ needs no edit here.
 
 CC      ?= cc
 CXX     ?= g++
@@ -43,7 +43,7 @@ ifneq ($(strip $(MISSING)),)
 $(error missing libraries; install them with: apt-get install $(MISSING))
 endif
 
-LIB_SRC  := $(sort $(wildcard engine/*.c ops/*.c models/*.c augment/*.c))
+LIB_SRC  := $(sort $(wildcard engine/*.c ops/*.c models/*.c augment/*.c train/*.c))
 TOOL_SRC := $(sort $(wildcard tools/*.c bench/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c))
 CU_SRC   := $(sort $(wildcard kernels/*.cu kernels/*/*.cu))

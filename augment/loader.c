@@ -52,31 +52,19 @@ bg_status bg_loader_next_batch(void *data, int64_t epoch, int64_t step_in_epoch,
                          ld->seed, (uint64_t)step, x, y);
 }
 
-bg_status bg_loader_evaluate(void *data, bg_trainer *tr, double *accuracy)
+bg_status bg_loader_test_batch(bg_loader *ld, int64_t first, int n, float *x, int32_t *y)
 {
-    bg_loader *ld = data;
-    size_t img = (size_t)tr->h * tr->w * tr->c;
-    if (!ld->eval_x) {
-        ld->eval_x = malloc((size_t)tr->eval_batch * img * sizeof *ld->eval_x);
-        ld->eval_pred = malloc((size_t)tr->eval_batch * sizeof *ld->eval_pred);
-        if (!ld->eval_x || !ld->eval_pred) return bg_fail(ld->ctx, BG_ERR_OOM, "evaluate: out of host memory");
-    }
-    int64_t correct = 0;
-    for (int64_t i = 0; i < ld->n_test; i += tr->eval_batch) {
-        int n = (int)(ld->n_test - i < tr->eval_batch ? ld->n_test - i : tr->eval_batch);
-        bg_status s = bg_make_batch(ld->ctx, ld->test, ld->test_idx + i, n, &ld->test_opts, ld->seed, 0, ld->eval_x, NULL);
-        if (!s) s = bg_trainer_predict(tr, ld->eval_x, n, ld->eval_pred);
-        if (s) return s;
-        for (int j = 0; j < n; j++) correct += ld->eval_pred[j] == ld->test->labels[ld->test_idx[i + j]];
-    }
-    *accuracy = ld->n_test ? (double)correct / (double)ld->n_test : 0.0;
-    return BG_OK;
+    if (first < 0 || n < 0 || first + n > ld->n_test)
+        return bg_fail(ld->ctx, BG_ERR_ARG, "loader: test images %lld..%lld of %lld", (long long)first,
+                       (long long)(first + n), (long long)ld->n_test);
+    bg_status s = bg_make_batch(ld->ctx, ld->test, ld->test_idx + first, n, &ld->test_opts, ld->seed, 0, x, NULL);
+    if (!s && y)
+        for (int j = 0; j < n; j++) y[j] = ld->test->labels[ld->test_idx[first + j]];
+    return s;
 }
 
 void bg_loader_free(bg_loader *ld)
 {
-    free(ld->train_idx), free(ld->test_idx), free(ld->order), free(ld->eval_x), free(ld->eval_pred);
+    free(ld->train_idx), free(ld->test_idx), free(ld->order);
     ld->train_idx = ld->test_idx = ld->order = NULL;
-    ld->eval_x = NULL;
-    ld->eval_pred = NULL;
 }

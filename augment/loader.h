@@ -1,10 +1,10 @@
-/* A dataset-backed source of batches for bg_run_budgeted: a training subset
- * reshuffled every epoch (seeded), augmented by bg_make_batch, and a test set
- * evaluated in eval-batch chunks. The last partial training batch of an epoch
- * is dropped (the graph has one batch shape); evaluation covers every image. */
+/* A dataset-backed source of batches for a training run: a training subset
+ * reshuffled every epoch (seeded), augmented by bg_make_batch, and a test
+ * subset handed out in chunks for evaluation (train/evaluate.h). The last
+ * partial training batch of an epoch is dropped (the graph has one batch
+ * shape); evaluation covers every image. The loader knows no trainer. */
 #ifndef BG_LOADER_H
 #define BG_LOADER_H
-#include "../engine/trainer.h"
 #include "dataset.h"
 
 typedef struct {
@@ -17,8 +17,6 @@ typedef struct {
     int batch;
     bg_batch_opts train_opts, test_opts;
     uint64_t seed;
-    float *eval_x;                /* eval-batch staging (owned) */
-    int32_t *eval_pred;
 } bg_loader;
 
 /* train_per_class / test_per_class: 0 = all images, else a seeded subset. */
@@ -26,9 +24,11 @@ bg_status bg_loader_init(bg_loader *ld, bg_ctx *ctx, const bg_dataset *train, co
                          int train_per_class, int test_per_class, int batch, const bg_batch_opts *train_opts,
                          const bg_batch_opts *test_opts, uint64_t seed);
 int64_t bg_loader_steps_per_epoch(const bg_loader *ld);
-/* The two bg_run_config callbacks (data = the loader). */
+/* The training-batch callback of bg_run_config (data = the loader). */
 bg_status bg_loader_next_batch(void *data, int64_t epoch, int64_t step_in_epoch, int64_t step, float *x, int32_t *y);
-bg_status bg_loader_evaluate(void *data, bg_trainer *tr, double *accuracy);
+/* Test images first..first+n-1 of the subset, normalised (x: n*h*w*c
+ * floats), and their labels into y (may be NULL). */
+bg_status bg_loader_test_batch(bg_loader *ld, int64_t first, int n, float *x, int32_t *y);
 void bg_loader_free(bg_loader *ld);
 
 #endif

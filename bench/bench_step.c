@@ -10,7 +10,7 @@
 #include <string.h>
 #include "bench.h"
 #include "bench_gpu.h"
-#include "../engine/cuda_graph.h"
+#include "../train/step_cuda.h"
 #include "../models/model.h"
 
 typedef struct {

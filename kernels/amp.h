@@ -1,5 +1,5 @@
 /* Mixed-precision helpers on CUDA, implemented in kernels/amp.cu. The loss
- * scaler's state machine is plain C (engine/loss_scale.c); the inf/NaN check
+ * scaler's state machine is plain C (train/loss_scale.c); the inf/NaN check
  * of the gradients is bg_cuda_nonfinite_check (kernels/optim.h), which shares
  * the optimizer's tensor table. */
 #ifndef BG_KERNELS_AMP_H

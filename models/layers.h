@@ -43,7 +43,8 @@ int bg_conv_out(int in, int k, int stride, int pad);
 typedef struct {
     double w, d, r;     /* width, depth, resolution multipliers (CIFAR families) */
     int classes;
-    int size;           /* ResNeSt: default input side */
+    int size;           /* ResNeSt: default input side; small_cnn: the summary's */
+    int c;              /* small_cnn: input channels (default 3) */
 } bg_model_args;
 
 struct bg_model_family {
@@ -59,7 +60,7 @@ struct bg_model_family {
 
 /* Defined in the family files. */
 extern const bg_model_family bg_family_senet18, bg_family_resnet18, bg_family_preact_resnet18;
-extern const bg_model_family bg_family_mobilenetv2;
+extern const bg_model_family bg_family_mobilenetv2, bg_family_small_cnn;
 extern const bg_model_family bg_family_resnest50d_1s4x24d, bg_family_resnest50d, bg_family_resnest26d;
 
 #endif

@@ -10,7 +10,7 @@
 
 static const bg_model_family *const families[] = {
     &bg_family_senet18,           &bg_family_resnet18,    &bg_family_preact_resnet18, &bg_family_mobilenetv2,
-    &bg_family_resnest50d_1s4x24d, &bg_family_resnest50d, &bg_family_resnest26d,
+    &bg_family_resnest50d_1s4x24d, &bg_family_resnest50d, &bg_family_resnest26d, &bg_family_small_cnn,
 };
 #define N_FAMILIES ((int)(sizeof families / sizeof families[0]))
 
@@ -61,7 +61,7 @@ static bg_status parse_spec(bg_ctx *ctx, const char *spec, const bg_model_family
         return bg_fail(ctx, BG_ERR_ARG, "unknown model '%.*s' (known: %s)", (int)nl, spec, known);
     }
     *fam = f;
-    *a = (bg_model_args){.w = 1, .d = 1, .r = 1, .classes = f->default_classes, .size = f->default_size};
+    *a = (bg_model_args){.w = 1, .d = 1, .r = 1, .classes = f->default_classes, .size = f->default_size, .c = 3};
     if (!colon) return BG_OK;
     char buf[256];
     if (strlen(colon + 1) >= sizeof buf) return bg_fail(ctx, BG_ERR_ARG, "model spec '%s' is too long", spec);
@@ -80,14 +80,31 @@ static bg_status parse_spec(bg_ctx *ctx, const char *spec, const bg_model_family
             if (key[0] == 'w') a->w = v;
             else if (key[0] == 'd') a->d = v;
             else a->r = v;
-        } else if (!strcmp(key, "classes") || !strcmp(key, "size")) {
+        } else if (!strcmp(key, "classes") || !strcmp(key, "size") || !strcmp(key, "c")) {
             if (v != floor(v) || v < 1 || v > 1000000)
                 return bg_fail(ctx, BG_ERR_ARG, "%s: key '%s' must be a positive integer, got %s", f->name, key, val);
-            if (key[0] == 'c') a->classes = (int)v;
+            if (!strcmp(key, "classes")) a->classes = (int)v;
+            else if (!strcmp(key, "c")) a->c = (int)v;
             else a->size = (int)v;
         }
     }
     return BG_OK;
+}
+
+bg_status bg_model_spec_check(bg_ctx *ctx, const char *spec)
+{
+    const bg_model_family *f;
+    bg_model_args a;
+    return parse_spec(ctx, spec, &f, &a);
+}
+
+bool bg_model_spec_has_key(const char *spec, const char *key)
+{
+    const char *colon = spec ? strchr(spec, ':') : NULL;
+    const size_t kl = strlen(key);
+    for (const char *p = colon; p; p = strchr(p + 1, ','))
+        if (!strncmp(p + 1, key, kl) && p[1 + kl] == '=') return true;
+    return false;
 }
 
 bg_status bg_model_new(bg_ctx *ctx, bg_device device, const char *spec, bg_model **out)

@@ -8,6 +8,7 @@
  *   mobilenetv2                          r, classes         (CIFAR, §2.4)
  *   resnest50d_1s4x24d, resnest50d,
  *   resnest26d                           classes, size      (timm ResNeSt, §3)
+ *   small_cnn                            w, c, classes, size (the foundation's CNN)
  * Every parameter and buffer is a state-dict entry named as PyTorch names it
  * (kuangliu names for the CIFAR models, timm names for ResNeSt), registered
  * and initialised in PyTorch's registration order: Kaiming-normal fan_out
@@ -65,6 +66,11 @@ struct bg_model {
     int n_marks, cap_marks;
 };
 
+/* Parse `spec` only: the family exists and every key and value is valid
+ * (the checks bg_model_new makes before building anything). */
+bg_status bg_model_spec_check(bg_ctx *ctx, const char *spec);
+/* Whether spec gives `key` explicitly ("small_cnn:c=1" has c). */
+bool bg_model_spec_has_key(const char *spec, const char *key);
 /* Parse `spec`, build and initialise the model on `device` (f32). Errors name
  * the unknown model or key, or the value at fault. */
 bg_status bg_model_new(bg_ctx *ctx, bg_device device, const char *spec, bg_model **out);

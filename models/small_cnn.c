@@ -1,73 +1,64 @@
-#include "small_cnn.h"
+/* The foundation's small CNN as a zoo family ("small_cnn:w=1,c=3,classes=10"):
+ * three conv3x3-BN-ReLU blocks of widths 16w, 32w, 64w (no conv bias), the
+ * first two followed by 2x2 max-pooling, global average pooling and a linear
+ * head. Any input of at least 4x4 with c channels, so it runs on CIFAR
+ * (32x32x3) and Fashion-MNIST (28x28x1, c=1); `size` only sets the input the
+ * summary assumes. Entries: conv1..3, bn1..3, fc (PyTorch-style names of an
+ * equivalent module with those attributes). */
 #include <stdio.h>
 #include <stdlib.h>
-#include "../engine/init.h"
-#include "../ops/ops.h"
+#include "layers.h"
 
-static bg_status fill_kaiming(bg_ctx *ctx, bg_tensor *t, void *arg) { return bg_init_kaiming_normal_fan_out(ctx, t); }
-static bg_status fill_one(bg_ctx *ctx, bg_tensor *t, void *arg) { return bg_tensor_fill_const(ctx, t, 1.0); }
-static bg_status fill_fan_in(bg_ctx *ctx, bg_tensor *t, void *arg) { return bg_init_uniform_fan_in(ctx, t, *(int64_t *)arg); }
+typedef struct {
+    bg_mconv conv[3];
+    bg_mbn bn[3];
+    bg_mlinear fc;
+} arch;
 
-static bg_tensor *keep(bg_small_cnn *m, bg_tensor *t)
+static void free_arch(void *p) { free(p); }
+
+static bg_status build(bg_ctx *ctx, bg_model *m, const bg_model_args *a)
 {
-    if (t) m->all[m->n_all++] = t;
-    return t;
-}
-
-bg_status bg_small_cnn_new(bg_ctx *ctx, bg_device device, int in_c, int width, int n_classes, bg_small_cnn **out)
-{
-    *out = NULL;
-    if (in_c < 1 || width < 1 || n_classes < 2)
-        return bg_fail(ctx, BG_ERR_ARG, "small_cnn: in_c %d, width %d, classes %d (need >= 1, >= 1, >= 2)", in_c, width, n_classes);
-    bg_small_cnn *m = calloc(1, sizeof *m);
-    if (!m) return bg_fail(ctx, BG_ERR_OOM, "small_cnn: out of host memory");
-    m->in_c = in_c, m->width = width, m->n_classes = n_classes;
-    int cin = in_c;
-    char nm[48];
+    const int width = (int)(16.0 * a->w + 0.5);
+    snprintf(m->spec, sizeof m->spec, "small_cnn:w=%g,c=%d,classes=%d,size=%d", a->w, a->c, a->classes, a->size);
+    if (width < 1) return bg_fail(ctx, BG_ERR_ARG, "%s: w=%g gives a width of %d channels (need w >= 1/32)", m->spec, a->w, width);
+    if (a->classes < 2) return bg_fail(ctx, BG_ERR_ARG, "%s: classes must be at least 2", m->spec);
+    if (a->size < 4) return bg_fail(ctx, BG_ERR_ARG, "%s: size %d: the two 2x2 pools need at least 4x4", m->spec, a->size);
+    arch *ar = calloc(1, sizeof *ar);
+    if (!ar) return bg_fail(ctx, BG_ERR_OOM, "%s: out of host memory", m->spec);
+    m->arch = ar;
+    m->in_c = a->c, m->in_h = m->in_w = a->size;
+    int cin = a->c;
+    bg_status s;
     for (int i = 0; i < 3; i++) {
-        int64_t cout = (int64_t)width << i;
-        int64_t ws[4] = {cout, 3, 3, cin}, cs[1] = {cout};
-        snprintf(nm, sizeof nm, "conv%d.weight", i + 1);
-        if (!keep(m, m->conv_w[i] = bg_param_new(ctx, device, 4, ws, nm, fill_kaiming, NULL))) goto fail;
-        snprintf(nm, sizeof nm, "bn%d.weight", i + 1);
-        if (!keep(m, m->bn_g[i] = bg_param_new(ctx, device, 1, cs, nm, fill_one, NULL))) goto fail;
-        snprintf(nm, sizeof nm, "bn%d.bias", i + 1);
-        if (!keep(m, m->bn_b[i] = bg_param_new(ctx, device, 1, cs, nm, NULL, NULL))) goto fail;
-        snprintf(nm, sizeof nm, "bn%d.running_mean", i + 1);
-        if (!keep(m, m->bn_m[i] = bg_buffer_new(ctx, device, 1, cs, nm, 0.0))) goto fail;
-        snprintf(nm, sizeof nm, "bn%d.running_var", i + 1);
-        if (!keep(m, m->bn_v[i] = bg_buffer_new(ctx, device, 1, cs, nm, 1.0))) goto fail;
-        cin = (int)cout;
+        char nm[16];
+        const int cout = width << i;
+        snprintf(nm, sizeof nm, "conv%d", i + 1);
+        if ((s = bg_mconv_new(ctx, m, &ar->conv[i], nm, cin, cout, 3, 1, 1, 1, false))) return s;
+        snprintf(nm, sizeof nm, "bn%d", i + 1);
+        if ((s = bg_mbn_new(ctx, m, &ar->bn[i], nm, cout, 1.0))) return s;
+        cin = cout;
     }
-    int64_t fan_in = cin, fs[2] = {n_classes, cin}, bs[1] = {n_classes};
-    if (!keep(m, m->fc_w = bg_param_new(ctx, device, 2, fs, "fc.weight", fill_fan_in, &fan_in))) goto fail;
-    if (!keep(m, m->fc_b = bg_param_new(ctx, device, 1, bs, "fc.bias", fill_fan_in, &fan_in))) goto fail;
-    *out = m;
-    return BG_OK;
-fail:
-    bg_small_cnn_free(ctx, m);
-    return ctx->status;
+    return bg_mlinear_new(ctx, m, &ar->fc, "fc", cin, a->classes, 1, 1);
 }
 
-void bg_small_cnn_free(bg_ctx *ctx, bg_small_cnn *m)
+static bg_tensor *forward(bg_graph *g, bg_model *m, bg_tensor *x)
 {
-    if (!m) return;
-    for (int i = 0; i < m->n_all; i++) bg_tensor_free(ctx, m->all[i]);
-    free(m);
-}
-
-bg_tensor *bg_small_cnn_forward(bg_graph *g, void *model, bg_tensor *x)
-{
-    bg_small_cnn *m = model;
-    bg_conv2d_params conv = {.stride = {1, 1}, .padding = {1, 1}, .dilation = {1, 1}, .groups = 1};
-    bg_batchnorm_params bn = {.momentum = 0.1f, .eps = 1e-5f};
-    bg_pool_params pool = {.kernel = {2, 2}, .stride = {2, 2}, .padding = {0, 0}, .ceil_mode = 0, .count_include_pad = 1};
+    const arch *ar = m->arch;
     for (int i = 0; i < 3; i++) {
-        x = bg_conv2d(g, x, m->conv_w[i], NULL, conv);
-        x = bg_batchnorm2d(g, x, m->bn_g[i], m->bn_b[i], m->bn_m[i], m->bn_v[i], bn);
-        x = bg_relu(g, x);
-        if (i < 2) x = bg_maxpool2d(g, x, pool);
+        x = bg_relu(g, bg_mbn_fwd(g, bg_mconv_fwd(g, x, &ar->conv[i]), &ar->bn[i]));
+        if (i < 2) x = bg_maxpool2d(g, x, bg_mpool(2, 2, 0, false, true));
+        char nm[16];
+        snprintf(nm, sizeof nm, "block%d", i + 1);
+        bg_model_mark_section(g, m, nm);
     }
-    x = bg_flatten(g, bg_global_avgpool(g, x), 1);
-    return bg_linear(g, x, m->fc_w, m->fc_b);
+    x = bg_mlinear_fwd(g, bg_flatten(g, bg_global_avgpool(g, x), 1), &ar->fc);
+    bg_model_mark_section(g, m, "head");
+    return x;
 }
+
+const bg_model_family bg_family_small_cnn = {
+    .name = "small_cnn", .keys = "w,c,classes,size", .default_classes = 10, .default_size = 32,
+    .help = "the foundation's small CNN: 3 conv-BN-ReLU blocks (16w, 32w, 64w), two 2x2 max-pools, GAP, linear; "
+            "c input channels, any input >= 4x4",
+    .build = build, .forward = forward, .free_arch = free_arch};

@@ -16,13 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include "harness.h"
-#include "../engine/cuda_graph.h"
-#include "../models/small_cnn.h"
+#include "../train/step_cuda.h"
+#include "../models/model.h"
 
 #define B 32
 #define HW 16
 #define STEPS 6
-#define WIDTH 8
+#define SMALL_CNN "small_cnn:w=0.5" /* width 8 */
+#define MAX_TENSORS 24   /* the small CNN's parameters and BN buffers */
 
 typedef struct {
     float *x;
@@ -47,34 +48,10 @@ static void make_batches(batches *b)
     bg_ctx_free(&h);
 }
 
-/* Replace t's storage by an f16 copy on the same device, keeping the handle
- * (what bg_model_to does for zoo models). */
-static bg_status to_half(bg_ctx *ctx, bg_tensor *t)
-{
-    bg_tensor *h32 = bg_tensor_new(ctx, BG_CPU, BG_F32, t->ndim, t->shape, t->name);
-    bg_tensor *h16 = bg_tensor_new(ctx, BG_CPU, BG_F16, t->ndim, t->shape, t->name);
-    bg_tensor *nt = bg_tensor_new(ctx, t->device, BG_F16, t->ndim, t->shape, t->name);
-    bg_status s = h32 && h16 && nt ? BG_OK : ctx->status;
-    if (!s) s = bg_tensor_copy(ctx, h32, t);
-    if (!s) s = bg_tensor_convert(ctx, h16, h32);
-    if (!s) s = bg_tensor_copy(ctx, nt, h16);
-    if (!s) {
-        bg_tensor tmp = *t;
-        *t = *nt;
-        *nt = tmp;
-        memcpy(t->name, nt->name, sizeof t->name);
-        t->is_param = nt->is_param;
-        t->requires_grad = nt->requires_grad;
-    }
-    bg_tensor_free(ctx, h32);
-    bg_tensor_free(ctx, h16);
-    bg_tensor_free(ctx, nt);
-    return s;
-}
 
 typedef struct {
     double loss[STEPS];
-    bg_tensor *params[BG_SMALL_CNN_MAX_TENSORS]; /* host f32 copies at the end */
+    bg_tensor *params[MAX_TENSORS]; /* host f32 copies at the end */
     int n;
     bg_trainer_cuda_status st;
 } run_result;
@@ -94,16 +71,15 @@ static bool train(bg_t *tc, bg_ctx *h, bg_device device, bool graph, bool amp, c
         CHECK(false, "context: %s", bg_errmsg(&ctx));
         return false;
     }
-    bg_small_cnn *m = NULL;
+    bg_model *m = NULL;
     bg_trainer tr = {0};
     bool ok = false;
-    CHECK_OK(&ctx, bg_small_cnn_new(&ctx, device, 3, WIDTH, 10, &m));
+    CHECK_OK(&ctx, bg_model_new(&ctx, device, SMALL_CNN, &m));
     if (tc->failures) goto out;
-    if (amp)
-        for (int i = 0; i < m->n_all; i++) CHECK_OK(&ctx, to_half(&ctx, m->all[i]));
+    if (amp) CHECK_OK(&ctx, bg_model_to(&ctx, m, device, BG_F16));
     bg_optim_config oc = bg_optim_defaults(BG_OPT_SGD);
     oc.lr = 0.05, oc.momentum = 0.9, oc.weight_decay = 5e-4;
-    CHECK_OK(&ctx, bg_trainer_init(&tr, &ctx, device, bg_small_cnn_forward, m, B, B, HW, HW, 3, &oc, 0.1f));
+    CHECK_OK(&ctx, bg_trainer_init(&tr, &ctx, device, bg_model_forward, m, B, B, HW, HW, 3, &oc, 0.1f));
     if (device == BG_CUDA && !tc->failures) {
         bg_trainer_cuda_opts o = bg_trainer_cuda_defaults();
         o.graph = graph;
@@ -129,19 +105,20 @@ static bool train(bg_t *tc, bg_ctx *h, bg_device device, bool graph, bool amp, c
     }
     if (tc->failures) goto out;
     /* parameters (and BN buffers) back as host f32 */
-    for (int i = 0; i < m->n_all; i++) {
-        const bg_tensor *t = m->all[i];
+    for (int i = 0; i < m->n_sd && out->n < MAX_TENSORS; i++) {
+        if (m->sd[i].kind == BG_SD_COUNTER) continue; /* the step count, a CPU integer */
+        const bg_tensor *t = m->sd[i].t;
         bg_tensor *raw = bg_tensor_new(&ctx, BG_CPU, t->dtype, t->ndim, t->shape, t->name);
-        out->params[i] = bg_tensor_new(h, BG_CPU, BG_F32, t->ndim, t->shape, t->name);
+        out->params[out->n] = bg_tensor_new(h, BG_CPU, BG_F32, t->ndim, t->shape, t->name);
         CHECK_OK(&ctx, bg_tensor_copy(&ctx, raw, t));
-        CHECK_OK(h, bg_tensor_convert(h, out->params[i], raw));
+        CHECK_OK(h, bg_tensor_convert(h, out->params[out->n], raw));
         bg_tensor_free(&ctx, raw);
         out->n++;
     }
     ok = tc->failures == 0;
 out:
     bg_trainer_free(&tr);
-    bg_small_cnn_free(&ctx, m);
+    bg_model_free(&ctx, m);
     bg_alloc_trim(&ctx, BG_CUDA);
     bg_ctx_free(&ctx);
     return ok;

@@ -1,9 +1,9 @@
-/* The loss scaler's state machine (engine/loss_scale.c), on the CPU: the
+/* The loss scaler's state machine (train/loss_scale.c), on the CPU: the
  * PyTorch GradScaler rules (halve and skip on inf/NaN, double after
  * growth_interval clean steps), the bounds, and the argument checks. */
 #include <string.h>
 #include "harness.h"
-#include "../engine/loss_scale.h"
+#include "../train/loss_scale.h"
 
 BG_TEST(loss_scale_defaults_are_torch)
 {

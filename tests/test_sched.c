@@ -3,7 +3,7 @@
  * time-based cosine. */
 #include <string.h>
 
-#include "../engine/sched.h"
+#include "../train/sched.h"
 #include "harness.h"
 
 /* |got - want| <= tol * |want|: CHECK_NEAR is absolute below 1, too loose

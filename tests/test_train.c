@@ -9,8 +9,9 @@
 #include "harness.h"
 #include "../augment/data_source.h"
 #include "../augment/loader.h"
-#include "../engine/budget_run.h"
-#include "../models/small_cnn.h"
+#include "../train/budget_run.h"
+#include "../train/evaluate.h"
+#include "../models/model.h"
 
 /* Under AddressSanitizer (make test SAN=1) the CPU kernels run ~20x slower:
  * there the run is 40 steps and asserts the loss falls; the accuracy bar is
@@ -39,16 +40,16 @@ BG_TEST(train_small_cnn_beats_chance)
     for (int c = 0; c < 4; c++) aug.mean[c] = plain.mean[c] = 0.5f, aug.std[c] = plain.std[c] = 0.25f;
     bg_loader ld;
     CHECK_OK(&ctx, bg_loader_init(&ld, &ctx, &train, &test, 0, 0, 50, &aug, &plain, 0));
-    bg_small_cnn *m = NULL;
-    CHECK_OK(&ctx, bg_small_cnn_new(&ctx, BG_CPU, 3, 16, 10, &m));
+    bg_model *m = NULL;
+    CHECK_OK(&ctx, bg_model_new(&ctx, BG_CPU, "small_cnn", &m));
     bg_optim_config oc = bg_optim_defaults(BG_OPT_SGD);
     oc.lr = 0.05, oc.momentum = 0.9, oc.weight_decay = 5e-4;
     bg_trainer tr;
-    CHECK_OK(&ctx, bg_trainer_init(&tr, &ctx, BG_CPU, bg_small_cnn_forward, m, 50, 250, 32, 32, 3, &oc, 0.0f));
+    CHECK_OK(&ctx, bg_trainer_init(&tr, &ctx, BG_CPU, bg_model_forward, m, 50, 250, 32, 32, 3, &oc, 0.0f));
     if (tc->failures) goto out;
     bg_sched sc = bg_sched_make(BG_SCHED_COSINE, 0.05);
     sc.t_max = 20 * TRAIN_EPOCHS;
-    bg_run_config cfg = {.next_batch = bg_loader_next_batch, .evaluate = bg_loader_evaluate, .data = &ld,
+    bg_run_config cfg = {.next_batch = bg_loader_next_batch, .evaluate = bg_evaluate_loader, .data = &ld,
                          .steps_per_epoch = bg_loader_steps_per_epoch(&ld), .budget_s = 600, .max_epochs = TRAIN_EPOCHS,
                          .sched = sc, .log = getenv("BG_TEST_VERBOSE") ? stdout : NULL};
     bg_run_result res;
@@ -69,7 +70,7 @@ BG_TEST(train_small_cnn_beats_chance)
            res.elapsed_s, res.last_loss, res.last_accuracy);
 out:
     bg_trainer_free(&tr);
-    bg_small_cnn_free(&ctx, m);
+    bg_model_free(&ctx, m);
     bg_loader_free(&ld);
     bg_dataset_free(&train);
     bg_dataset_free(&test);

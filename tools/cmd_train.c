@@ -1,172 +1,358 @@
-/* budgie train: a budgeted training run of the small CNN (the foundation's
- * main job; later issues add the model zoo and the HAET/RCV recipes). */
+/* budgie train [RECIPE] [--key value ...]: a budgeted training run. The
+ * recipe (train/recipe.h) is read and every override checked, the model spec
+ * parsed, the budget converted and the run folder created before any data is
+ * read; the budget counts from the moment this verb starts, and the loop
+ * keeps the time of the final save free. */
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 #include "../augment/data_source.h"
 #include "../augment/loader.h"
-#include "../engine/budget_run.h"
-#include "../engine/safetensors.h"
+#include "../engine/version.h"
 #include "../models/model.h"
-#include "../models/small_cnn.h"
+#include "../train/budget_run.h"
+#include "../train/evaluate.h"
+#include "../train/recipe.h"
+#include "../train/step_cuda.h"
 #include "verbs.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: budgie train [options]\n"
-            "  --data DIR          train/test data (image folders, CIFAR .bin or idx); default: .cache/cifar10,\n"
-            "                      else /usr/share/datasets/fashion-mnist (run tools/fetch_data.sh first)\n"
-            "  --budget S          wall-clock budget in seconds (default 120); the run stops before it\n"
-            "  --train-per-class N seeded training subset per class (default 500: HAET's 5k; 0 = all)\n"
-            "  --test-per-class N  seeded test subset per class (default 100: HAET's 1k; 0 = all)\n"
-            "  --epochs N          stop after N epochs even with budget left (default 0 = budget only)\n"
-            "  --batch N           batch size (default 64)\n"
-            "  --aug NAME          crop-flip (default), haet (crop, flip, AutoAugment CIFAR-10 PIL policy,\n"
-            "                      Cutout 16 before normalising) or none\n"
-            "  --optim NAME        sgd|adam|adamw|adamax|adagrad|adadelta|asgd (default sgd, momentum 0.9)\n"
-            "  --lr X --wd X       learning rate (default 0.05), weight decay (default 5e-4)\n"
-            "  --model SPEC        small_cnn (default) or a model-zoo spec, e.g. senet18:w=0.67 (budgie model list);\n"
-            "                      zoo weights are saved with PyTorch's names\n"
-            "  --width N           small CNN width (default 16: widths 16/32/64)\n"
-            "  --device D          auto|cpu|cuda (default auto: cuda when a device is present)\n"
-            "  --seed N            seed for init, subsets, shuffling and augmentation (default 0)\n"
-            "  --out FILE          final weights as safetensors (default runs/last.safetensors)\n"
-            "  --log FILE          JSON lines (default: stdout)\n");
+            "usage: budgie train [RECIPE] [--key value | --key=value ...] [--print-recipe]\n"
+            "\n"
+            "A budgeted training run. RECIPE is a `key = value` file (recipes/default, recipes/haet2021),\n"
+            "or the name of one in recipes/; without it the built-in defaults run (a short HAET-style\n"
+            "run of the small CNN). Any key can be overridden on the command line ('-' or '_' in names).\n"
+            "Every key is checked, the model spec parsed and the run folder created before any data is\n"
+            "read; a bad value exits with status 2 and names the key. The budget bounds the whole run,\n"
+            "from start to the last byte of the saved weights. --print-recipe prints the resolved recipe\n"
+            "and exits. The run folder gets recipe.txt, log.jsonl and last.safetensors.\n"
+            "\n"
+            "keys:\n");
+    bg_recipe_help(f);
+}
+
+/* "train_per_class" from "--train-per-class" (or "--train_per_class"). */
+static void key_of(const char *opt, char *key, size_t cap)
+{
+    snprintf(key, cap, "%.*s", (int)(cap - 1), opt + 2);
+    for (char *p = key; *p; p++)
+        if (*p == '-') *p = '_';
+}
+
+/* The recipe file a positional argument names: a path, or a name in recipes/. */
+static const char *recipe_path(const char *arg, char *buf, size_t cap)
+{
+    struct stat st;
+    if (stat(arg, &st) == 0 || strchr(arg, '/')) return arg;
+    snprintf(buf, cap, "recipes/%s", arg);
+    return stat(buf, &st) == 0 ? buf : arg;
+}
+
+static bool mkdirs(const char *path)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST) return false;
+            *p = '/';
+        }
+    return mkdir(buf, 0777) == 0 || errno == EEXIST;
+}
+
+/* The run folder: created new (an older run's folder is never reused, so
+ * nothing in it can pass for this run's output), with the recipe written
+ * into it, atomically. Fails before any data is read. */
+static bg_status make_run_dir(bg_ctx *ctx, bg_recipe *r)
+{
+    if (!r->out[0]) {
+        char stamp[32], model[48];
+        time_t now = time(NULL);
+        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime(&now));
+        snprintf(model, sizeof model, "%.*s", (int)sizeof model - 1, r->model);
+        for (char *p = model; *p; p++)
+            if (*p == ':' || *p == ',' || *p == '=' || *p == '/') *p = *p == ':' ? '-' : '_';
+        snprintf(r->out, sizeof r->out, "runs/%s-%s-%d", stamp, model, (int)getpid());
+    }
+    char path[600], tmp[620];
+    snprintf(path, sizeof path, "%s/recipe.txt", r->out);
+    struct stat st;
+    if (stat(path, &st) == 0)
+        return bg_fail(ctx, BG_ERR_ARG, "out: %s already holds a run (%s); give a new folder", r->out, path);
+    if (!mkdirs(r->out)) return bg_fail(ctx, BG_ERR_IO, "out: cannot create the run folder %s: %s", r->out, strerror(errno));
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return bg_fail(ctx, BG_ERR_IO, "out: cannot write in %s: %s", r->out, strerror(errno));
+    bg_recipe_write(r, f);
+    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return bg_fail(ctx, BG_ERR_IO, "out: cannot write %s: %s", path, strerror(errno));
+    }
+    return BG_OK;
+}
+
+static void log_line(FILE *a, FILE *b, json_t *obj)
+{
+    char *s = obj ? json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+    if (s) {
+        if (a) fprintf(a, "%s\n", s), fflush(a);
+        if (b) fprintf(b, "%s\n", s), fflush(b);
+    }
+    free(s);
+    json_decref(obj);
+}
+
+/* A FILE that writes to both the terminal and the run's log.jsonl, for the
+ * run loop's JSON lines. */
+typedef struct {
+    FILE *a, *b;
+} tee;
+
+static ssize_t tee_write(void *c, const char *buf, size_t n)
+{
+    tee *t = c;
+    if (t->a) fwrite(buf, 1, n, t->a), fflush(t->a);
+    if (t->b) fwrite(buf, 1, n, t->b), fflush(t->b);
+    return (ssize_t)n;
 }
 
 int bg_cmd_train(int argc, char **argv)
 {
-    const char *data = NULL, *out = "runs/last.safetensors", *logp = NULL, *dev = "auto", *optim = "sgd";
-    const char *aug = "crop-flip", *spec = "small_cnn";
-    double budget = 120, lr = 0.05, wd = 5e-4;
-    int train_pc = 500, test_pc = 100, batch = 64, width = 16, epochs = 0;
-    unsigned long long seed = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
-        if (!v) { fprintf(stderr, "budgie train: option %s needs a value\n", a); return 2; }
-        i++;
-        if (!strcmp(a, "--data")) data = v;
-        else if (!strcmp(a, "--budget")) budget = atof(v);
-        else if (!strcmp(a, "--train-per-class")) train_pc = atoi(v);
-        else if (!strcmp(a, "--test-per-class")) test_pc = atoi(v);
-        else if (!strcmp(a, "--epochs")) epochs = atoi(v);
-        else if (!strcmp(a, "--batch")) batch = atoi(v);
-        else if (!strcmp(a, "--optim")) optim = v;
-        else if (!strcmp(a, "--aug")) aug = v;
-        else if (!strcmp(a, "--model")) spec = v;
-        else if (!strcmp(a, "--lr")) lr = atof(v);
-        else if (!strcmp(a, "--wd")) wd = atof(v);
-        else if (!strcmp(a, "--width")) width = atoi(v);
-        else if (!strcmp(a, "--device")) dev = v;
-        else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--log")) logp = v;
-        else { fprintf(stderr, "budgie train: unknown option %s\n", a); usage(stderr); return 2; }
-    }
-    if (!data) data = bg_is_dir(".cache/cifar10") ? ".cache/cifar10" : "/usr/share/datasets/fashion-mnist";
-    bg_device device = !strcmp(dev, "cuda") ? BG_CUDA : !strcmp(dev, "cpu") ? BG_CPU : bg_cuda_available() ? BG_CUDA : BG_CPU;
-    if (strcmp(aug, "crop-flip") && strcmp(aug, "haet") && strcmp(aug, "none")) {
-        fprintf(stderr, "budgie train: --aug must be crop-flip, haet or none, got '%s'\n", aug);
-        return 2;
-    }
-    if (strcmp(dev, "cuda") && strcmp(dev, "cpu") && strcmp(dev, "auto")) {
-        fprintf(stderr, "budgie train: --device must be auto, cpu or cuda, got '%s'\n", dev);
-        return 2;
-    }
-
+    const double t0 = bg_monotonic_s();
     bg_ctx ctx;
+    bg_ctx_init(&ctx, BG_CPU, 0);
+    bg_recipe r;
+    bg_recipe_defaults(&r);
+    bool print_only = false;
+    char buf[600], key[64];
+    /* 1. the recipe file, then the overrides, in order */
+    int first = 1;
+    if (argc > 1 && argv[1][0] != '-') {
+        if (bg_recipe_load(&ctx, &r, recipe_path(argv[1], buf, sizeof buf))) goto usage_error;
+        first = 2;
+    }
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            bg_ctx_free(&ctx);
+            return 0;
+        }
+        if (!strcmp(a, "--print-recipe")) {
+            print_only = true;
+            continue;
+        }
+        if (strncmp(a, "--", 2) || !a[2]) {
+            bg_fail(&ctx, BG_ERR_ARG, "'%s': expected --key value (a recipe file comes first)", a);
+            goto usage_error;
+        }
+        const char *eq = strchr(a, '='), *v;
+        if (eq) {
+            snprintf(buf, sizeof buf, "%.*s", (int)(eq - a), a);
+            v = eq + 1;
+        } else {
+            snprintf(buf, sizeof buf, "%s", a);
+            if (i + 1 >= argc || !strncmp(argv[i + 1], "--", 2)) {
+                bg_fail(&ctx, BG_ERR_ARG, "%s needs a value%s%s%s", a, i + 1 < argc ? " (got the option '" : "",
+                        i + 1 < argc ? argv[i + 1] : "", i + 1 < argc ? "')" : "");
+                goto usage_error;
+            }
+            v = argv[++i];
+        }
+        key_of(buf, key, sizeof key);
+        if (bg_recipe_set(&ctx, &r, key, v, buf)) goto usage_error;
+    }
+    /* 2. checks that need no data: keys together, the model spec, the device, the budget */
+    if (bg_recipe_check(&ctx, &r)) goto usage_error;
+    if (bg_model_spec_check(&ctx, r.model)) {
+        char m[sizeof ctx.err];
+        snprintf(m, sizeof m, "%s", bg_errmsg(&ctx));
+        bg_fail(&ctx, BG_ERR_ARG, "model: %s", m);
+        goto usage_error;
+    }
+    const bool has_cuda = bg_cuda_available();
+    if (!strcmp(r.device, "cuda") && !has_cuda) {
+        char d[256];
+        bg_device_describe(d, sizeof d);
+        bg_fail(&ctx, BG_ERR_ARG, "device: cuda was asked for, but %s", d);
+        goto usage_error;
+    }
+    const bg_device device = !strcmp(r.device, "cpu") ? BG_CPU : !strcmp(r.device, "cuda") || has_cuda ? BG_CUDA : BG_CPU;
+    if (!strcmp(r.precision, "amp") && device != BG_CUDA) {
+        bg_fail(&ctx, BG_ERR_ARG, "precision: amp needs a CUDA device (this run is on the CPU)");
+        goto usage_error;
+    }
+    double budget = r.budget_s;
+    char budget_note[320] = "";
+    if (r.budget_gpu[0]) {
+        char d[256];
+        bg_device_describe(d, sizeof d);
+        const double ref = bg_gpu_speed(r.budget_gpu), here = device == BG_CUDA ? bg_gpu_speed(d) : 0;
+        if (device == BG_CUDA && here <= 0) {
+            bg_fail(&ctx, BG_ERR_ARG, "budget %s: this GPU is not in the throughput table (%s; known: %s); give the "
+                    "budget in seconds", r.budget, d, bg_gpu_speed_names());
+            goto usage_error;
+        }
+        if (device == BG_CUDA) {
+            budget = r.budget_s * ref / here;
+            snprintf(budget_note, sizeof budget_note, "%s = %.0f s of a %s, %.1f s here (throughput ratio %.2f, "
+                     "ResNet-50 AMP images/s, Lambda benchmark)", r.budget, r.budget_s, r.budget_gpu, budget, here / ref);
+        } else {
+            snprintf(budget_note, sizeof budget_note, "%s: no GPU here, so the %s's %.0f s are taken as wall time on "
+                     "this CPU", r.budget, r.budget_gpu, r.budget_s);
+        }
+    } else {
+        snprintf(budget_note, sizeof budget_note, "%.1f s of wall time", budget);
+    }
+    if (print_only) {
+        bg_recipe_write(&r, stdout);
+        bg_ctx_free(&ctx);
+        return 0;
+    }
+    if (make_run_dir(&ctx, &r)) goto usage_error;
+    bg_ctx_free(&ctx);
+
+    /* 3. the run */
     bg_dataset train = {0}, test = {0};
     bg_loader ld = {0};
     bg_trainer tr = {0};
-    bg_small_cnn *model = NULL;
-    bg_model *zoo = NULL;
-    FILE *log = stdout;
+    bg_model *model = NULL;
+    FILE *logf = NULL, *tee_f = NULL;
+    tee tt = {stdout, NULL};
     int rc = 1;
     const char *fmt = "";
-    if (bg_ctx_init(&ctx, device, seed)) goto fail;
-    if (logp && !(log = fopen(logp, "w"))) {
-        bg_fail(&ctx, BG_ERR_IO, "cannot open log file '%s'", logp);
-        log = stdout;
+    char weights[620];
+    snprintf(weights, sizeof weights, "%s/last.safetensors", r.out);
+    if (bg_ctx_init(&ctx, device, (uint64_t)r.seed)) goto fail;
+    if (device == BG_CUDA && r.mem_cap > 0) ctx.alloc[BG_CUDA].cap = (size_t)r.mem_cap;
+    snprintf(buf, sizeof buf, "%s/log.jsonl", r.out);
+    if (!(logf = fopen(buf, "w"))) {
+        bg_fail(&ctx, BG_ERR_IO, "cannot open %s: %s", buf, strerror(errno));
         goto fail;
     }
-    fprintf(stderr, "budgie train: reading %s ...\n", data);
+    tt.b = logf;
+    cookie_io_functions_t io = {.write = tee_write};
+    tee_f = fopencookie(&tt, "w", io);
+    const char *data = r.data[0] ? r.data : bg_is_dir(".cache/cifar10") ? ".cache/cifar10" : "/usr/share/datasets/fashion-mnist";
+    fprintf(stderr, "budgie train: recipe %s; budget %s; reading %s ...\n", r.name, budget_note, data);
     if (bg_open_train_test(&ctx, data, 0, &train, &test, &fmt)) goto fail;
-    bool augment = strcmp(aug, "none") != 0, haet = !strcmp(aug, "haet");
+    const bool augment = strcmp(r.aug, "none") != 0, haet = !strcmp(r.aug, "haet");
     if (haet && train.c != 3) {
-        bg_fail(&ctx, BG_ERR_ARG, "--aug haet needs RGB images; %s has %d channel(s)", data, train.c);
+        bg_fail(&ctx, BG_ERR_ARG, "aug haet needs RGB images; %s has %d channel(s)", data, train.c);
         goto fail;
     }
-    bg_batch_opts train_opts = {.crop_pad = augment ? (train.h >= 32 ? 4 : 2) : 0, .flip = augment && train.c == 3,
-                                .autoaugment = haet, .cutout = haet ? 16 : 0};
+    bg_batch_opts train_opts = {.crop_pad = augment ? (int)r.crop_pad : 0, .flip = augment && train.c == 3,
+                                .autoaugment = haet, .cutout = haet ? (int)r.cutout : 0};
     bg_batch_opts test_opts = {0};
-    for (int c = 0; c < 4; c++) { /* per-dataset normalisation is a later issue: centre [0,1] pixels */
-        train_opts.mean[c] = test_opts.mean[c] = 0.5f;
-        train_opts.std[c] = test_opts.std[c] = 0.25f;
+    static const float CIFAR_MEAN[3] = {0.4914f, 0.4822f, 0.4465f}, CIFAR_STD[3] = {0.2023f, 0.1994f, 0.2010f};
+    for (int c = 0; c < 4; c++) {
+        const bool cifar = !strcmp(r.normalize, "cifar10") && c < 3;
+        train_opts.mean[c] = test_opts.mean[c] = cifar ? CIFAR_MEAN[c] : 0.5f;
+        train_opts.std[c] = test_opts.std[c] = cifar ? CIFAR_STD[c] : 0.25f;
     }
-    if (bg_loader_init(&ld, &ctx, &train, &test, train_pc, test_pc, batch, &train_opts, &test_opts, seed)) goto fail;
-    bg_optim_kind kind;
-    if (bg_optim_parse(&ctx, optim, &kind)) goto fail;
-    bg_optim_config oc = bg_optim_defaults(kind);
-    oc.lr = lr;
-    oc.weight_decay = wd;
-    if (kind == BG_OPT_SGD) oc.momentum = 0.9;
-    bool small = !strcmp(spec, "small_cnn");
-    if (small) {
-        if (bg_small_cnn_new(&ctx, device, train.c, width, train.n_classes, &model)) goto fail;
-    } else {
-        if (bg_model_new(&ctx, device, spec, &zoo)) goto fail;
-        if (zoo->n_classes != train.n_classes || zoo->in_c != train.c) {
-            bg_fail(&ctx, BG_ERR_SHAPE, "model '%s' takes %d channels and %d classes; the data has %d and %d (set classes= in the spec)",
-                    zoo->spec, zoo->in_c, zoo->n_classes, train.c, train.n_classes);
-            goto fail;
-        }
-    }
-    if (bg_trainer_init(&tr, &ctx, device, small ? bg_small_cnn_forward : bg_model_forward,
-                        small ? (void *)model : (void *)zoo, batch, 256, train.h, train.w, train.c, &oc, 0.0f))
+    if (bg_loader_init(&ld, &ctx, &train, &test, (int)r.train_per_class, (int)r.test_per_class, (int)r.batch,
+                       &train_opts, &test_opts, (uint64_t)r.seed))
         goto fail;
-    fprintf(stderr, "budgie train: %s on %s data (%s), %lld train / %lld test images of %dx%dx%d, %d classes, %s, budget %.0f s\n",
-            small ? "small_cnn" : zoo->spec, fmt, data, (long long)ld.n_train, (long long)ld.n_test, train.h, train.w, train.c, train.n_classes,
-            bg_device_name(device), budget);
-    /* The first log line records everything needed to rerun: the subsets are
-     * a function of the seed and the per-class counts. */
-    json_t *cfg = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:f, s:f, s:i, s:f, s:s, s:s}", "config",
-                            "train", "model", small ? "small_cnn" : zoo->spec, "data", data, "format", fmt, "seed",
-                            (json_int_t)seed, "train_per_class", (json_int_t)train_pc, "test_per_class",
-                            (json_int_t)test_pc, "batch", (json_int_t)batch, "optim", optim, "lr", lr, "wd", wd,
-                            "width", width, "budget_s", budget, "aug", aug, "device", bg_device_name(device));
-    char *line = cfg ? json_dumps(cfg, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
-    if (line) fprintf(log, "%s\n", line), fflush(log);
-    free(line);
-    json_decref(cfg);
+    bg_optim_kind kind;
+    if (bg_optim_parse(&ctx, r.optimizer, &kind)) goto fail;
+    bg_optim_config oc = bg_optim_defaults(kind);
+    oc.lr = r.lr;
+    oc.weight_decay = r.wd;
+    if (kind == BG_OPT_SGD) oc.momentum = r.momentum, oc.nesterov = r.nesterov;
+    /* the small CNN follows the data's channels and classes unless the spec fixes them */
+    char spec[256];
+    snprintf(spec, sizeof spec, "%s", r.model);
+    if (!strncmp(r.model, "small_cnn", 9) && (r.model[9] == 0 || r.model[9] == ':')) {
+        size_t n = strlen(spec);
+        if (!bg_model_spec_has_key(r.model, "c"))
+            n += (size_t)snprintf(spec + n, sizeof spec - n, "%sc=%d", strchr(spec, ':') ? "," : ":", train.c);
+        if (!bg_model_spec_has_key(r.model, "classes"))
+            snprintf(spec + n, sizeof spec - n, "%sclasses=%d", strchr(spec, ':') ? "," : ":", train.n_classes);
+    }
+    if (bg_model_new(&ctx, device, spec, &model)) goto fail;
+    if (model->n_classes != train.n_classes || model->in_c != train.c) {
+        bg_fail(&ctx, BG_ERR_SHAPE, "model '%s' takes %d channels and %d classes; the data has %d and %d (set classes= in the spec)",
+                model->spec, model->in_c, model->n_classes, train.c, train.n_classes);
+        goto fail;
+    }
+    const bool amp = !strcmp(r.precision, "amp");
+    if (amp && bg_model_to(&ctx, model, device, BG_F16)) goto fail;
+    if (bg_trainer_init(&tr, &ctx, device, bg_model_forward, model, (int)r.batch, (int)r.eval_batch, train.h, train.w,
+                        train.c, &oc, (float)r.label_smoothing))
+        goto fail;
+    if (device == BG_CUDA) {
+        bg_trainer_cuda_opts co = bg_trainer_cuda_defaults();
+        co.amp = amp;
+        if (bg_trainer_set_cuda(&tr, &co)) goto fail;
+    }
+    /* The final save's cost, measured now on the real weights (and proof the folder takes them). */
+    const double ts = bg_monotonic_s();
+    if (bg_model_save(&ctx, model, weights)) goto fail;
+    const double save_cost = bg_monotonic_s() - ts;
+    unlink(weights);
+    fprintf(stderr, "budgie train: %s on %s data (%s), %lld train / %lld test images of %dx%dx%d, %d classes, %s, %s; run folder %s\n",
+            model->spec, fmt, data, (long long)ld.n_train, (long long)ld.n_test, train.h, train.w, train.c,
+            train.n_classes, bg_device_name(device), r.precision, r.out);
+    char dev_line[256], build_line[256];
+    bg_device_describe(dev_line, sizeof dev_line);
+    bg_build_describe(build_line, sizeof build_line);
+    /* The first log line records everything needed to rerun (the recipe is in the folder too). */
+    log_line(stdout, logf,
+             json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:f, s:f, s:s, s:s, s:s, s:s, s:s}", "config",
+                       "train", "recipe", r.name, "model", model->spec, "data", data, "format", fmt, "run", r.out,
+                       "seed", (json_int_t)r.seed, "n_train", (json_int_t)ld.n_train, "n_test", (json_int_t)ld.n_test,
+                       "budget", r.budget, "budget_s", budget, "startup_s", bg_monotonic_s() - t0, "device",
+                       bg_device_name(device), "gpu", dev_line, "build", build_line, "commit", bg_build_commit(),
+                       "precision", r.precision));
+    bg_sched sc;
+    bool per_epoch;
+    int64_t freeze;
+    bg_recipe_schedule(&r, &sc, &per_epoch, &freeze);
     bg_run_config rc_cfg = {
-        .next_batch = bg_loader_next_batch, .evaluate = bg_loader_evaluate, .data = &ld,
-        .steps_per_epoch = bg_loader_steps_per_epoch(&ld), .budget_s = budget, .max_epochs = epochs,
-        .sched = bg_sched_make(BG_SCHED_COSINE_TIME, lr), .log = log,
+        .next_batch = bg_loader_next_batch, .evaluate = bg_evaluate_loader, .data = &ld,
+        .steps_per_epoch = bg_loader_steps_per_epoch(&ld), .budget_s = budget, .max_epochs = r.epochs,
+        .sched = sc, .sched_per_epoch = per_epoch, .sched_freeze = freeze,
+        .t0 = t0, .reserve_s = 2 * save_cost + 0.05, .eval_images = ld.n_test, .log = tee_f,
     };
     bg_run_result res;
     if (bg_run_budgeted(&ctx, &tr, &rc_cfg, &res)) goto fail;
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s", out);
-    char *slash = strrchr(dir, '/');
-    if (slash) { *slash = 0; mkdir(dir, 0777); }
-    const char *mk[] = {"model", "format"}, *mv[] = {"small_cnn", "budgie NHWC/OHWI"};
-    if (small ? bg_st_save(&ctx, out, model->all, NULL, model->n_all, mk, mv, 2) : bg_model_save(&ctx, zoo, out)) goto fail;
-    fprintf(stderr, "budgie train: %lld epochs, %lld steps in %.1f s of %.0f s; best test accuracy %.2f%%; weights in %s\n",
-            (long long)res.epochs, (long long)res.steps, res.elapsed_s, budget, 100 * res.best_accuracy, out);
+    if (res.steps == 0) {
+        bg_fail(&ctx, BG_ERR_ARG, "budget %s (%.2f s) ran out before the first training step (%.2f s spent "
+                "starting up); nothing was trained", r.budget, budget, bg_monotonic_s() - t0);
+        goto fail;
+    }
+    if (bg_model_save(&ctx, model, weights)) goto fail;
+    const double total = bg_monotonic_s() - t0;
+    log_line(stdout, logf,
+             json_pack("{s:s, s:f, s:f, s:f, s:s}", "saved", weights, "total_s", total, "budget_s", budget,
+                       "save_s", save_cost, "note", total <= budget ? "within budget" : "over budget"));
+    fprintf(stderr, "budgie train: %lld epochs, %lld steps; %.1f s of %.1f s from start to saved weights; best test "
+            "accuracy %.2f%% (last %.2f%%); weights in %s\n", (long long)res.epochs, (long long)res.steps, total,
+            budget, 100 * res.best_accuracy, 100 * res.last_accuracy, weights);
     rc = 0;
 fail:
     if (rc) fprintf(stderr, "budgie train: %s\n", bg_errmsg(&ctx));
-    if (log != stdout) fclose(log);
+    if (tee_f) fclose(tee_f);
+    if (logf) fclose(logf);
     bg_trainer_free(&tr);
-    bg_small_cnn_free(&ctx, model);
-    bg_model_free(&ctx, zoo);
+    bg_model_free(&ctx, model);
     bg_loader_free(&ld);
     bg_dataset_free(&train);
     bg_dataset_free(&test);
     bg_ctx_free(&ctx);
     return rc;
+usage_error:
+    fprintf(stderr, "budgie train: %s\n", bg_errmsg(&ctx));
+    bg_ctx_free(&ctx);
+    return 2;
 }

@@ -4,7 +4,15 @@
 #include <stdlib.h>
 #include <time.h>
 
-static double now_s(void)
+double bg_run_lr(const bg_run_config *cfg, double elapsed, int64_t step, int64_t epoch)
+{
+    if (cfg->sched.kind == BG_SCHED_COSINE_TIME) return bg_sched_lr_time(&cfg->sched, elapsed, cfg->budget_s);
+    int64_t t = cfg->sched_per_epoch ? epoch : step;
+    if (cfg->sched_freeze > 0 && t > cfg->sched_freeze) t = cfg->sched_freeze;
+    return bg_sched_lr(&cfg->sched, t);
+}
+
+double bg_monotonic_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -36,26 +44,29 @@ bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg,
         free(x), free(y);
         return bg_fail(ctx, BG_ERR_OOM, "run: out of host memory for a batch");
     }
-    double t0 = now_s(), slowest_step = 0, eval_cost = 0;
+    const double t0 = cfg->t0 > 0 ? cfg->t0 : bg_monotonic_s();
+    double slowest_step = 0, eval_cost = -1;
     for (int64_t epoch = 0; !cfg->max_epochs || epoch < cfg->max_epochs; epoch++) {
         double loss_sum = 0;
         int64_t n_steps = 0;
         for (int64_t k = 0; k < cfg->steps_per_epoch; k++) {
-            double elapsed = now_s() - t0;
-            if (elapsed + 1.1 * (slowest_step + eval_cost) > cfg->budget_s) {
+            double elapsed = bg_monotonic_s() - t0;
+            /* before the first evaluation: half a training step per image */
+            const double eval_est =
+                eval_cost >= 0 ? eval_cost : 0.5 * slowest_step * (double)cfg->eval_images / (double)tr->batch;
+            if (elapsed + 1.1 * (slowest_step + eval_est) + cfg->reserve_s > cfg->budget_s) {
                 res->stopped_by_budget = true;
                 break;
             }
-            double lr = cfg->sched.kind == BG_SCHED_COSINE_TIME ? bg_sched_lr_time(&cfg->sched, elapsed, cfg->budget_s)
-                                                                : bg_sched_lr(&cfg->sched, res->steps);
-            double ts = now_s(), loss = 0;
+            double lr = bg_run_lr(cfg, elapsed, res->steps, epoch);
+            double ts = bg_monotonic_s(), loss = 0;
             if ((s = cfg->next_batch(cfg->data, epoch, k, res->steps, x, y))) goto out;
             if ((s = bg_trainer_step(tr, x, y, lr, &loss))) goto out;
             if (!isfinite(loss)) {
                 s = bg_fail(ctx, BG_ERR_NUMERIC, "run: loss became %g at step %lld", loss, (long long)res->steps);
                 goto out;
             }
-            double dt = now_s() - ts;
+            double dt = bg_monotonic_s() - ts;
             /* the first step records the graph and is slower: count it once */
             if (dt > slowest_step && res->steps > 0) slowest_step = dt;
             if (res->steps == 0) slowest_step = dt / 2;
@@ -64,23 +75,21 @@ bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg,
             res->steps++;
         }
         if (n_steps == 0) break;
-        double te = now_s();
+        double te = bg_monotonic_s();
         if ((s = cfg->evaluate(cfg->data, tr, &res->last_accuracy))) goto out;
-        eval_cost = now_s() - te;
+        eval_cost = bg_monotonic_s() - te;
         res->epochs++;
         res->last_loss = loss_sum / (double)n_steps;
         if (res->last_accuracy > res->best_accuracy) res->best_accuracy = res->last_accuracy;
         log_json(cfg->log, json_pack("{s:I, s:I, s:f, s:f, s:f, s:f}", "epoch", (json_int_t)res->epochs, "steps",
-                                     (json_int_t)res->steps, "elapsed_s", now_s() - t0, "train_loss", res->last_loss,
+                                     (json_int_t)res->steps, "elapsed_s", bg_monotonic_s() - t0, "train_loss", res->last_loss,
                                      "test_acc", res->last_accuracy, "lr",
-                                     cfg->sched.kind == BG_SCHED_COSINE_TIME
-                                         ? bg_sched_lr_time(&cfg->sched, now_s() - t0, cfg->budget_s)
-                                         : bg_sched_lr(&cfg->sched, res->steps)));
+                                     bg_run_lr(cfg, bg_monotonic_s() - t0, res->steps, epoch + 1)));
         if (res->stopped_by_budget) break;
     }
     s = BG_OK;
 out:
-    res->elapsed_s = now_s() - t0;
+    res->elapsed_s = bg_monotonic_s() - t0;
     free(x), free(y);
     if (!s)
         log_json(cfg->log, json_pack("{s:b, s:I, s:I, s:f, s:f, s:f, s:f}", "done", 1, "epochs", (json_int_t)res->epochs,

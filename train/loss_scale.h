@@ -11,12 +11,12 @@
  *
  * This file is the state machine only: plain C, no device, CPU-tested. The
  * inf/NaN check is a kernel (bg_cuda_nonfinite_check, kernels/optim.h); the
- * trainer (engine/trainer.c) wires the two together around each step. */
+ * trainer (train/trainer.c) wires the two together around each step. */
 #ifndef BG_LOSS_SCALE_H
 #define BG_LOSS_SCALE_H
 #include <stdbool.h>
 #include <stdint.h>
-#include "context.h"
+#include "../engine/context.h"
 
 typedef struct {
     double scale;          /* current scale */

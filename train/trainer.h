@@ -6,8 +6,8 @@
  * parameters for evaluation. The trainer knows no model and no data format. */
 #ifndef BG_TRAINER_H
 #define BG_TRAINER_H
-#include "graph.h"
-#include "optim.h"
+#include "../engine/graph.h"
+#include "../engine/optim.h"
 
 struct bg_trainer_cuda;
 

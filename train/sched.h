@@ -24,7 +24,7 @@
 #ifndef BG_SCHED_H
 #define BG_SCHED_H
 #include <stdint.h>
-#include "context.h"
+#include "../engine/context.h"
 
 typedef enum {
     BG_SCHED_CONSTANT = 0,

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../ops/ops.h"
-#include "cuda_graph.h"
+#include "step_cuda.h"
 
 bg_status bg_trainer_init(bg_trainer *tr, bg_ctx *ctx, bg_device device, bg_forward_fn forward, void *model,
                           int batch, int eval_batch, int h, int w, int c, const bg_optim_config *optim,

@@ -1,0 +1,305 @@
+/* Recipes (train/recipe.h): strict values with messages naming the key and
+ * where it came from, recipe files, the budget syntax and GPU conversion,
+ * the HAET recipe's exact learning rates, and `budgie train` refusing bad
+ * input before it reads any data and staying inside its budget. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "../train/budget_run.h"
+#include "../train/recipe.h"
+#include "harness.h"
+
+BG_TEST(recipe_values_are_strict)
+{
+    bg_ctx ctx;
+    bg_test_ctx(&ctx, 1);
+    bg_recipe r;
+    bg_recipe_defaults(&r);
+    CHECK_OK(&ctx, bg_recipe_set(&ctx, &r, "lr", "0.1", "--lr"));
+    CHECK(r.lr == 0.1, "lr %g", r.lr);
+    CHECK_OK(&ctx, bg_recipe_set(&ctx, &r, "schedule", "cosine_torch_epoch", "--schedule"));
+    CHECK(!strcmp(r.schedule, "cosine_torch_epoch"), "the longest choice is kept whole: '%s'", r.schedule);
+    CHECK_OK(&ctx, bg_recipe_set(&ctx, &r, "mem_cap", "6G", "--mem-cap"));
+    CHECK(r.mem_cap == 6.0 * 1073741824.0, "mem_cap %g", r.mem_cap);
+    CHECK_OK(&ctx, bg_recipe_set(&ctx, &r, "nesterov", "true", "--nesterov"));
+    CHECK(r.nesterov, "nesterov");
+    const char *bad_nums[] = {"abc", "1e", "inf", "nan", " 5", "5 ", "", "0x", "1,5"};
+    for (size_t i = 0; i < sizeof bad_nums / sizeof bad_nums[0]; i++)
+        CHECK_ERR(&ctx, bg_recipe_set(&ctx, &r, "lr", bad_nums[i], "--lr"), BG_ERR_ARG, "--lr: lr must be a finite number");
+    CHECK_ERR(&ctx, bg_recipe_set(&ctx, &r, "train_per_class", "abc", "--train-per-class"), BG_ERR_ARG,
+              "--train-per-class: train_per_class must be an integer, got 'abc'");
+    CHECK_ERR(&ctx, bg_recipe_set(&ctx, &r, "batch", "2.5", "x"), BG_ERR_ARG, "batch must be an integer");
+    CHECK_ERR(&ctx, bg_recipe_set(&ctx, &r, "epochs", "-1", "--epochs"), BG_ERR_ARG, "epochs = -1 is outside");
+    CHECK_ERR(&ctx, bg_recipe_set(&ctx, &r, "batch", "0", "--batch"), BG_ERR_ARG, "batch = 0 is outside");
+    CHECK_ERR(&ctx, bg_recipe_set(&ctx, &r, "aug", "autoaugment", "--aug"), BG_ERR_ARG,
+              "aug must be one of none|crop-flip|haet, got 'autoaugment'");
+    CHECK_ERR(&ctx, bg_recipe_set(&ctx, &r, "lrr", "3", "--lrr"), BG_ERR_ARG, "--lrr: unknown key 'lrr' (keys: model");
+    CHECK_ERR(&ctx, bg_recipe_set(&ctx, &r, "nesterov", "yes", "--nesterov"), BG_ERR_ARG, "must be 0 or 1");
+    CHECK_ERR(&ctx, bg_recipe_set(&ctx, &r, "mem_cap", "6X", "--mem-cap"), BG_ERR_ARG, "byte count");
+    CHECK(r.lr == 0.1 && r.batch == 64 && !strcmp(r.aug, "crop-flip"), "a refused value changes nothing");
+    snprintf(r.schedule, sizeof r.schedule, "cosine_time");
+    /* checks across keys */
+    bg_recipe c = r;
+    snprintf(c.schedule, sizeof c.schedule, "cosine_epoch");
+    c.t_max = 0;
+    CHECK_ERR(&ctx, bg_recipe_check(&ctx, &c), BG_ERR_ARG, "schedule cosine_epoch needs t_max >= 1");
+    c = r;
+    c.eta_min = 1;
+    CHECK_ERR(&ctx, bg_recipe_check(&ctx, &c), BG_ERR_ARG, "eta_min 1 is above lr 0.1");
+    c = r;
+    snprintf(c.optimizer, sizeof c.optimizer, "adam");
+    CHECK_ERR(&ctx, bg_recipe_check(&ctx, &c), BG_ERR_ARG, "nesterov = 1 needs optimizer sgd");
+    bg_ctx_free(&ctx);
+}
+
+BG_TEST(recipe_budgets_and_gpu_table)
+{
+    bg_ctx ctx;
+    bg_test_ctx(&ctx, 1);
+    struct {
+        const char *text;
+        double s;
+        const char *gpu;
+    } ok[] = {{"600", 600, ""}, {"600s", 600, ""}, {"10m", 600, ""}, {"1.5h", 5400, ""},
+              {"10m@v100", 600, "v100"}, {"3h@rtx3090", 10800, "rtx3090"}, {"0.25", 0.25, ""}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        double s = -1;
+        char gpu[16] = "?";
+        CHECK_OK(&ctx, bg_budget_parse(&ctx, ok[i].text, &s, gpu, sizeof gpu));
+        CHECK(s == ok[i].s && !strcmp(gpu, ok[i].gpu), "%s: %g s @'%s'", ok[i].text, s, gpu);
+    }
+    const char *bad[] = {"", "0", "-5", "abc", "10x", "10m@", "10m@gtx480", "inf", "nan", "m", "400d"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        double s;
+        char gpu[16];
+        CHECK_ERR(&ctx, bg_budget_parse(&ctx, bad[i], &s, gpu, sizeof gpu), BG_ERR_ARG, "budget '");
+    }
+    CHECK_ERR(&ctx, bg_budget_parse(&ctx, "10m@gtx480", &(double){0}, (char[16]){0}, 16), BG_ERR_ARG,
+              "unknown GPU 'gtx480' (known: v100, rtx3090, a100, h100)");
+    /* Lambda's ResNet-50 AMP images/s: V100 833, RTX 3090 905, A100 1582, H100 2800 */
+    CHECK(bg_gpu_speed("v100") == 1.0, "v100 %g", bg_gpu_speed("v100"));
+    CHECK(fabs(bg_gpu_speed("h100") - 2800.0 / 833.0) < 1e-12, "h100 %g", bg_gpu_speed("h100"));
+    CHECK(bg_gpu_speed("NVIDIA H100 80GB HBM3") == bg_gpu_speed("h100"), "device name");
+    CHECK(bg_gpu_speed("NVIDIA GeForce RTX 3090") == bg_gpu_speed("rtx3090"), "device name");
+    CHECK(bg_gpu_speed("NVIDIA A100-SXM4-80GB") == bg_gpu_speed("a100"), "device name");
+    CHECK(bg_gpu_speed("Tesla T4") == 0 && bg_gpu_speed("no device") == 0, "unknown GPUs are 0");
+    /* 10 V100-minutes on an H100: 600 * 833/2800 = 178.5 s (anchors: ~180-190 s) */
+    CHECK(fabs(600 * bg_gpu_speed("v100") / bg_gpu_speed("h100") - 178.5) < 0.1, "10m@v100 on an H100");
+    bg_ctx_free(&ctx);
+}
+
+/* A recipe's text without its first line (which names where it came from). */
+static char *recipe_text(const bg_recipe *r)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    if (!f) return NULL;
+    bg_recipe_write(r, f);
+    fclose(f);
+    char *nl = buf ? strchr(buf, '\n') : NULL;
+    if (nl) memmove(buf, nl + 1, strlen(nl + 1) + 1);
+    return buf;
+}
+
+static bool same_recipe(const bg_recipe *a, const bg_recipe *b)
+{
+    char *x = recipe_text(a), *y = recipe_text(b);
+    bool same = x && y && !strcmp(x, y) && a->budget_s == b->budget_s && !strcmp(a->budget_gpu, b->budget_gpu);
+    free(x), free(y);
+    return same;
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (f) fputs(text, f), fclose(f);
+}
+
+BG_TEST(recipe_files_load_and_name_the_line)
+{
+    bg_ctx ctx;
+    bg_test_ctx(&ctx, 1);
+    char dir[] = "/tmp/bg_recipe_XXXXXX", path[64], back[64];
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    snprintf(path, sizeof path, "%s/r", dir);
+    write_text(path, "# a comment\n\nmodel = resnet18:w=0.5   # trailing comment\n  lr=0.2\nbudget = 2m@a100\n");
+    bg_recipe r;
+    bg_recipe_defaults(&r);
+    CHECK_OK(&ctx, bg_recipe_load(&ctx, &r, path));
+    CHECK(!strcmp(r.model, "resnet18:w=0.5") && r.lr == 0.2 && r.budget_s == 120 && !strcmp(r.budget_gpu, "a100"),
+          "loaded: model '%s' lr %g budget %g@%s", r.model, r.lr, r.budget_s, r.budget_gpu);
+    CHECK(!strcmp(r.name, path), "name %s", r.name);
+    /* written out and read back: the same recipe */
+    snprintf(back, sizeof back, "%s/back", dir);
+    FILE *f = fopen(back, "w");
+    CHECK(f != NULL, "open %s", back);
+    if (f) bg_recipe_write(&r, f), fclose(f);
+    bg_recipe r2;
+    bg_recipe_defaults(&r2);
+    CHECK_OK(&ctx, bg_recipe_load(&ctx, &r2, back));
+    CHECK(same_recipe(&r, &r2), "a written recipe reads back identical");
+    write_text(path, "lr = 0.1\nbatch = 128\nmomentum = high\n");
+    char want[160];
+    snprintf(want, sizeof want, "%s:3: momentum must be a finite number, got 'high'", path);
+    CHECK_ERR(&ctx, bg_recipe_load(&ctx, &r, path), BG_ERR_ARG, want);
+    write_text(path, "lr 0.1\n");
+    snprintf(want, sizeof want, "%s:1: 'lr 0.1' is not 'key = value'", path);
+    CHECK_ERR(&ctx, bg_recipe_load(&ctx, &r, path), BG_ERR_FORMAT, want);
+    CHECK_ERR(&ctx, bg_recipe_load(&ctx, &r, "/nonexistent/recipe"), BG_ERR_IO, "recipe /nonexistent/recipe");
+    unlink(path), unlink(back), rmdir(dir);
+    bg_ctx_free(&ctx);
+}
+
+/* recipes/haet2021 holds the seed's values, and its schedule gives the
+ * seed's learning rates epoch by epoch (seed-spec §1.2: 0.042, 0.03585,
+ * 0.021, 0.006151, 1.8e-6, 1e-8, 1.80e-4, 7.16e-4, then 7.88e-4 for ever). */
+BG_TEST(recipe_haet2021_is_the_seed)
+{
+    bg_ctx ctx;
+    bg_test_ctx(&ctx, 1);
+    bg_recipe r;
+    bg_recipe_defaults(&r);
+    CHECK_OK(&ctx, bg_recipe_load(&ctx, &r, "recipes/haet2021"));
+    CHECK_OK(&ctx, bg_recipe_check(&ctx, &r));
+    CHECK(!strcmp(r.model, "senet18:w=0.67") && r.train_per_class == 500 && r.test_per_class == 100, "model, data");
+    CHECK(!strcmp(r.aug, "haet") && r.crop_pad == 4 && r.cutout == 16 && !strcmp(r.normalize, "cifar10"), "aug");
+    CHECK(!strcmp(r.optimizer, "sgd") && r.lr == 0.042 && r.momentum == 0.9 && r.wd == 0.005 && !r.nesterov &&
+              r.label_smoothing == 0 && !strcmp(r.precision, "fp32"), "optimizer");
+    CHECK(r.batch == 512 && r.eval_batch == 128 && r.budget_s == 600 && !strcmp(r.budget_gpu, "v100"), "batch, budget");
+    bg_run_config cfg = {.budget_s = 600};
+    bg_recipe_schedule(&r, &cfg.sched, &cfg.sched_per_epoch, &cfg.sched_freeze);
+    CHECK_OK(&ctx, bg_sched_check(&ctx, &cfg.sched));
+    const struct {
+        int64_t epoch;
+        double lr, tol;
+    } want[] = {{0, 0.042, 1e-12}, {60, 0.03585, 5e-6}, {120, 0.021, 1e-6}, {180, 0.006151, 5e-7},
+                {239, 1.8e-6, 5e-8}, {240, 1e-8, 1e-10}, {250, 1.80e-4, 5e-7}, {260, 7.16e-4, 5e-7},
+                {261, 7.88e-4, 5e-7}, {262, 7.88e-4, 5e-7}, {400, 7.88e-4, 5e-7}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        /* the step counter and the clock must not matter */
+        const double lr = bg_run_lr(&cfg, 123.0, 9 * want[i].epoch + 5, want[i].epoch);
+        CHECK(fabs(lr - want[i].lr) <= want[i].tol, "epoch %lld: lr %.6g, seed %.6g", (long long)want[i].epoch, lr,
+              want[i].lr);
+    }
+    /* the default recipe file is the built-in defaults */
+    bg_recipe d, f;
+    bg_recipe_defaults(&d);
+    bg_recipe_defaults(&f);
+    CHECK_OK(&ctx, bg_recipe_load(&ctx, &f, "recipes/default"));
+    CHECK(same_recipe(&d, &f), "recipes/default differs from the built-in defaults");
+    bg_ctx_free(&ctx);
+}
+
+static const char *budgie_bin(void) { return getenv("BUDGIE_BIN") ? getenv("BUDGIE_BIN") : "bin/budgie"; }
+
+static int run_cmd(const char *cmd, char *out, size_t cap)
+{
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Bad input exits 2 naming the key, before any data is read (no "reading"
+ * line, no run folder). */
+BG_TEST(cli_train_rejects_bad_input_before_reading_data)
+{
+    if (access(budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", budgie_bin());
+    char dir[] = "/tmp/bg_train_cli_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    const struct {
+        const char *args, *msg;
+    } cases[] = {
+        {"--budget abc", "--budget: budget 'abc'"},
+        {"--budget inf", "--budget: budget 'inf'"},
+        {"--train-per-class abc", "train_per_class must be an integer, got 'abc'"},
+        {"--epochs -1", "epochs = -1 is outside"},
+        {"--model senet19", "model: unknown model 'senet19'"},
+        {"--model senet18:w=abc", "model: senet18: key 'w' needs a number"},
+        {"--out /proc/budgie/x", "out: cannot create the run folder /proc/budgie/x"},
+        {"--lrr 3", "unknown key 'lrr'"},
+        {"--precision amp --device cpu", "amp runs on CUDA only"},
+        {"--device tpu", "device must be one of auto|cpu|cuda"},
+        {"nonexistent-recipe", "recipe nonexistent-recipe"},
+        {"--lr", "--lr needs a value"},
+    };
+    char cmd[1024], out[4096];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(cmd, sizeof cmd, "%s train %s --out %s/run%zu 2>&1", budgie_bin(), cases[i].args, dir, i);
+        if (strstr(cases[i].args, "--out")) snprintf(cmd, sizeof cmd, "%s train %s 2>&1", budgie_bin(), cases[i].args);
+        int rc = run_cmd(cmd, out, sizeof out);
+        CHECK(rc == 2, "'%s': exit %d: %s", cases[i].args, rc, out);
+        CHECK(strstr(out, cases[i].msg) != NULL, "'%s': message lacks '%s': %s", cases[i].args, cases[i].msg, out);
+        CHECK(!strstr(out, "reading"), "'%s' read data before refusing: %s", cases[i].args, out);
+        char run[128];
+        struct stat st;
+        snprintf(run, sizeof run, "%s/run%zu", dir, i);
+        CHECK(stat(run, &st) != 0, "'%s' left a run folder", cases[i].args);
+    }
+    /* an existing run folder is never reused */
+    char run[128], recipe[160];
+    snprintf(run, sizeof run, "%s/old", dir);
+    mkdir(run, 0777);
+    snprintf(recipe, sizeof recipe, "%s/recipe.txt", run);
+    write_text(recipe, "lr = 0.1\n");
+    snprintf(cmd, sizeof cmd, "%s train --out %s 2>&1", budgie_bin(), run);
+    int rc = run_cmd(cmd, out, sizeof out);
+    CHECK(rc == 2 && strstr(out, "already holds a run"), "reused run folder: exit %d: %s", rc, out);
+    unlink(recipe), rmdir(run), rmdir(dir);
+}
+
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Measured from outside the process: a 6 s run ends, weights saved, within
+ * 6 s plus the issue's tolerance (0.5 s); a budget too short for one step
+ * ends with a message that says so. Needs the CIFAR cache (tools/fetch_data.sh). */
+BG_TEST(cli_train_stays_within_its_budget)
+{
+    if (access(budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", budgie_bin());
+    struct stat st;
+    if (stat(".cache/cifar10", &st) != 0) SKIP("no .cache/cifar10 (run tools/fetch_data.sh)");
+    char dir[] = "/tmp/bg_train_budget_XXXXXX", cmd[512], out[8192], path[160];
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    snprintf(cmd, sizeof cmd, "%s train --budget 6 --test-per-class 20 --out %s/run 2>&1", budgie_bin(), dir);
+    const double t = wall_now();
+    int rc = run_cmd(cmd, out, sizeof out);
+    const double wall = wall_now() - t;
+    CHECK(rc == 0, "exit %d: %s", rc, out);
+    CHECK(wall <= 6.5, "the 6 s run took %.2f s from outside", wall);
+    CHECK(strstr(out, "\"note\":\"within budget\""), "no 'within budget' line: %s", out);
+    const char *files[] = {"recipe.txt", "log.jsonl", "last.safetensors"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/run/%s", dir, files[i]);
+        CHECK(stat(path, &st) == 0 && st.st_size > 0, "%s missing or empty", path);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/run", dir);
+    rmdir(path);
+    /* too short for a single step */
+    snprintf(cmd, sizeof cmd, "%s train --budget 0.05 --out %s/short 2>&1", budgie_bin(), dir);
+    rc = run_cmd(cmd, out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "ran out before the first training step"), "exit %d: %s", rc, out);
+    snprintf(path, sizeof path, "%s/short/last.safetensors", dir);
+    CHECK(stat(path, &st) != 0, "weights saved for a run that trained nothing");
+    const char *left[] = {"recipe.txt", "log.jsonl"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/short/%s", dir, left[i]);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/short", dir);
+    rmdir(path);
+    rmdir(dir);
+}

@@ -1,0 +1,47 @@
+/* A training run under a wall-clock budget. The clock is the caller's: t0
+ * (CLOCK_MONOTONIC seconds, e.g. taken first thing in main()) so the budget
+ * bounds the whole process, data loading included; 0 starts it here. Before
+ * each step the loop checks that the step, the evaluation that closes the
+ * epoch and the final save (reserve_s, measured by the caller) still fit,
+ * using the slowest step seen so far plus 10% and, before the first
+ * evaluation ran, an estimate of it from the step time (an image forward
+ * costs at most half an image's training step). Data comes through
+ * callbacks: the loop knows no data format. */
+#ifndef BG_BUDGET_RUN_H
+#define BG_BUDGET_RUN_H
+#include <stdio.h>
+#include "sched.h"
+#include "trainer.h"
+
+typedef struct {
+    /* Fill one training batch (tr->batch images) for global step `step` of `epoch`. */
+    bg_status (*next_batch)(void *data, int64_t epoch, int64_t step_in_epoch, int64_t step, float *x, int32_t *y);
+    /* Test accuracy of the current model (the callback calls bg_trainer_predict). */
+    bg_status (*evaluate)(void *data, bg_trainer *tr, double *accuracy);
+    void *data;
+    int64_t steps_per_epoch;
+    double budget_s;        /* wall-clock seconds */
+    int64_t max_epochs;     /* 0 = until the budget ends */
+    bg_sched sched;         /* cosine_time reads elapsed/budget; others read the step (or the epoch) */
+    bool sched_per_epoch;   /* counter-based schedules count epochs, not steps */
+    int64_t sched_freeze;   /* > 0: the counter stops there (HAET steps its scheduler only while epoch <= 260) */
+    double t0;              /* CLOCK_MONOTONIC seconds the budget counts from (0 = now) */
+    double reserve_s;       /* kept free at the end for the caller's final save */
+    int64_t eval_images;    /* images one evaluation covers (for the estimate before the first one) */
+    FILE *log;              /* JSON lines, one per epoch and a final one; may be NULL */
+} bg_run_config;
+
+typedef struct {
+    int64_t epochs, steps;
+    double elapsed_s, best_accuracy, last_accuracy, last_loss;
+    bool stopped_by_budget;
+} bg_run_result;
+
+bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg, bg_run_result *res);
+/* The lr the loop trains at: time-based (elapsed of budget_s) or from the
+ * step or epoch counter (0-based), frozen at sched_freeze when set. */
+double bg_run_lr(const bg_run_config *cfg, double elapsed, int64_t step, int64_t epoch);
+/* CLOCK_MONOTONIC in seconds (the clock of bg_run_config.t0). */
+double bg_monotonic_s(void);
+
+#endif

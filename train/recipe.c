@@ -1,0 +1,373 @@
+/* Recipes (see recipe.h): the key table, strict value parsing, recipe files
+ * and budgets with the GPU throughput table. */
+#include "recipe.h"
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { K_STR, K_INT, K_NUM, K_BOOL, K_CHOICE, K_BYTES, K_BUDGET } key_type;
+
+typedef struct {
+    const char *name;
+    key_type type;
+    size_t off, cap;      /* field offset; char array size for strings */
+    double min, max;      /* K_INT, K_NUM, K_BYTES: inclusive range */
+    const char *choices;  /* K_CHOICE: '|'-separated */
+    const char *help;
+} key_spec;
+
+#define F(field) offsetof(bg_recipe, field)
+#define S(field) sizeof(((bg_recipe *)0)->field)
+static const key_spec KEYS[] = {
+    {"model", K_STR, F(model), S(model), 0, 0, NULL, "model-zoo spec (budgie model list), e.g. senet18:w=0.67"},
+    {"data", K_STR, F(data), S(data), 0, 0, NULL, "data folder; empty: .cache/cifar10, else Fashion-MNIST"},
+    {"train_per_class", K_INT, F(train_per_class), 0, 0, 1e9, NULL, "seeded training subset per class (0 = all)"},
+    {"test_per_class", K_INT, F(test_per_class), 0, 0, 1e9, NULL, "seeded test subset per class (0 = all)"},
+    {"aug", K_CHOICE, F(aug), S(aug), 0, 0, "none|crop-flip|haet",
+     "training augmentation: haet = crop, flip, AutoAugment (PIL numerics), Cutout"},
+    {"crop_pad", K_INT, F(crop_pad), 0, 0, 64, NULL, "zero padding before the random crop"},
+    {"cutout", K_INT, F(cutout), 0, 0, 1024, NULL, "haet: Cutout square side (0 = none)"},
+    {"normalize", K_CHOICE, F(normalize), S(normalize), 0, 0, "cifar10|half",
+     "cifar10: HAET's mean/std; half: mean 0.5, std 0.25"},
+    {"optimizer", K_CHOICE, F(optimizer), S(optimizer), 0, 0, "sgd|adam|adamw|adamax|adagrad|adadelta|asgd",
+     "optimizer (weight decay coupled L2, AdamW decoupled)"},
+    {"lr", K_NUM, F(lr), 0, 0, 1e3, NULL, "base learning rate"},
+    {"momentum", K_NUM, F(momentum), 0, 0, 0.999999, NULL, "sgd momentum"},
+    {"nesterov", K_BOOL, F(nesterov), 0, 0, 0, NULL, "sgd: Nesterov momentum (0 or 1)"},
+    {"wd", K_NUM, F(wd), 0, 0, 10, NULL, "weight decay"},
+    {"label_smoothing", K_NUM, F(label_smoothing), 0, 0, 1, NULL, "cross-entropy label smoothing"},
+    {"schedule", K_CHOICE, F(schedule), S(schedule), 0, 0, "cosine_time|cosine_epoch|cosine_torch_epoch|constant",
+     "cosine_time: the lr reaches eta_min exactly when the budget ends; cosine_epoch: closed-form cosine "
+     "over t_max epochs; cosine_torch_epoch: torch's CosineAnnealingLR stepped per epoch (rises after t_max)"},
+    {"eta_min", K_NUM, F(eta_min), 0, 0, 1e3, NULL, "the schedule's floor"},
+    {"t_max", K_INT, F(t_max), 0, 0, 1e9, NULL, "epoch schedules: epochs to reach eta_min"},
+    {"sched_freeze", K_INT, F(sched_freeze), 0, 0, 1e9, NULL,
+     "epoch schedules: the epoch counter stops here (0 = never)"},
+    {"batch", K_INT, F(batch), 0, 1, 65536, NULL, "training batch (the last partial batch of an epoch is dropped)"},
+    {"eval_batch", K_INT, F(eval_batch), 0, 1, 65536, NULL, "evaluation batch"},
+    {"epochs", K_INT, F(epochs), 0, 0, 1e9, NULL, "stop after this many epochs (0 = when the budget ends)"},
+    {"precision", K_CHOICE, F(precision), S(precision), 0, 0, "fp32|amp",
+     "amp: f16 storage, f32 master weights, dynamic loss scaling (CUDA)"},
+    {"mem_cap", K_BYTES, F(mem_cap), 0, 0, 1e15, NULL, "device memory cap, bytes or with K/M/G (0 = none)"},
+    {"budget", K_BUDGET, F(budget), S(budget), 0, 0, NULL,
+     "wall-clock budget for the whole process: 600, 600s, 10m, 1.5h, or 10m@v100 (GPU-relative)"},
+    {"device", K_CHOICE, F(device), S(device), 0, 0, "auto|cpu|cuda", "auto: cuda when a device is present"},
+    {"seed", K_INT, F(seed), 0, 0, 9.007199254740992e15, NULL, "seed of init, subsets, order and augmentation"},
+    {"out", K_STR, F(out), S(out), 0, 0, NULL, "run folder; empty: runs/<date>-<time>-<model>"},
+};
+#undef F
+#undef S
+#define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
+
+void bg_recipe_defaults(bg_recipe *r)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->name, sizeof r->name, "built-in");
+    snprintf(r->model, sizeof r->model, "small_cnn");
+    r->train_per_class = 500, r->test_per_class = 100;
+    snprintf(r->aug, sizeof r->aug, "crop-flip");
+    r->crop_pad = 4;
+    snprintf(r->normalize, sizeof r->normalize, "half");
+    snprintf(r->optimizer, sizeof r->optimizer, "sgd");
+    r->lr = 0.05, r->momentum = 0.9, r->wd = 5e-4;
+    snprintf(r->schedule, sizeof r->schedule, "cosine_time");
+    r->batch = 64, r->eval_batch = 256;
+    snprintf(r->precision, sizeof r->precision, "fp32");
+    snprintf(r->budget, sizeof r->budget, "120");
+    r->budget_s = 120;
+    snprintf(r->device, sizeof r->device, "auto");
+}
+
+static const key_spec *find_key(const char *name)
+{
+    for (int i = 0; i < N_KEYS; i++)
+        if (!strcmp(KEYS[i].name, name)) return &KEYS[i];
+    return NULL;
+}
+
+/* A number from the whole string: no leading blank, no trailing text, finite. */
+static bool strict_number(const char *s, double *v)
+{
+    if (!*s || isspace((unsigned char)*s)) return false;
+    char *end;
+    errno = 0;
+    *v = strtod(s, &end);
+    return *end == 0 && errno == 0 && isfinite(*v);
+}
+
+static bool in_choices(const char *choices, const char *v)
+{
+    const size_t n = strlen(v);
+    for (const char *p = choices; *p;) {
+        const char *e = strchr(p, '|');
+        const size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == n && !strncmp(p, v, n)) return true;
+        p += l + (e ? 1 : 0);
+    }
+    return false;
+}
+
+/* "6G", "512M", "100K", "123" (bytes; binary multiples). */
+static bool parse_bytes(const char *s, double *v)
+{
+    char buf[64];
+    size_t n = strlen(s);
+    if (n == 0 || n >= sizeof buf) return false;
+    memcpy(buf, s, n + 1);
+    double mult = 1;
+    const char last = (char)toupper((unsigned char)buf[n - 1]);
+    if (last == 'K' || last == 'M' || last == 'G' || last == 'T') {
+        mult = last == 'K' ? 1024.0 : last == 'M' ? 1048576.0 : last == 'G' ? 1073741824.0 : 1099511627776.0;
+        buf[n - 1] = 0;
+    }
+    if (!strict_number(buf, v)) return false;
+    *v *= mult;
+    return true;
+}
+
+bg_status bg_budget_parse(bg_ctx *ctx, const char *text, double *seconds, char *gpu, size_t gpu_cap)
+{
+    char num[64];
+    const char *at = strchr(text, '@');
+    const size_t n = at ? (size_t)(at - text) : strlen(text);
+    if (gpu && gpu_cap) gpu[0] = 0;
+    if (n == 0 || n >= sizeof num)
+        return bg_fail(ctx, BG_ERR_ARG, "budget '%s': give seconds (600, 600s), minutes (10m) or hours (1.5h), "
+                                        "optionally @gpu (10m@v100)", text);
+    memcpy(num, text, n);
+    num[n] = 0;
+    double unit = 1;
+    const char last = num[n - 1];
+    if (last == 's' || last == 'm' || last == 'h') {
+        unit = last == 's' ? 1 : last == 'm' ? 60 : 3600;
+        num[n - 1] = 0;
+    }
+    double v;
+    if (!strict_number(num, &v) || !(v > 0))
+        return bg_fail(ctx, BG_ERR_ARG, "budget '%s': '%s' is not a positive number (e.g. 600, 10m, 1.5h, 10m@v100)",
+                       text, num);
+    if (v * unit > 366.0 * 86400)
+        return bg_fail(ctx, BG_ERR_ARG, "budget '%s' is over a year", text);
+    if (at) {
+        if (bg_gpu_speed(at + 1) <= 0 || strlen(at + 1) >= gpu_cap)
+            return bg_fail(ctx, BG_ERR_ARG, "budget '%s': unknown GPU '%s' (known: %s)", text, at + 1,
+                           bg_gpu_speed_names());
+        snprintf(gpu, gpu_cap, "%s", at + 1);
+    }
+    *seconds = v * unit;
+    return BG_OK;
+}
+
+/* ResNet-50 training throughput with PyTorch AMP on one GPU, images/s, from
+ * Lambda's deep-learning benchmark (lambdal/deeplearning-benchmark,
+ * pytorch/pytorch-train-throughput-fp16.csv and -v2-fp16.csv, NGC 22.10),
+ * as quoted in ../shared/reference/engine-anchors.md: V100-16GB 833,
+ * RTX 3090 905, A100-80GB-SXM 1582, H100-SXM 2616-2800. The H100 takes the
+ * top of its range: a faster local GPU gets fewer seconds, so a converted
+ * budget errs towards stopping early, never late. */
+static const struct {
+    const char *name;
+    double images_per_s;
+} GPUS[] = {{"v100", 833}, {"rtx3090", 905}, {"a100", 1582}, {"h100", 2800}};
+
+double bg_gpu_speed(const char *name)
+{
+    char low[128];
+    size_t n = 0;
+    for (; name[n] && n + 1 < sizeof low; n++) low[n] = (char)tolower((unsigned char)name[n]);
+    low[n] = 0;
+    for (size_t i = 0; i < sizeof GPUS / sizeof GPUS[0]; i++) {
+        if (!strcmp(low, GPUS[i].name)) return GPUS[i].images_per_s / GPUS[0].images_per_s;
+        /* a device name: "NVIDIA H100 80GB HBM3", "NVIDIA GeForce RTX 3090" */
+        const char *key = !strcmp(GPUS[i].name, "rtx3090") ? "rtx 3090" : GPUS[i].name;
+        if (strstr(low, key) && strchr(low, ' ')) return GPUS[i].images_per_s / GPUS[0].images_per_s;
+    }
+    return 0;
+}
+
+const char *bg_gpu_speed_names(void) { return "v100, rtx3090, a100, h100"; }
+
+bg_status bg_recipe_set(bg_ctx *ctx, bg_recipe *r, const char *key, const char *value, const char *where)
+{
+    const key_spec *k = find_key(key);
+    if (!k) {
+        char known[1024] = "";
+        for (int i = 0; i < N_KEYS; i++) {
+            strncat(known, i ? ", " : "", sizeof known - strlen(known) - 1);
+            strncat(known, KEYS[i].name, sizeof known - strlen(known) - 1);
+        }
+        return bg_fail(ctx, BG_ERR_ARG, "%s: unknown key '%s' (keys: %s)", where, key, known);
+    }
+    char *field = (char *)r + k->off;
+    double v;
+    switch (k->type) {
+    case K_STR:
+        if (strlen(value) >= k->cap)
+            return bg_fail(ctx, BG_ERR_ARG, "%s: %s is %zu characters long, at most %zu", where, key, strlen(value),
+                           k->cap - 1);
+        snprintf(field, k->cap, "%s", value);
+        return BG_OK;
+    case K_CHOICE:
+        if (!in_choices(k->choices, value) || strlen(value) >= k->cap)
+            return bg_fail(ctx, BG_ERR_ARG, "%s: %s must be one of %s, got '%s'", where, key, k->choices, value);
+        snprintf(field, k->cap, "%s", value);
+        return BG_OK;
+    case K_BOOL:
+        if (strcmp(value, "0") && strcmp(value, "1") && strcmp(value, "true") && strcmp(value, "false"))
+            return bg_fail(ctx, BG_ERR_ARG, "%s: %s must be 0 or 1 (or true/false), got '%s'", where, key, value);
+        *(bool *)field = !strcmp(value, "1") || !strcmp(value, "true");
+        return BG_OK;
+    case K_INT:
+        if (!strict_number(value, &v) || v != floor(v))
+            return bg_fail(ctx, BG_ERR_ARG, "%s: %s must be an integer, got '%s'", where, key, value);
+        if (v < k->min || v > k->max)
+            return bg_fail(ctx, BG_ERR_ARG, "%s: %s = %s is outside [%.15g, %.15g]", where, key, value, k->min, k->max);
+        *(int64_t *)field = (int64_t)v;
+        return BG_OK;
+    case K_NUM:
+    case K_BYTES:
+        if (!(k->type == K_NUM ? strict_number(value, &v) : parse_bytes(value, &v)))
+            return bg_fail(ctx, BG_ERR_ARG, "%s: %s must be a %s, got '%s'", where, key,
+                           k->type == K_NUM ? "finite number" : "byte count (e.g. 6G, 512M)", value);
+        if (v < k->min || v > k->max)
+            return bg_fail(ctx, BG_ERR_ARG, "%s: %s = %s is outside [%g, %g]", where, key, value, k->min, k->max);
+        *(double *)field = v;
+        return BG_OK;
+    case K_BUDGET: {
+        char gpu[16];
+        double s;
+        bg_status st = bg_budget_parse(ctx, value, &s, gpu, sizeof gpu);
+        if (st) {
+            char msg[sizeof ctx->err];
+            snprintf(msg, sizeof msg, "%s", bg_errmsg(ctx));
+            return bg_fail(ctx, st, "%s: %s", where, msg);
+        }
+        if (strlen(value) >= k->cap) return bg_fail(ctx, BG_ERR_ARG, "%s: budget '%s' is too long", where, value);
+        snprintf(r->budget, sizeof r->budget, "%s", value);
+        snprintf(r->budget_gpu, sizeof r->budget_gpu, "%s", gpu);
+        r->budget_s = s;
+        return BG_OK;
+    }
+    }
+    return bg_fail(ctx, BG_ERR_ARG, "%s: key '%s' has no parser", where, key);
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s)) s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) *--e = 0;
+    return s;
+}
+
+bg_status bg_recipe_load(bg_ctx *ctx, bg_recipe *r, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return bg_fail(ctx, BG_ERR_IO, "recipe %s: %s", path, strerror(errno));
+    char line[1024], where[600];
+    int ln = 0;
+    bg_status s = BG_OK;
+    while (!s && fgets(line, sizeof line, f)) {
+        ln++;
+        snprintf(where, sizeof where, "%s:%d", path, ln);
+        if (!strchr(line, '\n') && !feof(f)) {
+            s = bg_fail(ctx, BG_ERR_FORMAT, "%s: line longer than %zu characters", where, sizeof line - 2);
+            break;
+        }
+        char *hash = strchr(line, '#');
+        if (hash) *hash = 0;
+        char *t = trim(line);
+        if (!*t) continue;
+        char *eq = strchr(t, '=');
+        if (!eq) {
+            s = bg_fail(ctx, BG_ERR_FORMAT, "%s: '%s' is not 'key = value'", where, t);
+            break;
+        }
+        *eq = 0;
+        s = bg_recipe_set(ctx, r, trim(t), trim(eq + 1), where);
+    }
+    if (!s && ferror(f)) s = bg_fail(ctx, BG_ERR_IO, "recipe %s: read error", path);
+    fclose(f);
+    if (!s) snprintf(r->name, sizeof r->name, "%s", path);
+    return s;
+}
+
+bg_status bg_recipe_check(bg_ctx *ctx, const bg_recipe *r)
+{
+    if (!r->model[0]) return bg_fail(ctx, BG_ERR_ARG, "model: empty (e.g. small_cnn, senet18:w=0.67)");
+    if (!strcmp(r->schedule, "cosine_epoch") || !strcmp(r->schedule, "cosine_torch_epoch")) {
+        if (r->t_max < 1) return bg_fail(ctx, BG_ERR_ARG, "schedule %s needs t_max >= 1 (epochs)", r->schedule);
+    }
+    if (r->eta_min > r->lr)
+        return bg_fail(ctx, BG_ERR_ARG, "eta_min %g is above lr %g", r->eta_min, r->lr);
+    if (r->nesterov && (strcmp(r->optimizer, "sgd") || !(r->momentum > 0)))
+        return bg_fail(ctx, BG_ERR_ARG, "nesterov = 1 needs optimizer sgd with momentum > 0");
+    if (!strcmp(r->precision, "amp") && !strcmp(r->device, "cpu"))
+        return bg_fail(ctx, BG_ERR_ARG, "precision amp runs on CUDA only (device = cpu)");
+    bg_sched sc;
+    bool per_epoch;
+    int64_t freeze;
+    bg_recipe_schedule(r, &sc, &per_epoch, &freeze);
+    return bg_sched_check(ctx, &sc);
+}
+
+void bg_recipe_schedule(const bg_recipe *r, bg_sched *s, bool *per_epoch, int64_t *freeze)
+{
+    if (!strcmp(r->schedule, "cosine_time")) *s = bg_sched_make(BG_SCHED_COSINE_TIME, r->lr);
+    else if (!strcmp(r->schedule, "constant")) *s = bg_sched_make(BG_SCHED_CONSTANT, r->lr);
+    else if (!strcmp(r->schedule, "cosine_epoch")) *s = bg_sched_make(BG_SCHED_COSINE, r->lr);
+    else *s = bg_sched_make(BG_SCHED_COSINE_TORCH, r->lr);
+    s->eta_min = r->eta_min;
+    s->t_max = r->t_max;
+    *per_epoch = strcmp(r->schedule, "cosine_time") != 0;
+    *freeze = r->sched_freeze;
+}
+
+static void write_value(const bg_recipe *r, const key_spec *k, FILE *f)
+{
+    const char *field = (const char *)r + k->off;
+    switch (k->type) {
+    case K_STR:
+    case K_CHOICE:
+    case K_BUDGET: fprintf(f, "%s", field); break;
+    case K_BOOL: fprintf(f, "%d", *(const bool *)field ? 1 : 0); break;
+    case K_INT: fprintf(f, "%lld", (long long)*(const int64_t *)field); break;
+    case K_NUM:
+    case K_BYTES: { /* the shortest text that reads back as the same double */
+        const double v = *(const double *)field;
+        char b[40];
+        snprintf(b, sizeof b, "%.15g", v);
+        if (strtod(b, NULL) != v) snprintf(b, sizeof b, "%.17g", v);
+        fputs(b, f);
+        break;
+    }
+    }
+}
+
+void bg_recipe_write(const bg_recipe *r, FILE *f)
+{
+    fprintf(f, "# budgie recipe (from %s)\n", r->name);
+    for (int i = 0; i < N_KEYS; i++) {
+        fprintf(f, "%s = ", KEYS[i].name);
+        write_value(r, &KEYS[i], f);
+        fputc('\n', f);
+    }
+}
+
+void bg_recipe_help(FILE *f)
+{
+    bg_recipe d;
+    bg_recipe_defaults(&d);
+    for (int i = 0; i < N_KEYS; i++) {
+        fprintf(f, "  --%-16s %s", KEYS[i].name, KEYS[i].help);
+        if (KEYS[i].type == K_CHOICE) fprintf(f, " (%s)", KEYS[i].choices);
+        fprintf(f, "; default ");
+        const char *field = (const char *)&d + KEYS[i].off;
+        if ((KEYS[i].type == K_STR) && !field[0]) fprintf(f, "\"\"");
+        else write_value(&d, &KEYS[i], f);
+        fputc('\n', f);
+    }
+}

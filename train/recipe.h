@@ -1,0 +1,78 @@
+/* A training recipe: every choice a budgeted run makes, as `key = value`
+ * text (recipes/haet2021, recipes/rcv2023, recipes/default). One key table
+ * serves recipe files, the command line (`--key value`) and the help text;
+ * each value is parsed strictly (the whole string, finite, in range, one of
+ * the listed choices) and an error names the key and where it came from
+ * (file:line or the option), before any data is read.
+ *
+ * Budgets: "600", "600s", "10m", "1.5h", or GPU-relative "10m@v100",
+ * "3h@rtx3090": that much of the named GPU's work, converted to this GPU's
+ * seconds by the ratio of their training throughputs (bg_budget_table). */
+#ifndef BG_RECIPE_H
+#define BG_RECIPE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "../engine/context.h"
+#include "sched.h"
+
+typedef struct {
+    char name[256];            /* the recipe file it came from, or "built-in" */
+    char model[192];           /* zoo spec; small_cnn's c and classes follow the data unless given */
+    char data[512];            /* "" = the default data (.cache/cifar10, else Fashion-MNIST) */
+    int64_t train_per_class, test_per_class; /* seeded subsets (0 = all) */
+    char aug[16];              /* none | crop-flip | haet */
+    int64_t crop_pad;          /* crop-flip and haet: zero padding before the random crop */
+    int64_t cutout;            /* haet: Cutout side (0 = none) */
+    char normalize[16];        /* cifar10 (HAET's constants) | half (mean 0.5, std 0.25) */
+    char optimizer[16];        /* sgd | adam | adamw | ... (engine/optim.h) */
+    double lr, momentum, wd;
+    bool nesterov;
+    double label_smoothing;
+    char schedule[24];         /* cosine_time | cosine_epoch | cosine_torch_epoch | constant */
+    double eta_min;
+    int64_t t_max;             /* epoch schedules: the epoch where lr reaches eta_min */
+    int64_t sched_freeze;      /* epoch schedules: the counter stops here (0 = never; HAET: 262) */
+    int64_t batch, eval_batch;
+    int64_t epochs;            /* 0 = until the budget ends */
+    char precision[8];         /* fp32 | amp */
+    double mem_cap;            /* bytes of device memory (0 = no cap) */
+    char budget[64];           /* as written: "600", "10m@v100" */
+    double budget_s;           /* parsed, before any GPU conversion */
+    char budget_gpu[16];       /* "" or the reference GPU of a relative budget */
+    char device[8];            /* auto | cpu | cuda */
+    int64_t seed;
+    char out[512];             /* run folder ("" = runs/<time>-<model>) */
+} bg_recipe;
+
+/* The built-in defaults: a short HAET-style run of the small CNN that suits
+ * a CPU (also what recipes/default writes out). */
+void bg_recipe_defaults(bg_recipe *r);
+/* Set one key from text; `where` names the origin for messages ("--lr",
+ * "recipes/haet2021:12"). Unknown keys list the known ones. */
+bg_status bg_recipe_set(bg_ctx *ctx, bg_recipe *r, const char *key, const char *value, const char *where);
+/* Apply a recipe file: `key = value` lines, '#' comments, blank lines. */
+bg_status bg_recipe_load(bg_ctx *ctx, bg_recipe *r, const char *path);
+/* Checks between keys (e.g. amp needs a CUDA device, eval_batch >= 1). */
+bg_status bg_recipe_check(bg_ctx *ctx, const bg_recipe *r);
+/* The learning-rate schedule the recipe names: the config, whether its
+ * counter is the epoch (else time-based), and where that counter freezes. */
+void bg_recipe_schedule(const bg_recipe *r, bg_sched *s, bool *per_epoch, int64_t *freeze);
+/* The recipe as `key = value` text, every key (for the run folder and the log). */
+void bg_recipe_write(const bg_recipe *r, FILE *f);
+/* One line per key: name, default, help (for --help). */
+void bg_recipe_help(FILE *f);
+
+/* ---- budgets ---- */
+/* "600" / "600s" / "10m" / "1.5h" [@gpu] into seconds and the GPU name ("" if none). */
+bg_status bg_budget_parse(bg_ctx *ctx, const char *text, double *seconds, char *gpu, size_t gpu_cap);
+/* Training throughput of a GPU relative to a V100 (ResNet-50 AMP images/s,
+ * Lambda's benchmark; see train/recipe.c), by a short name ("v100",
+ * "rtx3090", "a100", "h100") or a device name containing one ("NVIDIA H100
+ * 80GB HBM3"); 0 when unknown. */
+double bg_gpu_speed(const char *name);
+/* The known short names, for messages: "v100, rtx3090, a100, h100". */
+const char *bg_gpu_speed_names(void);
+
+#endif
