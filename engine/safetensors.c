@@ -599,6 +599,19 @@ bg_status bg_st_save(bg_ctx *ctx, const char *path, bg_tensor *const *ts, const 
         goto out;
     }
     tmp[0] = 0; /* renamed: nothing to clean up */
+    {
+        /* the rename itself must reach the disk: fsync the folder */
+        char dir[1100];
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash) *(slash == dir ? slash + 1 : slash) = 0;
+        else snprintf(dir, sizeof dir, ".");
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+    }
 out:
     if (fp) fclose(fp);
     if (tmp[0]) unlink(tmp);

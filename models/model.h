@@ -98,6 +98,13 @@ const bg_sd_entry *bg_model_find(const bg_model *m, const char *name);
  * num_batches_tracked is allowed (PyTorch fills it in too). */
 bg_status bg_model_save(bg_ctx *ctx, const bg_model *m, const char *path);
 bg_status bg_model_load(bg_ctx *ctx, bg_model *m, const char *path);
+/* The same file with more in it (checkpoints): `extra` tensors saved under
+ * their own names after the state dict, and metadata pairs beside
+ * "budgie_model"; loading ignores tensors whose name starts with
+ * skip_prefix (e.g. "optim."). */
+bg_status bg_model_save_ex(bg_ctx *ctx, const bg_model *m, const char *path, bg_tensor *const *extra, int n_extra,
+                           const char *const *meta_keys, const char *const *meta_vals, int n_meta);
+bg_status bg_model_load_ex(bg_ctx *ctx, bg_model *m, const char *path, const char *skip_prefix);
 /* One entry's values (or its gradient, when grad is true) in PyTorch layout
  * as f32 on the host; dst holds numel values. */
 bg_status bg_model_entry_torch(bg_ctx *ctx, const bg_sd_entry *e, bool grad, float *dst);

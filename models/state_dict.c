@@ -113,10 +113,18 @@ bg_status bg_model_entry_torch(bg_ctx *ctx, const bg_sd_entry *e, bool grad, flo
 
 bg_status bg_model_save(bg_ctx *ctx, const bg_model *m, const char *path)
 {
-    bg_tensor **ts = calloc((size_t)m->n_sd + 1, sizeof *ts);
-    const char **names = calloc((size_t)m->n_sd + 1, sizeof *names);
+    const char *keys[1] = {"format"}, *vals[1] = {"pt"};
+    return bg_model_save_ex(ctx, m, path, NULL, 0, keys, vals, 1);
+}
+
+bg_status bg_model_save_ex(bg_ctx *ctx, const bg_model *m, const char *path, bg_tensor *const *extra, int n_extra,
+                           const char *const *meta_keys, const char *const *meta_vals, int n_meta)
+{
+    bg_tensor **ts = calloc((size_t)(m->n_sd + n_extra) + 1, sizeof *ts);
+    const char **names = calloc((size_t)(m->n_sd + n_extra) + 1, sizeof *names);
+    const char **mk = calloc((size_t)n_meta + 1, sizeof *mk), **mv = calloc((size_t)n_meta + 1, sizeof *mv);
     bg_status s = BG_OK;
-    if (!ts || !names) {
+    if (!ts || !names || !mk || !mv) {
         s = bg_fail(ctx, BG_ERR_OOM, "%s: out of host memory", path);
         goto out;
     }
@@ -133,9 +141,14 @@ bg_status bg_model_save(bg_ctx *ctx, const bg_model *m, const char *path)
         if (!ts[i]) s = ctx->status;
         else s = bg_model_entry_torch(ctx, e, false, ts[i]->data);
     }
+    for (int i = 0; i < n_extra; i++) {
+        ts[m->n_sd + i] = extra[i];
+        names[m->n_sd + i] = extra[i]->name;
+    }
     if (!s) {
-        const char *keys[2] = {"format", "budgie_model"}, *vals[2] = {"pt", m->spec};
-        s = bg_st_save(ctx, path, ts, names, m->n_sd, keys, vals, 2);
+        mk[0] = "budgie_model", mv[0] = m->spec;
+        for (int i = 0; i < n_meta; i++) mk[i + 1] = meta_keys[i], mv[i + 1] = meta_vals[i];
+        s = bg_st_save(ctx, path, ts, names, m->n_sd + n_extra, mk, mv, n_meta + 1);
     }
 out:
     if (ts)
@@ -143,6 +156,8 @@ out:
             if (m->sd[i].kind != BG_SD_COUNTER) bg_tensor_free(ctx, ts[i]);
     free(ts);
     free(names);
+    free(mk);
+    free(mv);
     return s;
 }
 
@@ -154,7 +169,7 @@ static bool is_float_st(const char *d)
 static bool is_int_st(const char *d) { return d[0] == 'I' || d[0] == 'U'; }
 
 /* Every check, before anything is written. */
-static bg_status validate(bg_ctx *ctx, const bg_model *m, const bg_st_file *f)
+static bg_status validate(bg_ctx *ctx, const bg_model *m, const bg_st_file *f, const char *skip_prefix)
 {
     char a[96], b[96];
     for (int i = 0; i < m->n_sd; i++) {
@@ -185,18 +200,21 @@ static bg_status validate(bg_ctx *ctx, const bg_model *m, const bg_st_file *f)
                            e->name, se->st_dtype);
     }
     for (int i = 0; i < f->n; i++)
-        if (!bg_model_find(m, f->entries[i].name))
+        if (!bg_model_find(m, f->entries[i].name) &&
+            !(skip_prefix && !strncmp(f->entries[i].name, skip_prefix, strlen(skip_prefix))))
             return bg_fail(ctx, BG_ERR_FORMAT, "%s: unexpected tensor '%s' (not a state-dict key of %s)", f->path,
                            f->entries[i].name, m->spec);
     return BG_OK;
 }
 
-bg_status bg_model_load(bg_ctx *ctx, bg_model *m, const char *path)
+bg_status bg_model_load(bg_ctx *ctx, bg_model *m, const char *path) { return bg_model_load_ex(ctx, m, path, NULL); }
+
+bg_status bg_model_load_ex(bg_ctx *ctx, bg_model *m, const char *path, const char *skip_prefix)
 {
     bg_st_file f;
     bg_status s = bg_st_open(ctx, path, &f);
     if (s) return s;
-    s = validate(ctx, m, &f);
+    s = validate(ctx, m, &f, skip_prefix);
     float *torch = NULL, *ours = NULL;
     for (int i = 0; i < m->n_sd && !s; i++) {
         bg_sd_entry *e = &m->sd[i];

@@ -7,10 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "../train/budget_run.h"
+#include "../models/model.h"
+#include "../train/checkpoint.h"
 #include "../train/recipe.h"
 #include "harness.h"
 
@@ -302,4 +305,81 @@ BG_TEST(cli_train_stays_within_its_budget)
     snprintf(path, sizeof path, "%s/short", dir);
     rmdir(path);
     rmdir(dir);
+}
+
+/* Start `budgie train ARGS...` in the background, output into `log`. */
+static pid_t spawn_train(const char *log, const char *const *args, int n)
+{
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    FILE *f = freopen(log, "w", stdout);
+    if (f) dup2(fileno(stdout), 2);
+    const char *argv[24] = {budgie_bin(), "train"};
+    for (int i = 0; i < n && i < 20; i++) argv[2 + i] = args[i];
+    argv[2 + (n < 20 ? n : 20)] = NULL;
+    execv(budgie_bin(), (char *const *)argv);
+    _exit(127);
+}
+
+/* SIGTERM finishes the step, checkpoints and exits 143; --resume goes on
+ * from that checkpoint; kill -9 in the middle of frequent checkpoints
+ * leaves a complete, loadable one. Needs the CIFAR cache. */
+BG_TEST(cli_train_survives_signals_and_resumes)
+{
+    if (access(budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", budgie_bin());
+    struct stat st;
+    if (stat(".cache/cifar10", &st) != 0) SKIP("no .cache/cifar10 (run tools/fetch_data.sh)");
+    bg_ctx ctx;
+    bg_test_ctx(&ctx, 1);
+    char dir[] = "/tmp/bg_train_signal_XXXXXX", run[96], log[128], ckpt[128], cmd[512], out[8192];
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    snprintf(run, sizeof run, "%s/run", dir);
+    snprintf(log, sizeof log, "%s/out.txt", dir);
+    snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", run);
+    const char *args[] = {"--budget", "60", "--train-per-class", "100", "--test-per-class", "10",
+                          "--checkpoint-every", "0.3", "--out", run};
+    pid_t pid = spawn_train(log, args, 10);
+    CHECK(pid > 0, "fork");
+    if (pid <= 0) return;
+    /* wait for the first checkpoint, then a little more */
+    for (int i = 0; i < 200 && stat(ckpt, &st) != 0; i++) usleep(50000);
+    usleep(400000);
+    kill(pid, SIGTERM);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 143, "SIGTERM: status %d", status);
+    bg_ckpt_meta *meta = calloc(1, sizeof *meta);
+    CHECK_OK(&ctx, bg_ckpt_read_meta(&ctx, ckpt, meta));
+    const int64_t stopped_at = meta->pos.step;
+    CHECK(stopped_at > 0 && meta->pos.elapsed_s > 0 && meta->pos.elapsed_s < 60, "checkpoint at step %lld, %g s",
+          (long long)stopped_at, meta->pos.elapsed_s);
+    CHECK(strstr(meta->recipe, "model = small_cnn") != NULL, "the recipe is in the checkpoint");
+    /* resume, one more epoch */
+    snprintf(cmd, sizeof cmd, "%s train --resume %s --epochs %lld 2>&1", budgie_bin(), run,
+             (long long)meta->pos.epoch + 1);
+    int rc = run_cmd(cmd, out, sizeof out);
+    CHECK(rc == 0 && strstr(out, "resuming"), "resume: exit %d: %s", rc, out);
+    CHECK_OK(&ctx, bg_ckpt_read_meta(&ctx, ckpt, meta));
+    CHECK(meta->pos.step > stopped_at && meta->pos.step_in_epoch == 0, "after resume: step %lld (was %lld), in epoch %lld",
+          (long long)meta->pos.step, (long long)stopped_at, (long long)meta->pos.step_in_epoch);
+    /* kill -9 while checkpoints are written often: the file stays whole */
+    snprintf(run, sizeof run, "%s/run9", dir);
+    snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", run);
+    const char *args9[] = {"--budget", "60", "--train-per-class", "100", "--test-per-class", "10",
+                           "--checkpoint-every", "0.01", "--out", run};
+    pid = spawn_train(log, args9, 10);
+    for (int i = 0; i < 200 && stat(ckpt, &st) != 0; i++) usleep(50000);
+    usleep(700000);
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "status %d", status);
+    CHECK_OK(&ctx, bg_ckpt_read_meta(&ctx, ckpt, meta));
+    bg_model *m = NULL;
+    CHECK_OK(&ctx, bg_model_new(&ctx, BG_CPU, meta->model, &m));
+    if (m) CHECK_OK(&ctx, bg_ckpt_load_model(&ctx, ckpt, m));
+    bg_model_free(&ctx, m);
+    free(meta);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0, "cleanup");
+    bg_ctx_free(&ctx);
 }

@@ -4,6 +4,7 @@
  * read; the budget counts from the moment this verb starts, and the loop
  * keeps the time of the final save free. */
 #include <errno.h>
+#include <signal.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "../engine/version.h"
 #include "../models/model.h"
 #include "../train/budget_run.h"
+#include "../train/checkpoint.h"
 #include "../train/evaluate.h"
 #include "../train/recipe.h"
 #include "../train/step_cuda.h"
@@ -25,6 +27,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: budgie train [RECIPE] [--key value | --key=value ...] [--print-recipe]\n"
+            "       budgie train --resume RUN_DIR [--budget B] [--epochs N]\n"
             "\n"
             "A budgeted training run. RECIPE is a `key = value` file (recipes/default, recipes/haet2021),\n"
             "or the name of one in recipes/; without it the built-in defaults run (a short HAET-style\n"
@@ -32,7 +35,12 @@ static void usage(FILE *f)
             "Every key is checked, the model spec parsed and the run folder created before any data is\n"
             "read; a bad value exits with status 2 and names the key. The budget bounds the whole run,\n"
             "from start to the last byte of the saved weights. --print-recipe prints the resolved recipe\n"
-            "and exits. The run folder gets recipe.txt, log.jsonl and last.safetensors.\n"
+            "and exits. The run folder gets recipe.txt, log.jsonl and last.safetensors: a checkpoint after\n"
+            "every epoch (and every --checkpoint-every seconds), holding the model (PyTorch names; leave\n"
+            "out the 'optim.' entries to load it as weights), the optimizer state and the run position.\n"
+            "SIGINT or SIGTERM finishes the step in flight, writes the checkpoint and exits (status 130\n"
+            "or 143); --resume RUN_DIR goes on from it, bit for bit on the CPU, within the same budget\n"
+            "(the run's total, which --budget may raise).\n"
             "\n"
             "keys:\n");
     bg_recipe_help(f);
@@ -126,6 +134,61 @@ static ssize_t tee_write(void *c, const char *buf, size_t n)
     return (ssize_t)n;
 }
 
+/* Set by SIGINT/SIGTERM: the run loop finishes its step, checkpoints and
+ * returns. A signal handler can only reach static storage; this is the
+ * command line's, not the library's. */
+static volatile sig_atomic_t stop_signal;
+static volatile int stop_flag;
+
+static void on_signal(int sig)
+{
+    stop_signal = sig;
+    stop_flag = 1;
+}
+
+typedef struct {
+    bg_loader *ld;
+    bg_model *model;
+    bg_ctx *ctx;
+    const char *path;
+    const char *recipe_text;
+} ckpt_data;
+
+static bg_status next_batch(void *d, int64_t e, int64_t k, int64_t s, float *x, int32_t *y)
+{
+    return bg_loader_next_batch(((ckpt_data *)d)->ld, e, k, s, x, y);
+}
+
+static bg_status evaluate(void *d, bg_trainer *tr, double *acc) { return bg_evaluate_loader(((ckpt_data *)d)->ld, tr, acc); }
+
+static bg_status save_checkpoint(void *d, bg_trainer *tr, const bg_run_position *pos)
+{
+    ckpt_data *cd = d;
+    if (pos->step == 0) return BG_OK; /* nothing trained: nothing worth a file */
+    bg_ckpt_meta *meta = calloc(1, sizeof *meta);
+    if (!meta) return bg_fail(cd->ctx, BG_ERR_OOM, "checkpoint: out of host memory");
+    meta->pos = *pos;
+    meta->rng_offset = cd->ctx->rng_offset;
+    bg_loss_scaler *sc = bg_trainer_cuda_scaler(tr);
+    if (sc) meta->has_scaler = true, meta->scaler = *sc;
+    snprintf(meta->recipe, sizeof meta->recipe, "%s", cd->recipe_text);
+    bg_status s = bg_ckpt_save(cd->ctx, cd->path, cd->model, tr, meta);
+    free(meta);
+    return s;
+}
+
+/* The recipe as text (what the checkpoint stores). */
+static char *recipe_text(const bg_recipe *r)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    if (!f) return NULL;
+    bg_recipe_write(r, f);
+    fclose(f);
+    return buf;
+}
+
 int bg_cmd_train(int argc, char **argv)
 {
     const double t0 = bg_monotonic_s();
@@ -134,10 +197,23 @@ int bg_cmd_train(int argc, char **argv)
     bg_recipe r;
     bg_recipe_defaults(&r);
     bool print_only = false;
-    char buf[600], key[64];
-    /* 1. the recipe file, then the overrides, in order */
+    char buf[600], key[64], resume_dir[512] = "", ckpt_path[620] = "";
+    double checkpoint_every = 0;
+    bg_ckpt_meta *resume = NULL;
+    /* 1. the recipe file (or the resumed run's), then the overrides, in order */
     int first = 1;
-    if (argc > 1 && argv[1][0] != '-') {
+    if (argc > 2 && !strcmp(argv[1], "--resume")) {
+        snprintf(resume_dir, sizeof resume_dir, "%s", argv[2]);
+        snprintf(ckpt_path, sizeof ckpt_path, "%s/last.safetensors", resume_dir);
+        snprintf(buf, sizeof buf, "%s/recipe.txt", resume_dir);
+        if (bg_recipe_load(&ctx, &r, buf)) goto usage_error;
+        if (!(resume = calloc(1, sizeof *resume))) {
+            bg_fail(&ctx, BG_ERR_OOM, "out of host memory");
+            goto usage_error;
+        }
+        if (bg_ckpt_read_meta(&ctx, ckpt_path, resume)) goto usage_error;
+        first = 3;
+    } else if (argc > 1 && argv[1][0] != '-') {
         if (bg_recipe_load(&ctx, &r, recipe_path(argv[1], buf, sizeof buf))) goto usage_error;
         first = 2;
     }
@@ -151,6 +227,10 @@ int bg_cmd_train(int argc, char **argv)
         if (!strcmp(a, "--print-recipe")) {
             print_only = true;
             continue;
+        }
+        if (!strcmp(a, "--resume")) {
+            bg_fail(&ctx, BG_ERR_ARG, "--resume RUN_DIR comes first, alone with --budget or --epochs");
+            goto usage_error;
         }
         if (strncmp(a, "--", 2) || !a[2]) {
             bg_fail(&ctx, BG_ERR_ARG, "'%s': expected --key value (a recipe file comes first)", a);
@@ -170,6 +250,20 @@ int bg_cmd_train(int argc, char **argv)
             v = argv[++i];
         }
         key_of(buf, key, sizeof key);
+        if (!strcmp(key, "checkpoint_every")) {
+            char *end;
+            checkpoint_every = strtod(v, &end);
+            if (!*v || *end || !(checkpoint_every >= 0) || checkpoint_every > 1e9) {
+                bg_fail(&ctx, BG_ERR_ARG, "%s: checkpoint_every must be seconds >= 0, got '%s'", buf, v);
+                goto usage_error;
+            }
+            continue;
+        }
+        if (resume && strcmp(key, "budget") && strcmp(key, "epochs")) {
+            bg_fail(&ctx, BG_ERR_ARG, "%s: a resumed run keeps its recipe (%s/recipe.txt); only --budget and "
+                    "--epochs may change", buf, resume_dir);
+            goto usage_error;
+        }
         if (bg_recipe_set(&ctx, &r, key, v, buf)) goto usage_error;
     }
     /* 2. checks that need no data: keys together, the model spec, the device, the budget */
@@ -219,7 +313,9 @@ int bg_cmd_train(int argc, char **argv)
         bg_ctx_free(&ctx);
         return 0;
     }
-    if (make_run_dir(&ctx, &r)) goto usage_error;
+    if (resume) snprintf(r.out, sizeof r.out, "%s", resume_dir);
+    else if (make_run_dir(&ctx, &r)) goto usage_error;
+    if (!resume) snprintf(ckpt_path, sizeof ckpt_path, "%s/last.safetensors", r.out);
     bg_ctx_free(&ctx);
 
     /* 3. the run */
@@ -231,12 +327,12 @@ int bg_cmd_train(int argc, char **argv)
     tee tt = {stdout, NULL};
     int rc = 1;
     const char *fmt = "";
-    char weights[620];
-    snprintf(weights, sizeof weights, "%s/last.safetensors", r.out);
+    char *rtext = recipe_text(&r);
+    const char *weights = ckpt_path;
     if (bg_ctx_init(&ctx, device, (uint64_t)r.seed)) goto fail;
     if (device == BG_CUDA && r.mem_cap > 0) ctx.alloc[BG_CUDA].cap = (size_t)r.mem_cap;
     snprintf(buf, sizeof buf, "%s/log.jsonl", r.out);
-    if (!(logf = fopen(buf, "w"))) {
+    if (!(logf = fopen(buf, resume ? "a" : "w"))) {
         bg_fail(&ctx, BG_ERR_IO, "cannot open %s: %s", buf, strerror(errno));
         goto fail;
     }
@@ -244,6 +340,9 @@ int bg_cmd_train(int argc, char **argv)
     cookie_io_functions_t io = {.write = tee_write};
     tee_f = fopencookie(&tt, "w", io);
     const char *data = r.data[0] ? r.data : bg_is_dir(".cache/cifar10") ? ".cache/cifar10" : "/usr/share/datasets/fashion-mnist";
+    if (resume)
+        fprintf(stderr, "budgie train: resuming %s at epoch %lld, step %lld (%.1f s of the budget spent)\n", r.out,
+                (long long)resume->pos.epoch, (long long)resume->pos.step, resume->pos.elapsed_s);
     fprintf(stderr, "budgie train: recipe %s; budget %s; reading %s ...\n", r.name, budget_note, data);
     if (bg_open_train_test(&ctx, data, 0, &train, &test, &fmt)) goto fail;
     const bool augment = strcmp(r.aug, "none") != 0, haet = !strcmp(r.aug, "haet");
@@ -293,13 +392,26 @@ int bg_cmd_train(int argc, char **argv)
     if (device == BG_CUDA) {
         bg_trainer_cuda_opts co = bg_trainer_cuda_defaults();
         co.amp = amp;
+        if (resume && resume->has_scaler) co.scaler = resume->scaler;
         if (bg_trainer_set_cuda(&tr, &co)) goto fail;
     }
-    /* The final save's cost, measured now on the real weights (and proof the folder takes them). */
+    if (resume) {
+        if (strcmp(resume->model, model->spec)) {
+            bg_fail(&ctx, BG_ERR_FORMAT, "%s holds model %s, the recipe builds %s", ckpt_path, resume->model, model->spec);
+            goto fail;
+        }
+        if (bg_ckpt_load_model(&ctx, ckpt_path, model)) goto fail;
+        if (bg_trainer_resume_from(&tr, ckpt_path)) goto fail;
+        ctx.rng_offset = resume->rng_offset;
+    }
+    /* A checkpoint's cost, measured now on the real weights (and proof the
+     * folder takes them); the optimizer's state adds up to twice as much. */
+    char probe[640];
+    snprintf(probe, sizeof probe, "%s/probe.safetensors", r.out);
     const double ts = bg_monotonic_s();
-    if (bg_model_save(&ctx, model, weights)) goto fail;
-    const double save_cost = bg_monotonic_s() - ts;
-    unlink(weights);
+    if (bg_model_save(&ctx, model, probe)) goto fail;
+    const double save_cost = 3 * (bg_monotonic_s() - ts);
+    unlink(probe);
     fprintf(stderr, "budgie train: %s on %s data (%s), %lld train / %lld test images of %dx%dx%d, %d classes, %s, %s; run folder %s\n",
             model->spec, fmt, data, (long long)ld.n_train, (long long)ld.n_test, train.h, train.w, train.c,
             train.n_classes, bg_device_name(device), r.precision, r.out);
@@ -318,30 +430,46 @@ int bg_cmd_train(int argc, char **argv)
     bool per_epoch;
     int64_t freeze;
     bg_recipe_schedule(&r, &sc, &per_epoch, &freeze);
+    ckpt_data cd = {.ld = &ld, .model = model, .ctx = &ctx, .path = ckpt_path, .recipe_text = rtext ? rtext : ""};
     bg_run_config rc_cfg = {
-        .next_batch = bg_loader_next_batch, .evaluate = bg_evaluate_loader, .data = &ld,
+        .next_batch = next_batch, .evaluate = evaluate, .checkpoint = save_checkpoint, .data = &cd,
         .steps_per_epoch = bg_loader_steps_per_epoch(&ld), .budget_s = budget, .max_epochs = r.epochs,
-        .sched = sc, .sched_per_epoch = per_epoch, .sched_freeze = freeze,
-        .t0 = t0, .reserve_s = 2 * save_cost + 0.05, .eval_images = ld.n_test, .log = tee_f,
+        .sched = sc, .sched_per_epoch = per_epoch, .sched_freeze = freeze, .t0 = t0, .reserve_s = save_cost + 0.05,
+        .checkpoint_every_s = checkpoint_every, .eval_images = ld.n_test, .stop = &stop_flag, .log = tee_f,
     };
+    if (resume) rc_cfg.start = resume->pos;
+    struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
     bg_run_result res;
-    if (bg_run_budgeted(&ctx, &tr, &rc_cfg, &res)) goto fail;
-    if (res.steps == 0) {
+    bg_status run_s = bg_run_budgeted(&ctx, &tr, &rc_cfg, &res);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (run_s) goto fail;
+    if (res.end.step == 0) {
         bg_fail(&ctx, BG_ERR_ARG, "budget %s (%.2f s) ran out before the first training step (%.2f s spent "
                 "starting up); nothing was trained", r.budget, budget, bg_monotonic_s() - t0);
         goto fail;
     }
-    if (bg_model_save(&ctx, model, weights)) goto fail;
-    const double total = bg_monotonic_s() - t0;
+    const double total = bg_monotonic_s() - t0 + (resume ? resume->pos.elapsed_s : 0);
     log_line(stdout, logf,
              json_pack("{s:s, s:f, s:f, s:f, s:s}", "saved", weights, "total_s", total, "budget_s", budget,
-                       "save_s", save_cost, "note", total <= budget ? "within budget" : "over budget"));
+                       "checkpoint_s", res.checkpoint_s, "note", total <= budget ? "within budget" : "over budget"));
+    if (res.stopped_by_signal) {
+        fprintf(stderr, "budgie train: stopped by signal %d after step %lld; checkpoint in %s (budgie train --resume %s)\n",
+                (int)stop_signal, (long long)res.end.step, weights, r.out);
+        rc = 128 + (int)stop_signal;
+        goto fail;
+    }
     fprintf(stderr, "budgie train: %lld epochs, %lld steps; %.1f s of %.1f s from start to saved weights; best test "
-            "accuracy %.2f%% (last %.2f%%); weights in %s\n", (long long)res.epochs, (long long)res.steps, total,
-            budget, 100 * res.best_accuracy, 100 * res.last_accuracy, weights);
+            "accuracy %.2f%% (last %.2f%%); checkpoint in %s\n", (long long)res.end.epochs_done,
+            (long long)res.end.step, total, budget, 100 * res.best_accuracy, 100 * res.last_accuracy, weights);
     rc = 0;
 fail:
-    if (rc) fprintf(stderr, "budgie train: %s\n", bg_errmsg(&ctx));
+    if (rc && !stop_flag) fprintf(stderr, "budgie train: %s\n", bg_errmsg(&ctx));
+    free(rtext);
+    free(resume);
     if (tee_f) fclose(tee_f);
     if (logf) fclose(logf);
     bg_trainer_free(&tr);
@@ -353,6 +481,7 @@ fail:
     return rc;
 usage_error:
     fprintf(stderr, "budgie train: %s\n", bg_errmsg(&ctx));
+    free(resume);
     bg_ctx_free(&ctx);
     return 2;
 }

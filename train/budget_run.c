@@ -29,12 +29,29 @@ static void log_json(FILE *f, json_t *obj)
     json_decref(obj);
 }
 
+/* A checkpoint at pos, timed (the slowest one sizes the reserve at the end). */
+static bg_status checkpoint(const bg_run_config *cfg, bg_trainer *tr, const bg_run_position *pos, bg_run_result *res)
+{
+    if (!cfg->checkpoint) return BG_OK;
+    const double t = bg_monotonic_s();
+    bg_status s = cfg->checkpoint(cfg->data, tr, pos);
+    const double dt = bg_monotonic_s() - t;
+    if (dt > res->checkpoint_s) res->checkpoint_s = dt;
+    return s;
+}
+
 bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg, bg_run_result *res)
 {
     *res = (bg_run_result){0};
     if (cfg->steps_per_epoch < 1 || !(cfg->budget_s > 0))
         return bg_fail(ctx, BG_ERR_ARG, "run: steps per epoch %lld and budget %g s must be positive",
                        (long long)cfg->steps_per_epoch, cfg->budget_s);
+    const bg_run_position st = cfg->start;
+    if (st.epoch < 0 || st.step_in_epoch < 0 || st.step_in_epoch > cfg->steps_per_epoch || st.step < 0 ||
+        !(st.elapsed_s >= 0))
+        return bg_fail(ctx, BG_ERR_ARG, "run: start position epoch %lld step %lld of %lld (step %lld, %g s) is invalid",
+                       (long long)st.epoch, (long long)st.step_in_epoch, (long long)cfg->steps_per_epoch,
+                       (long long)st.step, st.elapsed_s);
     bg_status s = bg_sched_check(ctx, &cfg->sched);
     if (s) return s;
     size_t xn = (size_t)tr->batch * tr->h * tr->w * tr->c;
@@ -45,56 +62,97 @@ bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg,
         return bg_fail(ctx, BG_ERR_OOM, "run: out of host memory for a batch");
     }
     const double t0 = cfg->t0 > 0 ? cfg->t0 : bg_monotonic_s();
-    double slowest_step = 0, eval_cost = -1;
-    for (int64_t epoch = 0; !cfg->max_epochs || epoch < cfg->max_epochs; epoch++) {
+#define ELAPSED() (st.elapsed_s + bg_monotonic_s() - t0)
+    double slowest_step = 0, eval_cost = -1, last_ckpt = bg_monotonic_s();
+    bg_run_position pos = st;
+    res->best_accuracy = st.best_accuracy, res->last_accuracy = st.last_accuracy;
+    bool stop = false;
+    for (int64_t epoch = st.epoch; !stop && (!cfg->max_epochs || epoch < cfg->max_epochs); epoch++) {
         double loss_sum = 0;
         int64_t n_steps = 0;
-        for (int64_t k = 0; k < cfg->steps_per_epoch; k++) {
-            double elapsed = bg_monotonic_s() - t0;
+        const int64_t k0 = epoch == st.epoch ? st.step_in_epoch : 0;
+        pos.epoch = epoch, pos.step_in_epoch = k0;
+        for (int64_t k = k0; k < cfg->steps_per_epoch; k++) {
+            double elapsed = ELAPSED();
             /* before the first evaluation: half a training step per image */
             const double eval_est =
                 eval_cost >= 0 ? eval_cost : 0.5 * slowest_step * (double)cfg->eval_images / (double)tr->batch;
-            if (elapsed + 1.1 * (slowest_step + eval_est) + cfg->reserve_s > cfg->budget_s) {
-                res->stopped_by_budget = true;
+            const double reserve = cfg->reserve_s + 1.5 * res->checkpoint_s;
+            if (elapsed + 1.1 * (slowest_step + eval_est) + reserve > cfg->budget_s) {
+                res->stopped_by_budget = stop = true;
                 break;
             }
-            double lr = bg_run_lr(cfg, elapsed, res->steps, epoch);
+            if (cfg->stop && *cfg->stop) {
+                res->stopped_by_signal = stop = true;
+                break;
+            }
+            if (cfg->max_steps > 0 && pos.step >= cfg->max_steps) {
+                res->stopped_by_max_steps = stop = true;
+                break;
+            }
+            double lr = bg_run_lr(cfg, elapsed, pos.step, epoch);
             double ts = bg_monotonic_s(), loss = 0;
-            if ((s = cfg->next_batch(cfg->data, epoch, k, res->steps, x, y))) goto out;
+            if ((s = cfg->next_batch(cfg->data, epoch, k, pos.step, x, y))) goto out;
             if ((s = bg_trainer_step(tr, x, y, lr, &loss))) goto out;
             if (!isfinite(loss)) {
-                s = bg_fail(ctx, BG_ERR_NUMERIC, "run: loss became %g at step %lld", loss, (long long)res->steps);
+                s = bg_fail(ctx, BG_ERR_NUMERIC, "run: loss became %g at step %lld", loss, (long long)pos.step);
                 goto out;
             }
             double dt = bg_monotonic_s() - ts;
             /* the first step records the graph and is slower: count it once */
             if (dt > slowest_step && res->steps > 0) slowest_step = dt;
             if (res->steps == 0) slowest_step = dt / 2;
+            if (cfg->on_step) cfg->on_step(cfg->data, pos.step, loss);
             loss_sum += loss;
             n_steps++;
             res->steps++;
+            pos.step++;
+            pos.step_in_epoch = k + 1;
+            if (cfg->checkpoint_every_s > 0 && bg_monotonic_s() - last_ckpt >= cfg->checkpoint_every_s &&
+                k + 1 < cfg->steps_per_epoch) {
+                pos.elapsed_s = ELAPSED();
+                if ((s = checkpoint(cfg, tr, &pos, res))) goto out;
+                last_ckpt = bg_monotonic_s();
+            }
         }
-        if (n_steps == 0) break;
-        double te = bg_monotonic_s();
-        if ((s = cfg->evaluate(cfg->data, tr, &res->last_accuracy))) goto out;
-        eval_cost = bg_monotonic_s() - te;
-        res->epochs++;
-        res->last_loss = loss_sum / (double)n_steps;
-        if (res->last_accuracy > res->best_accuracy) res->best_accuracy = res->last_accuracy;
-        log_json(cfg->log, json_pack("{s:I, s:I, s:f, s:f, s:f, s:f}", "epoch", (json_int_t)res->epochs, "steps",
-                                     (json_int_t)res->steps, "elapsed_s", bg_monotonic_s() - t0, "train_loss", res->last_loss,
-                                     "test_acc", res->last_accuracy, "lr",
-                                     bg_run_lr(cfg, bg_monotonic_s() - t0, res->steps, epoch + 1)));
-        if (res->stopped_by_budget) break;
+        /* an epoch that ran to its end (or a budget stop after some steps) is evaluated */
+        const bool finished = pos.step_in_epoch == cfg->steps_per_epoch;
+        if (n_steps > 0 && (finished || res->stopped_by_budget)) {
+            double te = bg_monotonic_s();
+            if ((s = cfg->evaluate(cfg->data, tr, &res->last_accuracy))) goto out;
+            eval_cost = bg_monotonic_s() - te;
+            res->epochs++;
+            pos.epochs_done++;
+            res->last_loss = loss_sum / (double)n_steps;
+            if (res->last_accuracy > res->best_accuracy) res->best_accuracy = res->last_accuracy;
+            pos.best_accuracy = res->best_accuracy, pos.last_accuracy = res->last_accuracy;
+            log_json(cfg->log, json_pack("{s:I, s:I, s:f, s:f, s:f, s:f}", "epoch", (json_int_t)pos.epochs_done, "steps",
+                                         (json_int_t)pos.step, "elapsed_s", ELAPSED(), "train_loss", res->last_loss,
+                                         "test_acc", res->last_accuracy, "lr",
+                                         bg_run_lr(cfg, ELAPSED(), pos.step, epoch + 1)));
+        }
+        if (finished) pos.epoch = epoch + 1, pos.step_in_epoch = 0;
+        if (finished || stop) {
+            pos.elapsed_s = ELAPSED();
+            if ((s = checkpoint(cfg, tr, &pos, res))) goto out;
+            last_ckpt = bg_monotonic_s();
+        }
+        if (n_steps == 0 && !finished) break;
     }
     s = BG_OK;
 out:
-    res->elapsed_s = bg_monotonic_s() - t0;
+    res->elapsed_s = ELAPSED();
+    res->end = pos;
     free(x), free(y);
     if (!s)
-        log_json(cfg->log, json_pack("{s:b, s:I, s:I, s:f, s:f, s:f, s:f}", "done", 1, "epochs", (json_int_t)res->epochs,
-                                     "steps", (json_int_t)res->steps, "elapsed_s", res->elapsed_s, "budget_s",
-                                     cfg->budget_s, "best_test_acc", res->best_accuracy, "last_test_acc",
-                                     res->last_accuracy));
+        log_json(cfg->log, json_pack("{s:b, s:I, s:I, s:f, s:f, s:f, s:f, s:s}", "done", 1, "epochs",
+                                     (json_int_t)pos.epochs_done, "steps", (json_int_t)pos.step, "elapsed_s",
+                                     res->elapsed_s, "budget_s", cfg->budget_s, "best_test_acc", res->best_accuracy,
+                                     "last_test_acc", res->last_accuracy, "stopped_by",
+                                     res->stopped_by_signal      ? "signal"
+                                     : res->stopped_by_max_steps ? "max_steps"
+                                     : res->stopped_by_budget    ? "budget"
+                                                                 : "epochs"));
     return s;
+#undef ELAPSED
 }

@@ -13,28 +13,52 @@
 #include "sched.h"
 #include "trainer.h"
 
+/* Where a run stands between steps: what a checkpoint records and a resumed
+ * run starts from. */
+typedef struct {
+    int64_t epoch;          /* the epoch in progress (0-based) */
+    int64_t step_in_epoch;  /* its next step */
+    int64_t step;           /* steps done in all, over every resume */
+    int64_t epochs_done;    /* evaluated epochs in all */
+    double elapsed_s;       /* budget seconds spent in all */
+    double best_accuracy, last_accuracy;
+} bg_run_position;
+
 typedef struct {
     /* Fill one training batch (tr->batch images) for global step `step` of `epoch`. */
     bg_status (*next_batch)(void *data, int64_t epoch, int64_t step_in_epoch, int64_t step, float *x, int32_t *y);
     /* Test accuracy of the current model (the callback calls bg_trainer_predict). */
     bg_status (*evaluate)(void *data, bg_trainer *tr, double *accuracy);
+    /* Optional: save a checkpoint at `pos` (called after every evaluation,
+     * every checkpoint_every_s seconds between steps, and when the run stops
+     * for any reason, so the last call holds the final state). */
+    bg_status (*checkpoint)(void *data, bg_trainer *tr, const bg_run_position *pos);
+    /* Optional: each step's loss, as it happens. */
+    void (*on_step)(void *data, int64_t step, double loss);
     void *data;
     int64_t steps_per_epoch;
-    double budget_s;        /* wall-clock seconds */
+    double budget_s;        /* wall-clock seconds, over every resume */
     int64_t max_epochs;     /* 0 = until the budget ends */
+    int64_t max_steps;      /* 0 = no limit; else stop (and checkpoint) once `step` reaches it */
     bg_sched sched;         /* cosine_time reads elapsed/budget; others read the step (or the epoch) */
     bool sched_per_epoch;   /* counter-based schedules count epochs, not steps */
     int64_t sched_freeze;   /* > 0: the counter stops there (HAET steps its scheduler only while epoch <= 260) */
     double t0;              /* CLOCK_MONOTONIC seconds the budget counts from (0 = now) */
-    double reserve_s;       /* kept free at the end for the caller's final save */
+    double reserve_s;       /* kept free at the end for the caller's own final work */
+    double checkpoint_every_s; /* > 0: also checkpoint between steps this often */
     int64_t eval_images;    /* images one evaluation covers (for the estimate before the first one) */
+    bg_run_position start;  /* a resumed run's position (zeros: a new run) */
+    const volatile int *stop; /* optional: when it becomes nonzero (a signal), the step in flight finishes,
+                                 a checkpoint is written and the run returns */
     FILE *log;              /* JSON lines, one per epoch and a final one; may be NULL */
 } bg_run_config;
 
 typedef struct {
-    int64_t epochs, steps;
+    int64_t epochs, steps;  /* this run's share (not counting what a resumed run did before) */
     double elapsed_s, best_accuracy, last_accuracy, last_loss;
-    bool stopped_by_budget;
+    bool stopped_by_budget, stopped_by_signal, stopped_by_max_steps;
+    bg_run_position end;    /* where the run stopped (as checkpointed) */
+    double checkpoint_s;    /* the slowest checkpoint */
 } bg_run_result;
 
 bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg, bg_run_result *res);

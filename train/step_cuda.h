@@ -44,6 +44,9 @@ bg_trainer_cuda_opts bg_trainer_cuda_defaults(void);
 /* Before the first step of a CUDA trainer. */
 bg_status bg_trainer_set_cuda(bg_trainer *tr, const bg_trainer_cuda_opts *o);
 void bg_trainer_cuda_get_status(const bg_trainer *tr, bg_trainer_cuda_status *out);
+/* The loss scaler of an amp trainer (NULL otherwise), for checkpoints: a
+ * restored scale reaches the device before the next step. */
+bg_loss_scaler *bg_trainer_cuda_scaler(bg_trainer *tr);
 
 /* Used by train/trainer.c. */
 bg_status bg_trainer_cuda_init(bg_trainer *tr);           /* default state for a CUDA trainer */

@@ -1,7 +1,9 @@
 #include "trainer.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "../ops/ops.h"
+#include "checkpoint.h"
 #include "step_cuda.h"
 
 bg_status bg_trainer_init(bg_trainer *tr, bg_ctx *ctx, bg_device device, bg_forward_fn forward, void *model,
@@ -49,7 +51,18 @@ static bg_status build_train(bg_trainer *tr)
     bg_tensor *params[1024];
     int n = bg_graph_params(tr->train_g, params, 1024);
     if (n > 1024) return bg_fail(ctx, BG_ERR_ARG, "trainer: %d parameters (at most 1024)", n);
-    return bg_optim_new(ctx, &tr->optim_cfg, params, n, &tr->opt);
+    bg_status s = bg_optim_new(ctx, &tr->optim_cfg, params, n, &tr->opt);
+    if (!s && tr->resume_path[0]) s = bg_ckpt_restore_optim(ctx, tr->resume_path, tr->opt);
+    return s;
+}
+
+bg_status bg_trainer_resume_from(bg_trainer *tr, const char *checkpoint)
+{
+    if (tr->train_g) return bg_fail(tr->ctx, BG_ERR_ARG, "trainer: resume before the first step, not after");
+    if (strlen(checkpoint) >= sizeof tr->resume_path)
+        return bg_fail(tr->ctx, BG_ERR_ARG, "trainer: checkpoint path too long: %s", checkpoint);
+    snprintf(tr->resume_path, sizeof tr->resume_path, "%s", checkpoint);
+    return BG_OK;
 }
 
 bg_status bg_trainer_step(bg_trainer *tr, const float *x, const int32_t *y, double lr, double *loss)

@@ -27,7 +27,8 @@ typedef struct {
     bg_tensor *ex, *elogits;           /* eval graph */
     bg_optim *opt;
     float *host_logits;
-    struct bg_trainer_cuda *cuda; /* CUDA step state: graph, mixed precision (engine/cuda_graph.h) */
+    struct bg_trainer_cuda *cuda; /* CUDA step state: graph, mixed precision (train/step_cuda.h) */
+    char resume_path[512];        /* a checkpoint whose optimizer state the first step restores ("" = none) */
 } bg_trainer;
 
 bg_status bg_trainer_init(bg_trainer *tr, bg_ctx *ctx, bg_device device, bg_forward_fn forward, void *model,
@@ -40,5 +41,9 @@ bg_status bg_trainer_step(bg_trainer *tr, const float *x, const int32_t *y, doub
  * zero-padded and ignored). */
 bg_status bg_trainer_predict(bg_trainer *tr, const float *x, int n, int32_t *pred);
 void bg_trainer_free(bg_trainer *tr);
+/* Before the first step: restore the optimizer state from a checkpoint
+ * (train/checkpoint.h) as soon as the first step has built the optimizer,
+ * before its update, so a resumed run goes on exactly. */
+bg_status bg_trainer_resume_from(bg_trainer *tr, const char *checkpoint);
 
 #endif

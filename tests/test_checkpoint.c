@@ -1,0 +1,164 @@
+/* Checkpoints and resume (train/checkpoint.h, train/budget_run.h): a run of
+ * 2N steps straight, and N steps + stop + checkpoint + a fresh process-like
+ * restart (new context, model, trainer, loader) + N steps, give the same
+ * per-step losses and the same final weights, bit for bit (CPU backend,
+ * deterministic mode); with SGD+momentum and with Adam, across an epoch
+ * boundary and a mid-epoch stop. Also: what a checkpoint refuses. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "../augment/loader.h"
+#include "../engine/safetensors.h"
+#include "../models/model.h"
+#include "../train/checkpoint.h"
+#include "../train/evaluate.h"
+#include "harness.h"
+
+#define N_IMG 64
+#define BATCH 8          /* 8 steps per epoch */
+#define STEPS 20         /* straight run: 2.5 epochs */
+
+typedef struct {
+    bg_loader *ld;
+    double losses[STEPS];
+    const char *ckpt;
+    const bg_model *m;
+    bg_ctx *ctx;
+    char recipe[64];
+} run_data;
+
+static bg_status next_batch(void *d, int64_t e, int64_t k, int64_t s, float *x, int32_t *y)
+{
+    return bg_loader_next_batch(((run_data *)d)->ld, e, k, s, x, y);
+}
+static bg_status evaluate(void *d, bg_trainer *tr, double *acc) { return bg_evaluate_loader(((run_data *)d)->ld, tr, acc); }
+static void on_step(void *d, int64_t step, double loss)
+{
+    if (step >= 0 && step < STEPS) ((run_data *)d)->losses[step] = loss;
+}
+static bg_status save(void *d, bg_trainer *tr, const bg_run_position *pos)
+{
+    run_data *rd = d;
+    bg_ckpt_meta meta = {.pos = *pos, .rng_offset = rd->ctx->rng_offset};
+    snprintf(meta.recipe, sizeof meta.recipe, "%s", rd->recipe);
+    return bg_ckpt_save(rd->ctx, rd->ckpt, rd->m, tr, &meta);
+}
+
+static void fill_dataset(bg_ctx *ctx, bg_dataset *ds, uint32_t seed)
+{
+    bg_dataset_alloc(ctx, ds, N_IMG, 8, 8, 3, "synthetic");
+    bg_dataset_number_names(ctx, ds, 4);
+    uint32_t r = seed;
+    /* noise plus a per-class brightness and colour: learnable in a few steps */
+    for (int64_t i = 0; i < N_IMG; i++) {
+        const int label = (int)(i % 4);
+        ds->labels[i] = label;
+        uint8_t *px = bg_dataset_image(ds, i);
+        for (int j = 0; j < 8 * 8 * 3; j++)
+            px[j] = (uint8_t)(((r = r * 1664525u + 1013904223u) >> 26) + 50 * label + (j % 3 == label % 3 ? 40 : 0));
+    }
+}
+
+/* One "process": a run from `start` (or a resume from `resume`) to at most
+ * max_steps; returns the final weights (host f32 copies, caller frees). */
+static bool one_run(bg_t *tc, bg_optim_kind kind, const char *ckpt, bool resume, int64_t max_steps, run_data *rd,
+                    float **weights, int64_t *n_weights)
+{
+    bg_ctx ctx;
+    bg_test_ctx(&ctx, 7);
+    bg_dataset train = {0}, test = {0};
+    fill_dataset(&ctx, &train, 1);
+    fill_dataset(&ctx, &test, 2);
+    bg_batch_opts aug = {.crop_pad = 2, .flip = true}, plain = {0};
+    for (int c = 0; c < 4; c++) aug.mean[c] = plain.mean[c] = 0.5f, aug.std[c] = plain.std[c] = 0.25f;
+    bg_loader ld;
+    bg_model *m = NULL;
+    bg_trainer tr = {0};
+    bool ok = false;
+    CHECK_OK(&ctx, bg_loader_init(&ld, &ctx, &train, &test, 0, 0, BATCH, &aug, &plain, 3));
+    CHECK_OK(&ctx, bg_model_new(&ctx, BG_CPU, "small_cnn:w=0.25,classes=4,size=8", &m));
+    if (tc->failures) goto out;
+    bg_optim_config oc = bg_optim_defaults(kind);
+    oc.lr = kind == BG_OPT_SGD ? 0.05 : 0.003;
+    oc.weight_decay = 5e-4;
+    if (kind == BG_OPT_SGD) oc.momentum = 0.9;
+    CHECK_OK(&ctx, bg_trainer_init(&tr, &ctx, BG_CPU, bg_model_forward, m, BATCH, 16, 8, 8, 3, &oc, 0.0f));
+    bg_run_position start = {0};
+    if (resume) {
+        bg_ckpt_meta meta;
+        CHECK_OK(&ctx, bg_ckpt_read_meta(&ctx, ckpt, &meta));
+        CHECK(!strcmp(meta.recipe, "test recipe"), "recipe text '%s'", meta.recipe);
+        CHECK(!strcmp(meta.model, m->spec), "model '%s'", meta.model);
+        CHECK_OK(&ctx, bg_ckpt_load_model(&ctx, ckpt, m));
+        CHECK_OK(&ctx, bg_trainer_resume_from(&tr, ckpt));
+        ctx.rng_offset = meta.rng_offset;
+        start = meta.pos;
+    }
+    if (tc->failures) goto out;
+    rd->ld = &ld, rd->ckpt = ckpt, rd->m = m, rd->ctx = &ctx;
+    snprintf(rd->recipe, sizeof rd->recipe, "test recipe");
+    bg_sched sc = bg_sched_make(BG_SCHED_COSINE, oc.lr);
+    sc.t_max = STEPS;
+    bg_run_config cfg = {.next_batch = next_batch, .evaluate = evaluate, .checkpoint = save, .on_step = on_step,
+                         .data = rd, .steps_per_epoch = bg_loader_steps_per_epoch(&ld), .budget_s = 600,
+                         .max_steps = max_steps, .sched = sc, .eval_images = N_IMG, .start = start};
+    bg_run_result res;
+    CHECK_OK(&ctx, bg_run_budgeted(&ctx, &tr, &cfg, &res));
+    CHECK(res.end.step == max_steps, "stopped at step %lld, want %lld", (long long)res.end.step, (long long)max_steps);
+    /* the weights, as a PyTorch-layout host copy */
+    int64_t total = 0;
+    for (int i = 0; i < m->n_sd; i++)
+        if (m->sd[i].kind != BG_SD_COUNTER) total += bg_numel(m->sd[i].t);
+    *weights = malloc((size_t)total * sizeof **weights);
+    *n_weights = total;
+    int64_t at = 0;
+    for (int i = 0; i < m->n_sd && *weights; i++) {
+        if (m->sd[i].kind == BG_SD_COUNTER) continue;
+        CHECK_OK(&ctx, bg_model_entry_torch(&ctx, &m->sd[i], false, *weights + at));
+        at += bg_numel(m->sd[i].t);
+    }
+    ok = tc->failures == 0;
+out:
+    bg_trainer_free(&tr);
+    bg_model_free(&ctx, m);
+    bg_loader_free(&ld);
+    bg_dataset_free(&train);
+    bg_dataset_free(&test);
+    bg_ctx_free(&ctx);
+    return ok;
+}
+
+static void resume_is_exact(bg_t *tc, bg_optim_kind kind, int64_t stop_at)
+{
+    char ckpt[] = "/tmp/bg_ckpt_XXXXXX";
+    int fd = mkstemp(ckpt);
+    CHECK(fd >= 0, "mkstemp");
+    if (fd < 0) return;
+    close(fd);
+    run_data a = {0}, b = {0};
+    float *wa = NULL, *wb = NULL, *wc = NULL;
+    int64_t na = 0, nb = 0;
+    if (one_run(tc, kind, ckpt, false, STEPS, &a, &wa, &na) && one_run(tc, kind, ckpt, false, stop_at, &b, &wc, &nb)) {
+        free(wc);
+        wc = NULL;
+        if (one_run(tc, kind, ckpt, true, STEPS, &b, &wb, &nb)) {
+            int diff = 0;
+            for (int i = 0; i < STEPS; i++) diff += memcmp(&a.losses[i], &b.losses[i], sizeof(double)) != 0;
+            CHECK(diff == 0, "%s, stop at %lld: %d of %d step losses differ (step %lld: %.9g vs %.9g)",
+                  bg_optim_name(kind), (long long)stop_at, diff, STEPS, (long long)stop_at, a.losses[stop_at],
+                  b.losses[stop_at]);
+            CHECK(na == nb && memcmp(wa, wb, (size_t)na * sizeof *wa) == 0, "%s: final weights differ",
+                  bg_optim_name(kind));
+            CHECK(a.losses[STEPS - 1] < a.losses[0], "the run learns nothing: loss %g -> %g", a.losses[0],
+                  a.losses[STEPS - 1]);
+        }
+    }
+    free(wa), free(wb);
+    unlink(ckpt);
+}
+
+BG_TEST(checkpoint_resume_is_bitwise_sgd_epoch_boundary) { resume_is_exact(tc, BG_OPT_SGD, 8); }
+BG_TEST(checkpoint_resume_is_bitwise_sgd_mid_epoch) { resume_is_exact(tc, BG_OPT_SGD, 11); }
+BG_TEST(checkpoint_resume_is_bitwise_adam_mid_epoch) { resume_is_exact(tc, BG_OPT_ADAM, 13); }
