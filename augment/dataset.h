@@ -86,6 +86,12 @@ bg_status bg_read_idx(bg_ctx *ctx, const char *images_path, const char *labels_p
 bg_status bg_subset_per_class(bg_ctx *ctx, const bg_dataset *ds, int n_per_class, uint64_t seed,
                               int64_t **idx_out, int64_t *n_out);
 
+/* Split the images idx[0..n) of ds into k_per_class per class (val, a
+ * seeded draw) and the rest (in their order); fails naming the class when
+ * one has too few images or none would be left to train on. */
+bg_status bg_split_per_class(bg_ctx *ctx, const bg_dataset *ds, const int64_t *idx, int64_t n, int k_per_class,
+                             uint64_t seed, int64_t **val, int64_t *n_val, int64_t **rest, int64_t *n_rest);
+
 /* In-place Fisher-Yates of idx[0..n), a pure function of (seed, epoch). */
 void bg_shuffle(int64_t *idx, int64_t n, uint64_t seed, uint64_t epoch);
 

@@ -63,8 +63,37 @@ bg_status bg_loader_test_batch(bg_loader *ld, int64_t first, int n, float *x, in
     return s;
 }
 
+bg_status bg_loader_split_val(bg_loader *ld, int k_per_class)
+{
+    if (ld->val_idx) return bg_fail(ld->ctx, BG_ERR_ARG, "loader: the validation split is already carved");
+    int64_t *val, *rest, n_val, n_rest;
+    bg_status s = bg_split_per_class(ld->ctx, ld->train, ld->train_idx, ld->n_train, k_per_class, ld->seed + 2, &val,
+                                     &n_val, &rest, &n_rest);
+    if (s) return s;
+    if (n_rest < ld->batch) {
+        free(val), free(rest);
+        return bg_fail(ld->ctx, BG_ERR_ARG, "loader: %lld training images left after a validation split of %d per "
+                       "class, fewer than a batch of %d", (long long)n_rest, k_per_class, ld->batch);
+    }
+    free(ld->train_idx);
+    ld->train_idx = rest, ld->n_train = n_rest;
+    ld->val_idx = val, ld->n_val = n_val;
+    return BG_OK;
+}
+
+bg_status bg_loader_val_batch(bg_loader *ld, int64_t first, int n, float *x, int32_t *y)
+{
+    if (first < 0 || n < 0 || first + n > ld->n_val)
+        return bg_fail(ld->ctx, BG_ERR_ARG, "loader: validation images %lld..%lld of %lld", (long long)first,
+                       (long long)(first + n), (long long)ld->n_val);
+    bg_status s = bg_make_batch(ld->ctx, ld->train, ld->val_idx + first, n, &ld->test_opts, ld->seed, 0, x, NULL);
+    if (!s && y)
+        for (int j = 0; j < n; j++) y[j] = ld->train->labels[ld->val_idx[first + j]];
+    return s;
+}
+
 void bg_loader_free(bg_loader *ld)
 {
-    free(ld->train_idx), free(ld->test_idx), free(ld->order);
-    ld->train_idx = ld->test_idx = ld->order = NULL;
+    free(ld->train_idx), free(ld->test_idx), free(ld->order), free(ld->val_idx);
+    ld->train_idx = ld->test_idx = ld->order = ld->val_idx = NULL;
 }

@@ -14,6 +14,7 @@ typedef struct {
     int64_t *order;               /* this epoch's permutation of train_idx (owned) */
     int64_t order_epoch;
     int64_t *test_idx, n_test;    /* owned */
+    int64_t *val_idx, n_val;      /* owned; a split of the training subset (bg_loader_split_val) */
     int batch;
     bg_batch_opts train_opts, test_opts;
     uint64_t seed;
@@ -26,6 +27,12 @@ bg_status bg_loader_init(bg_loader *ld, bg_ctx *ctx, const bg_dataset *train, co
 int64_t bg_loader_steps_per_epoch(const bg_loader *ld);
 /* The training-batch callback of bg_run_config (data = the loader). */
 bg_status bg_loader_next_batch(void *data, int64_t epoch, int64_t step_in_epoch, int64_t step, float *x, int32_t *y);
+/* Carve k_per_class images per class out of the training subset (a seeded
+ * draw) as a validation split: they are never trained on. Call once, right
+ * after init. */
+bg_status bg_loader_split_val(bg_loader *ld, int k_per_class);
+/* Validation images first..first+n-1, prepared like test images. */
+bg_status bg_loader_val_batch(bg_loader *ld, int64_t first, int n, float *x, int32_t *y);
 /* Test images first..first+n-1 of the subset, normalised (x: n*h*w*c
  * floats), and their labels into y (may be NULL). */
 bg_status bg_loader_test_batch(bg_loader *ld, int64_t first, int n, float *x, int32_t *y);

@@ -114,3 +114,54 @@ done:
     free(out);
     return st;
 }
+
+bg_status bg_split_per_class(bg_ctx *ctx, const bg_dataset *ds, const int64_t *idx, int64_t n, int k_per_class,
+                             uint64_t seed, int64_t **val, int64_t *n_val, int64_t **rest, int64_t *n_rest)
+{
+    *val = *rest = NULL;
+    *n_val = *n_rest = 0;
+    if (k_per_class <= 0) return bg_fail(ctx, BG_ERR_ARG, "%s: a split of %d per class", ds->source, k_per_class);
+    const int nk = ds->n_classes;
+    int64_t *order = malloc((size_t)(n > 0 ? n : 1) * sizeof *order);
+    int64_t *taken = calloc((size_t)(nk > 0 ? nk : 1), sizeof *taken);
+    unsigned char *is_val = calloc((size_t)(n > 0 ? n : 1), 1);
+    *val = malloc((size_t)nk * (size_t)k_per_class * sizeof **val + 1);
+    *rest = malloc((size_t)(n > 0 ? n : 1) * sizeof **rest);
+    bg_status st = BG_OK;
+    if (!order || !taken || !is_val || !*val || !*rest) {
+        st = bg_fail(ctx, BG_ERR_OOM, "%s: cannot allocate a %d-per-class split", ds->source, k_per_class);
+        goto done;
+    }
+    /* positions 0..n-1 in a seeded order; the first k of each class go to val */
+    for (int64_t i = 0; i < n; i++) order[i] = i;
+    bg_shuffle(order, n, seed, 0);
+    for (int64_t j = 0; j < n; j++) {
+        const int32_t l = ds->labels[idx[order[j]]];
+        if (taken[l] < k_per_class) taken[l]++, is_val[order[j]] = 1;
+    }
+    for (int k = 0; k < nk; k++)
+        if (taken[k] < k_per_class || taken[k] == 0) {
+            st = bg_fail(ctx, BG_ERR_ARG, "%s: class %d has %lld of the %d images a validation split takes from "
+                         "each class (and training needs some left)", ds->source, k, (long long)taken[k], k_per_class);
+            goto done;
+        }
+    for (int64_t i = 0; i < n; i++) {
+        if (is_val[i]) (*val)[(*n_val)++] = idx[i];
+        else (*rest)[(*n_rest)++] = idx[i];
+    }
+    for (int k = 0; k < nk && !st; k++) {
+        int64_t left = 0;
+        for (int64_t i = 0; i < *n_rest; i++) left += ds->labels[(*rest)[i]] == k;
+        if (left == 0)
+            st = bg_fail(ctx, BG_ERR_ARG, "%s: a validation split of %d per class leaves class %d no training image",
+                         ds->source, k_per_class, k);
+    }
+done:
+    free(order), free(taken), free(is_val);
+    if (st) {
+        free(*val), free(*rest);
+        *val = *rest = NULL;
+        *n_val = *n_rest = 0;
+    }
+    return st;
+}

@@ -55,6 +55,12 @@ BG_TEST(recipe_values_are_strict)
     c.eta_min = 1;
     CHECK_ERR(&ctx, bg_recipe_check(&ctx, &c), BG_ERR_ARG, "eta_min 1 is above lr 0.1");
     c = r;
+    c.val_per_class = 0;
+    CHECK_ERR(&ctx, bg_recipe_check(&ctx, &c), BG_ERR_ARG, "select = val needs val_per_class >= 1");
+    c.val_per_class = 500;
+    snprintf(c.select, sizeof c.select, "test");
+    CHECK_ERR(&ctx, bg_recipe_check(&ctx, &c), BG_ERR_ARG, "val_per_class 500 leaves nothing of train_per_class 500");
+    c = r;
     snprintf(c.optimizer, sizeof c.optimizer, "adam");
     CHECK_ERR(&ctx, bg_recipe_check(&ctx, &c), BG_ERR_ARG, "nesterov = 1 needs optimizer sgd");
     bg_ctx_free(&ctx);
@@ -171,6 +177,7 @@ BG_TEST(recipe_haet2021_is_the_seed)
     CHECK_OK(&ctx, bg_recipe_load(&ctx, &r, "recipes/haet2021"));
     CHECK_OK(&ctx, bg_recipe_check(&ctx, &r));
     CHECK(!strcmp(r.model, "senet18:w=0.67") && r.train_per_class == 500 && r.test_per_class == 100, "model, data");
+    CHECK(r.val_per_class == 0 && !strcmp(r.select, "test"), "the seed chose its checkpoint on the test split");
     CHECK(!strcmp(r.aug, "haet") && r.crop_pad == 4 && r.cutout == 16 && !strcmp(r.normalize, "cifar10"), "aug");
     CHECK(!strcmp(r.optimizer, "sgd") && r.lr == 0.042 && r.momentum == 0.9 && r.wd == 0.005 && !r.nesterov &&
               r.label_smoothing == 0 && !strcmp(r.precision, "fp32"), "optimizer");

@@ -150,7 +150,7 @@ typedef struct {
     bg_loader *ld;
     bg_model *model;
     bg_ctx *ctx;
-    const char *path;
+    const char *path, *best_path;
     const char *recipe_text;
 } ckpt_data;
 
@@ -160,10 +160,25 @@ static bg_status next_batch(void *d, int64_t e, int64_t k, int64_t s, float *x, 
 }
 
 static bg_status evaluate(void *d, bg_trainer *tr, double *acc) { return bg_evaluate_loader(((ckpt_data *)d)->ld, tr, acc); }
+static bg_status validate(void *d, bg_trainer *tr, double *acc)
+{
+    return bg_evaluate_loader_val(((ckpt_data *)d)->ld, tr, acc);
+}
+
+static bg_status save_to(ckpt_data *cd, const char *path, bg_trainer *tr, const bg_run_position *pos);
 
 static bg_status save_checkpoint(void *d, bg_trainer *tr, const bg_run_position *pos)
 {
-    ckpt_data *cd = d;
+    return save_to(d, ((ckpt_data *)d)->path, tr, pos);
+}
+
+static bg_status save_best(void *d, bg_trainer *tr, const bg_run_position *pos)
+{
+    return save_to(d, ((ckpt_data *)d)->best_path, tr, pos);
+}
+
+static bg_status save_to(ckpt_data *cd, const char *path, bg_trainer *tr, const bg_run_position *pos)
+{
     if (pos->step == 0) return BG_OK; /* nothing trained: nothing worth a file */
     bg_ckpt_meta *meta = calloc(1, sizeof *meta);
     if (!meta) return bg_fail(cd->ctx, BG_ERR_OOM, "checkpoint: out of host memory");
@@ -172,7 +187,7 @@ static bg_status save_checkpoint(void *d, bg_trainer *tr, const bg_run_position 
     bg_loss_scaler *sc = bg_trainer_cuda_scaler(tr);
     if (sc) meta->has_scaler = true, meta->scaler = *sc;
     snprintf(meta->recipe, sizeof meta->recipe, "%s", cd->recipe_text);
-    bg_status s = bg_ckpt_save(cd->ctx, cd->path, cd->model, tr, meta);
+    bg_status s = bg_ckpt_save(cd->ctx, path, cd->model, tr, meta);
     free(meta);
     return s;
 }
@@ -362,6 +377,7 @@ int bg_cmd_train(int argc, char **argv)
     if (bg_loader_init(&ld, &ctx, &train, &test, (int)r.train_per_class, (int)r.test_per_class, (int)r.batch,
                        &train_opts, &test_opts, (uint64_t)r.seed))
         goto fail;
+    if (r.val_per_class > 0 && bg_loader_split_val(&ld, (int)r.val_per_class)) goto fail;
     bg_optim_kind kind;
     if (bg_optim_parse(&ctx, r.optimizer, &kind)) goto fail;
     bg_optim_config oc = bg_optim_defaults(kind);
@@ -420,9 +436,9 @@ int bg_cmd_train(int argc, char **argv)
     bg_build_describe(build_line, sizeof build_line);
     /* The first log line records everything needed to rerun (the recipe is in the folder too). */
     log_line(stdout, logf,
-             json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:f, s:f, s:s, s:s, s:s, s:s, s:s}", "config",
+             json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:f, s:f, s:s, s:s, s:s, s:s, s:s}", "config",
                        "train", "recipe", r.name, "model", model->spec, "data", data, "format", fmt, "run", r.out,
-                       "seed", (json_int_t)r.seed, "n_train", (json_int_t)ld.n_train, "n_test", (json_int_t)ld.n_test,
+                       "seed", (json_int_t)r.seed, "n_train", (json_int_t)ld.n_train, "n_val", (json_int_t)ld.n_val, "n_test", (json_int_t)ld.n_test,
                        "budget", r.budget, "budget_s", budget, "startup_s", bg_monotonic_s() - t0, "device",
                        bg_device_name(device), "gpu", dev_line, "build", build_line, "commit", bg_build_commit(),
                        "precision", r.precision));
@@ -430,12 +446,17 @@ int bg_cmd_train(int argc, char **argv)
     bool per_epoch;
     int64_t freeze;
     bg_recipe_schedule(&r, &sc, &per_epoch, &freeze);
-    ckpt_data cd = {.ld = &ld, .model = model, .ctx = &ctx, .path = ckpt_path, .recipe_text = rtext ? rtext : ""};
+    char best_path[640];
+    snprintf(best_path, sizeof best_path, "%s/best.safetensors", r.out);
+    ckpt_data cd = {.ld = &ld, .model = model, .ctx = &ctx, .path = ckpt_path, .best_path = best_path,
+                    .recipe_text = rtext ? rtext : ""};
     bg_run_config rc_cfg = {
         .next_batch = next_batch, .evaluate = evaluate, .checkpoint = save_checkpoint, .data = &cd,
         .steps_per_epoch = bg_loader_steps_per_epoch(&ld), .budget_s = budget, .max_epochs = r.epochs,
         .sched = sc, .sched_per_epoch = per_epoch, .sched_freeze = freeze, .t0 = t0, .reserve_s = save_cost + 0.05,
-        .checkpoint_every_s = checkpoint_every, .eval_images = ld.n_test, .stop = &stop_flag, .log = tee_f,
+        .checkpoint_every_s = checkpoint_every, .eval_images = ld.n_test + ld.n_val, .stop = &stop_flag, .log = tee_f,
+        .validate = ld.n_val ? validate : NULL, .checkpoint_best = strcmp(r.select, "none") ? save_best : NULL,
+        .select_on_test = !strcmp(r.select, "test"),
     };
     if (resume) rc_cfg.start = resume->pos;
     struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
@@ -462,9 +483,15 @@ int bg_cmd_train(int argc, char **argv)
         rc = 128 + (int)stop_signal;
         goto fail;
     }
-    fprintf(stderr, "budgie train: %lld epochs, %lld steps; %.1f s of %.1f s from start to saved weights; best test "
-            "accuracy %.2f%% (last %.2f%%); checkpoint in %s\n", (long long)res.end.epochs_done,
-            (long long)res.end.step, total, budget, 100 * res.best_accuracy, 100 * res.last_accuracy, weights);
+    fprintf(stderr, "budgie train: %lld epochs, %lld steps; %.1f s of %.1f s from start to saved weights\n"
+            "  %s: the last state, test accuracy %.2f%%%s\n", (long long)res.end.epochs_done, (long long)res.end.step,
+            total, budget, weights, 100 * res.last_accuracy, "");
+    bg_ckpt_meta *bm = calloc(1, sizeof *bm);
+    if (bm && strcmp(r.select, "none") && res.end.best_select >= 0 && !bg_ckpt_read_meta(&ctx, best_path, bm))
+        fprintf(stderr, "  %s: the best by %s accuracy (%.2f%%, after epoch %lld), test accuracy %.2f%%%s\n", best_path,
+                r.select, 100 * bm->pos.best_select, (long long)bm->pos.epochs_done, 100 * bm->pos.last_accuracy,
+                !strcmp(r.select, "test") ? " (chosen on the test split as the seed did: optimistic)" : "");
+    free(bm);
     rc = 0;
 fail:
     if (rc && !stop_flag) fprintf(stderr, "budgie train: %s\n", bg_errmsg(&ctx));

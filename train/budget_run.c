@@ -65,6 +65,7 @@ bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg,
 #define ELAPSED() (st.elapsed_s + bg_monotonic_s() - t0)
     double slowest_step = 0, eval_cost = -1, last_ckpt = bg_monotonic_s();
     bg_run_position pos = st;
+    if (st.step == 0 && st.epochs_done == 0) pos.best_select = -1, pos.last_val = -1;
     res->best_accuracy = st.best_accuracy, res->last_accuracy = st.last_accuracy;
     bool stop = false;
     for (int64_t epoch = st.epoch; !stop && (!cfg->max_epochs || epoch < cfg->max_epochs); epoch++) {
@@ -120,16 +121,31 @@ bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg,
         if (n_steps > 0 && (finished || res->stopped_by_budget)) {
             double te = bg_monotonic_s();
             if ((s = cfg->evaluate(cfg->data, tr, &res->last_accuracy))) goto out;
+            pos.last_val = -1;
+            if (cfg->validate && (s = cfg->validate(cfg->data, tr, &pos.last_val))) goto out;
             eval_cost = bg_monotonic_s() - te;
             res->epochs++;
             pos.epochs_done++;
             res->last_loss = loss_sum / (double)n_steps;
             if (res->last_accuracy > res->best_accuracy) res->best_accuracy = res->last_accuracy;
             pos.best_accuracy = res->best_accuracy, pos.last_accuracy = res->last_accuracy;
-            log_json(cfg->log, json_pack("{s:I, s:I, s:f, s:f, s:f, s:f}", "epoch", (json_int_t)pos.epochs_done, "steps",
-                                         (json_int_t)pos.step, "elapsed_s", ELAPSED(), "train_loss", res->last_loss,
-                                         "test_acc", res->last_accuracy, "lr",
-                                         bg_run_lr(cfg, ELAPSED(), pos.step, epoch + 1)));
+            json_t *line = json_pack("{s:I, s:I, s:f, s:f, s:f, s:f}", "epoch", (json_int_t)pos.epochs_done, "steps",
+                                     (json_int_t)pos.step, "elapsed_s", ELAPSED(), "train_loss", res->last_loss,
+                                     "test_acc", res->last_accuracy, "lr", bg_run_lr(cfg, ELAPSED(), pos.step, epoch + 1));
+            if (line && cfg->validate) json_object_set_new(line, "val_acc", json_real(pos.last_val));
+            /* the best so far, by the selection metric */
+            const double sel = cfg->select_on_test ? res->last_accuracy : cfg->validate ? pos.last_val : -1;
+            if (sel >= 0 && sel > pos.best_select) {
+                pos.best_select = sel;
+                if (finished) pos.epoch = epoch + 1, pos.step_in_epoch = 0;
+                pos.elapsed_s = ELAPSED();
+                if (cfg->checkpoint_best && (s = cfg->checkpoint_best(cfg->data, tr, &pos))) {
+                    json_decref(line);
+                    goto out;
+                }
+                if (line) json_object_set_new(line, "best", json_true());
+            }
+            log_json(cfg->log, line);
         }
         if (finished) pos.epoch = epoch + 1, pos.step_in_epoch = 0;
         if (finished || stop) {

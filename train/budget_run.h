@@ -21,7 +21,9 @@ typedef struct {
     int64_t step;           /* steps done in all, over every resume */
     int64_t epochs_done;    /* evaluated epochs in all */
     double elapsed_s;       /* budget seconds spent in all */
-    double best_accuracy, last_accuracy;
+    double best_accuracy, last_accuracy;  /* test */
+    double best_select, last_val;         /* the metric "best" is chosen on (validation, or test if so
+                                             configured); the last validation accuracy (-1: none) */
 } bg_run_position;
 
 typedef struct {
@@ -29,6 +31,13 @@ typedef struct {
     bg_status (*next_batch)(void *data, int64_t epoch, int64_t step_in_epoch, int64_t step, float *x, int32_t *y);
     /* Test accuracy of the current model (the callback calls bg_trainer_predict). */
     bg_status (*evaluate)(void *data, bg_trainer *tr, double *accuracy);
+    /* Optional: validation accuracy (a split of the training data). */
+    bg_status (*validate)(void *data, bg_trainer *tr, double *accuracy);
+    /* Optional: save the "best" checkpoint; called after an evaluation whose
+     * selection metric (validation accuracy, or test with select_on_test)
+     * beats every earlier one. */
+    bg_status (*checkpoint_best)(void *data, bg_trainer *tr, const bg_run_position *pos);
+    bool select_on_test;    /* the seed's choice: best by test accuracy (an explicit option; optimistic) */
     /* Optional: save a checkpoint at `pos` (called after every evaluation,
      * every checkpoint_every_s seconds between steps, and when the run stops
      * for any reason, so the last call holds the final state). */
@@ -46,7 +55,7 @@ typedef struct {
     double t0;              /* CLOCK_MONOTONIC seconds the budget counts from (0 = now) */
     double reserve_s;       /* kept free at the end for the caller's own final work */
     double checkpoint_every_s; /* > 0: also checkpoint between steps this often */
-    int64_t eval_images;    /* images one evaluation covers (for the estimate before the first one) */
+    int64_t eval_images;    /* images one evaluation covers, test and validation (for the estimate before the first) */
     bg_run_position start;  /* a resumed run's position (zeros: a new run) */
     const volatile int *stop; /* optional: when it becomes nonzero (a signal), the step in flight finishes,
                                  a checkpoint is written and the run returns */

@@ -25,8 +25,9 @@ bg_status bg_ckpt_save(bg_ctx *ctx, const char *path, const bg_model *m, bg_trai
     }
     char pos[512], rng[32], scaler[256];
     const bg_run_position *p = &meta->pos;
-    snprintf(pos, sizeof pos, "%" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %.17g %.17g %.17g", p->epoch,
-             p->step_in_epoch, p->step, p->epochs_done, p->elapsed_s, p->best_accuracy, p->last_accuracy);
+    snprintf(pos, sizeof pos, "%" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %.17g %.17g %.17g %.17g %.17g", p->epoch,
+             p->step_in_epoch, p->step, p->epochs_done, p->elapsed_s, p->best_accuracy, p->last_accuracy,
+             p->best_select, p->last_val);
     snprintf(rng, sizeof rng, "%" PRIu64, meta->rng_offset);
     const bg_loss_scaler *sc = &meta->scaler;
     if (meta->has_scaler)
@@ -58,8 +59,9 @@ bg_status bg_ckpt_read_meta(bg_ctx *ctx, const char *path, bg_ckpt_meta *meta)
     }
     bg_run_position *p = &meta->pos;
     int used = 0;
-    if (sscanf(pos, "%" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64 " %lf %lf %lf%n", &p->epoch, &p->step_in_epoch,
-               &p->step, &p->epochs_done, &p->elapsed_s, &p->best_accuracy, &p->last_accuracy, &used) != 7 ||
+    if (sscanf(pos, "%" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64 " %lf %lf %lf %lf %lf%n", &p->epoch,
+               &p->step_in_epoch, &p->step, &p->epochs_done, &p->elapsed_s, &p->best_accuracy, &p->last_accuracy,
+               &p->best_select, &p->last_val, &used) != 9 ||
         pos[used] != 0) {
         s = bg_fail(ctx, BG_ERR_FORMAT, "%s: metadata position '%s' is malformed", path, pos);
         goto out;

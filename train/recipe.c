@@ -26,6 +26,10 @@ static const key_spec KEYS[] = {
     {"data", K_STR, F(data), S(data), 0, 0, NULL, "data folder; empty: .cache/cifar10, else Fashion-MNIST"},
     {"train_per_class", K_INT, F(train_per_class), 0, 0, 1e9, NULL, "seeded training subset per class (0 = all)"},
     {"test_per_class", K_INT, F(test_per_class), 0, 0, 1e9, NULL, "seeded test subset per class (0 = all)"},
+    {"val_per_class", K_INT, F(val_per_class), 0, 0, 1e9, NULL,
+     "validation images per class, carved out of the training subset (never trained on)"},
+    {"select", K_CHOICE, F(select), S(select), 0, 0, "val|test|none",
+     "what best.safetensors is chosen on: val (the validation split), test (the HAET seed's way: optimistic), none"},
     {"aug", K_CHOICE, F(aug), S(aug), 0, 0, "none|crop-flip|haet",
      "training augmentation: haet = crop, flip, AutoAugment (PIL numerics), Cutout"},
     {"crop_pad", K_INT, F(crop_pad), 0, 0, 64, NULL, "zero padding before the random crop"},
@@ -68,6 +72,8 @@ void bg_recipe_defaults(bg_recipe *r)
     snprintf(r->name, sizeof r->name, "built-in");
     snprintf(r->model, sizeof r->model, "small_cnn");
     r->train_per_class = 500, r->test_per_class = 100;
+    r->val_per_class = 50;
+    snprintf(r->select, sizeof r->select, "val");
     snprintf(r->aug, sizeof r->aug, "crop-flip");
     r->crop_pad = 4;
     snprintf(r->normalize, sizeof r->normalize, "half");
@@ -301,6 +307,11 @@ bg_status bg_recipe_check(bg_ctx *ctx, const bg_recipe *r)
     if (!strcmp(r->schedule, "cosine_epoch") || !strcmp(r->schedule, "cosine_torch_epoch")) {
         if (r->t_max < 1) return bg_fail(ctx, BG_ERR_ARG, "schedule %s needs t_max >= 1 (epochs)", r->schedule);
     }
+    if (!strcmp(r->select, "val") && r->val_per_class < 1)
+        return bg_fail(ctx, BG_ERR_ARG, "select = val needs val_per_class >= 1 (or select = test or none)");
+    if (r->train_per_class > 0 && r->val_per_class >= r->train_per_class)
+        return bg_fail(ctx, BG_ERR_ARG, "val_per_class %lld leaves nothing of train_per_class %lld to train on",
+                       (long long)r->val_per_class, (long long)r->train_per_class);
     if (r->eta_min > r->lr)
         return bg_fail(ctx, BG_ERR_ARG, "eta_min %g is above lr %g", r->eta_min, r->lr);
     if (r->nesterov && (strcmp(r->optimizer, "sgd") || !(r->momentum > 0)))

@@ -22,6 +22,8 @@ typedef struct {
     char model[192];           /* zoo spec; small_cnn's c and classes follow the data unless given */
     char data[512];            /* "" = the default data (.cache/cifar10, else Fashion-MNIST) */
     int64_t train_per_class, test_per_class; /* seeded subsets (0 = all) */
+    int64_t val_per_class;     /* carved out of the training subset for choosing "best" (0 = none) */
+    char select[8];            /* what "best" is chosen on: val | test (the seed's way) | none */
     char aug[16];              /* none | crop-flip | haet */
     int64_t crop_pad;          /* crop-flip and haet: zero padding before the random crop */
     int64_t cutout;            /* haet: Cutout side (0 = none) */
