@@ -84,3 +84,22 @@ BG_TEST(loss_scale_bad_config)
     CHECK_ERR(&ctx, bg_loss_scaler_check(&ctx, &s), BG_ERR_ARG, "is outside");
     CHECK_ERR(&ctx, bg_loss_scaler_check(&ctx, NULL), BG_ERR_ARG, "NULL");
 }
+
+/* Overflows that backoff can no longer answer (already at min_scale) mark
+ * the scaler collapsed, which stops an amp run with a message; one that
+ * reaches min_scale, or a clean step there, does not. */
+BG_TEST(loss_scale_collapse_is_flagged)
+{
+    bg_loss_scaler s = bg_loss_scaler_defaults();
+    s.scale = 4.0, s.min_scale = 1.0;
+    bg_loss_scaler_update(&s, true);
+    CHECK(s.scale == 2.0 && !s.collapsed, "4 -> 2: scale %g, collapsed %d", s.scale, s.collapsed);
+    bg_loss_scaler_update(&s, true);
+    CHECK(s.scale == 1.0 && !s.collapsed, "2 -> 1 reaches the floor, not a collapse: %g %d", s.scale, s.collapsed);
+    bg_loss_scaler_update(&s, false);
+    CHECK(!s.collapsed, "a clean step at the floor");
+    bg_loss_scaler_update(&s, true);
+    CHECK(s.scale == 1.0 && s.collapsed, "an overflow at the floor: collapsed (%g, %d)", s.scale, s.collapsed);
+    bg_loss_scaler_update(&s, false);
+    CHECK(!s.collapsed, "the flag speaks of the last update only");
+}

@@ -390,3 +390,57 @@ BG_TEST(cli_train_survives_signals_and_resumes)
     CHECK(system(cmd) == 0, "cleanup");
     bg_ctx_free(&ctx);
 }
+
+/* Faults end the run with a message and a clean state: a loss that turns
+ * NaN (fp32) keeps the last good checkpoint; a memory cap below the model's
+ * need says so; a checkpoint that cannot be written stops the run (its
+ * output could not be delivered) and leaves no temporary file. */
+BG_TEST(cli_train_faults_stop_cleanly)
+{
+    if (access(budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", budgie_bin());
+    struct stat st;
+    if (stat(".cache/cifar10", &st) != 0) SKIP("no .cache/cifar10 (run tools/fetch_data.sh)");
+    char dir[] = "/tmp/bg_train_fault_XXXXXX", cmd[512], out[8192], path[160];
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    /* NaN: lr 1000 diverges within a few steps; checkpoints every step before that */
+    snprintf(cmd, sizeof cmd, "%s train --budget 30 --lr 1000 --checkpoint-every 0 --train-per-class 100 "
+             "--test-per-class 10 --val-per-class 10 --batch 16 --checkpoint-every 0.001 --out %s/nan 2>&1",
+             budgie_bin(), dir);
+    int rc = run_cmd(cmd, out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "loss became") && strstr(out, "nan at step"), "NaN: exit %d: %s", rc, out);
+    snprintf(path, sizeof path, "%s/nan/last.safetensors", dir);
+    if (strstr(out, "the last good checkpoint stays in")) {
+        bg_ctx ctx;
+        bg_test_ctx(&ctx, 1);
+        bg_ckpt_meta *meta = calloc(1, sizeof *meta);
+        CHECK_OK(&ctx, bg_ckpt_read_meta(&ctx, path, meta));
+        CHECK(meta->pos.step > 0, "checkpoint at step %lld", (long long)meta->pos.step);
+        free(meta);
+        bg_ctx_free(&ctx);
+    } else {
+        CHECK(strstr(out, "no checkpoint was written") && stat(path, &st) != 0, "NaN before any checkpoint: %s", out);
+    }
+    /* a memory cap below the model's need */
+    snprintf(cmd, sizeof cmd, "%s train --budget 30 --mem-cap 200K --out %s/cap 2>&1", budgie_bin(), dir);
+    rc = run_cmd(cmd, out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "exceeds the memory cap") && strstr(out, "lower the batch or raise mem_cap"),
+          "cap: exit %d: %s", rc, out);
+    /* a checkpoint that cannot be written: last.safetensors is taken by a folder */
+    snprintf(path, sizeof path, "%s/disk", dir);
+    mkdir(path, 0777);
+    snprintf(path, sizeof path, "%s/disk/last.safetensors", dir);
+    mkdir(path, 0777);
+    snprintf(path, sizeof path, "%s/disk/last.safetensors/keep", dir);
+    write_text(path, "x");
+    snprintf(cmd, sizeof cmd, "%s train --budget 30 --train-per-class 100 --test-per-class 10 --val-per-class 10 "
+             "--out %s/disk 2>&1", budgie_bin(), dir);
+    rc = run_cmd(cmd, out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "cannot rename") && strstr(out, "last.safetensors"), "unwritable checkpoint: exit %d: %s",
+          rc, out);
+    CHECK(!strstr(out, "last good checkpoint stays"), "a folder passed for a checkpoint: %s", out);
+    snprintf(cmd, sizeof cmd, "ls %s/disk", dir);
+    run_cmd(cmd, out, sizeof out);
+    CHECK(!strstr(out, ".tmp."), "a temporary file was left behind: %s", out);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0, "cleanup");
+}

@@ -345,7 +345,8 @@ int bg_cmd_train(int argc, char **argv)
     char *rtext = recipe_text(&r);
     const char *weights = ckpt_path;
     if (bg_ctx_init(&ctx, device, (uint64_t)r.seed)) goto fail;
-    if (device == BG_CUDA && r.mem_cap > 0) ctx.alloc[BG_CUDA].cap = (size_t)r.mem_cap;
+    /* the cap bounds the run device's allocator (on the CPU: every tensor the engine holds) */
+    if (r.mem_cap > 0) ctx.alloc[device].cap = (size_t)r.mem_cap;
     snprintf(buf, sizeof buf, "%s/log.jsonl", r.out);
     if (!(logf = fopen(buf, resume ? "a" : "w"))) {
         bg_fail(&ctx, BG_ERR_IO, "cannot open %s: %s", buf, strerror(errno));
@@ -494,7 +495,18 @@ int bg_cmd_train(int argc, char **argv)
     free(bm);
     rc = 0;
 fail:
-    if (rc && !stop_flag) fprintf(stderr, "budgie train: %s\n", bg_errmsg(&ctx));
+    if (rc && !stop_flag) {
+        fprintf(stderr, "budgie train: %s\n", bg_errmsg(&ctx));
+        if (ctx.status == BG_ERR_OOM && r.mem_cap > 0)
+            fprintf(stderr, "budgie train: the memory cap (mem_cap = %.0f bytes) is below what %s needs at batch %lld: "
+                    "lower the batch or raise mem_cap\n", r.mem_cap, model ? model->spec : r.model, (long long)r.batch);
+        struct stat st;
+        if (ckpt_path[0] && stat(ckpt_path, &st) == 0 && S_ISREG(st.st_mode))
+            fprintf(stderr, "budgie train: the last good checkpoint stays in %s (budgie train --resume %s)\n",
+                    ckpt_path, r.out);
+        else if (r.out[0])
+            fprintf(stderr, "budgie train: no checkpoint was written (%s holds the recipe and the log)\n", r.out);
+    }
     free(rtext);
     free(resume);
     if (tee_f) fclose(tee_f);

@@ -34,6 +34,7 @@ bg_status bg_loss_scaler_check(bg_ctx *ctx, const bg_loss_scaler *s)
 bool bg_loss_scaler_update(bg_loss_scaler *s, bool found_inf)
 {
     s->steps++;
+    s->collapsed = found_inf && s->scale <= s->min_scale;
     if (found_inf) {
         s->skipped++;
         s->clean_steps = 0;

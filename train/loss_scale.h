@@ -27,6 +27,7 @@ typedef struct {
     int64_t clean_steps;   /* clean steps since the last change of scale */
     int64_t skipped;       /* steps skipped so far */
     int64_t steps;         /* updates seen so far */
+    bool collapsed;        /* the last update overflowed already at min_scale: scaling cannot help */
 } bg_loss_scaler;
 
 /* PyTorch's GradScaler defaults: scale 2^16, growth 2, backoff 0.5, interval

@@ -211,6 +211,10 @@ bg_status bg_trainer_cuda_step(bg_trainer *tr, double lr, bool first, double *lo
             return bg_fail(ctx, BG_ERR_CUDA, "trainer: inf flag download: %s", err);
         found = f != 0;
         bg_loss_scaler_update(&cu->o.scaler, found);
+        if (cu->o.scaler.collapsed)
+            return bg_fail(ctx, BG_ERR_NUMERIC, "trainer: the loss scale collapsed: the f16 gradients overflow even at the "
+                           "smallest scale %g (step %lld of the scaler); the loss is %g: lower the learning rate or "
+                           "train in fp32", cu->o.scaler.min_scale, (long long)cu->o.scaler.steps, (double)l);
         if ((float)cu->o.scaler.scale != cu->dev_scale && (s = write_scale(ctx, cu))) return s;
     }
     cu->last_skipped = found;
