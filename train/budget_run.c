@@ -63,7 +63,12 @@ bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg,
     }
     const double t0 = cfg->t0 > 0 ? cfg->t0 : bg_monotonic_s();
 #define ELAPSED() (st.elapsed_s + bg_monotonic_s() - t0)
-    double slowest_step = 0, eval_cost = -1, last_ckpt = bg_monotonic_s();
+/* an evaluation's cost: measured, or before the first one half a training step per image */
+#define EVAL_EST() (eval_cost >= 0 ? eval_cost : 0.5 * slowest_step * (double)cfg->eval_images / (double)tr->batch)
+#define RESERVE() (cfg->reserve_s + 1.5 * res->checkpoint_s)
+    /* the step's cost: the first step (it records the graph) until a second
+     * one is seen, then the slowest of the later ones */
+    double first_step = 0, slowest_later = 0, slowest_step = 0, eval_cost = -1, last_ckpt = bg_monotonic_s();
     bg_run_position pos = st;
     if (st.step == 0 && st.epochs_done == 0) pos.best_select = -1, pos.last_val = -1;
     res->best_accuracy = st.best_accuracy, res->last_accuracy = st.last_accuracy;
@@ -75,11 +80,14 @@ bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg,
         pos.epoch = epoch, pos.step_in_epoch = k0;
         for (int64_t k = k0; k < cfg->steps_per_epoch; k++) {
             double elapsed = ELAPSED();
-            /* before the first evaluation: half a training step per image */
-            const double eval_est =
-                eval_cost >= 0 ? eval_cost : 0.5 * slowest_step * (double)cfg->eval_images / (double)tr->batch;
-            const double reserve = cfg->reserve_s + 1.5 * res->checkpoint_s;
-            if (elapsed + 1.1 * (slowest_step + eval_est) + reserve > cfg->budget_s) {
+            const double eval_est = EVAL_EST(), reserve = RESERVE();
+            /* Another step must fit, and so must the evaluation after it;
+             * but when the evaluation no longer fits even now, it is given
+             * up and the time goes to training. */
+            const bool step_fits = elapsed + 1.1 * slowest_step + reserve <= cfg->budget_s;
+            const bool eval_after = elapsed + 1.1 * (slowest_step + eval_est) + reserve <= cfg->budget_s;
+            const bool eval_now = elapsed + 1.1 * eval_est + reserve <= cfg->budget_s;
+            if (!step_fits || (!eval_after && eval_now)) {
                 res->stopped_by_budget = stop = true;
                 break;
             }
@@ -100,9 +108,9 @@ bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg,
                 goto out;
             }
             double dt = bg_monotonic_s() - ts;
-            /* the first step records the graph and is slower: count it once */
-            if (dt > slowest_step && res->steps > 0) slowest_step = dt;
-            if (res->steps == 0) slowest_step = dt / 2;
+            if (res->steps == 0) first_step = dt;
+            else if (dt > slowest_later) slowest_later = dt;
+            slowest_step = res->steps == 0 ? first_step : slowest_later;
             if (cfg->on_step) cfg->on_step(cfg->data, pos.step, loss);
             loss_sum += loss;
             n_steps++;
@@ -116,9 +124,17 @@ bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg,
                 last_ckpt = bg_monotonic_s();
             }
         }
-        /* an epoch that ran to its end (or a budget stop after some steps) is evaluated */
+        /* an epoch that ran to its end (or a budget stop after some steps) is
+         * evaluated, when the evaluation still fits the budget */
         const bool finished = pos.step_in_epoch == cfg->steps_per_epoch;
-        if (n_steps > 0 && (finished || res->stopped_by_budget)) {
+        const bool eval_fits = ELAPSED() + 1.1 * EVAL_EST() + RESERVE() <= cfg->budget_s;
+        if (n_steps > 0 && (finished || res->stopped_by_budget) && !eval_fits) {
+            res->eval_skipped = true;
+            log_json(cfg->log, json_pack("{s:I, s:I, s:f, s:s}", "epoch", (json_int_t)pos.epochs_done + 1, "steps",
+                                         (json_int_t)pos.step, "elapsed_s", ELAPSED(), "evaluation",
+                                         "skipped: it would overrun the budget"));
+        }
+        if (n_steps > 0 && (finished || res->stopped_by_budget) && eval_fits) {
             double te = bg_monotonic_s();
             if ((s = cfg->evaluate(cfg->data, tr, &res->last_accuracy))) goto out;
             pos.last_val = -1;
@@ -171,4 +187,6 @@ out:
                                                                  : "epochs"));
     return s;
 #undef ELAPSED
+#undef EVAL_EST
+#undef RESERVE
 }

@@ -66,6 +66,7 @@ typedef struct {
     int64_t epochs, steps;  /* this run's share (not counting what a resumed run did before) */
     double elapsed_s, best_accuracy, last_accuracy, last_loss;
     bool stopped_by_budget, stopped_by_signal, stopped_by_max_steps;
+    bool eval_skipped;      /* an evaluation was left out because it would have overrun the budget */
     bg_run_position end;    /* where the run stopped (as checkpointed) */
     double checkpoint_s;    /* the slowest checkpoint */
 } bg_run_result;
