@@ -269,16 +269,15 @@ static char *trim(char *s)
     return s;
 }
 
-bg_status bg_recipe_load(bg_ctx *ctx, bg_recipe *r, const char *path)
+/* Apply `key = value` lines from f; `name` stands for the source in messages. */
+static bg_status load_stream(bg_ctx *ctx, bg_recipe *r, FILE *f, const char *name)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) return bg_fail(ctx, BG_ERR_IO, "recipe %s: %s", path, strerror(errno));
     char line[1024], where[600];
     int ln = 0;
     bg_status s = BG_OK;
     while (!s && fgets(line, sizeof line, f)) {
         ln++;
-        snprintf(where, sizeof where, "%s:%d", path, ln);
+        snprintf(where, sizeof where, "%s:%d", name, ln);
         if (!strchr(line, '\n') && !feof(f)) {
             s = bg_fail(ctx, BG_ERR_FORMAT, "%s: line longer than %zu characters", where, sizeof line - 2);
             break;
@@ -295,9 +294,26 @@ bg_status bg_recipe_load(bg_ctx *ctx, bg_recipe *r, const char *path)
         *eq = 0;
         s = bg_recipe_set(ctx, r, trim(t), trim(eq + 1), where);
     }
-    if (!s && ferror(f)) s = bg_fail(ctx, BG_ERR_IO, "recipe %s: read error", path);
+    if (!s && ferror(f)) s = bg_fail(ctx, BG_ERR_IO, "recipe %s: read error", name);
+    if (!s) snprintf(r->name, sizeof r->name, "%s", name);
+    return s;
+}
+
+bg_status bg_recipe_load(bg_ctx *ctx, bg_recipe *r, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return bg_fail(ctx, BG_ERR_IO, "recipe %s: %s", path, strerror(errno));
+    bg_status s = load_stream(ctx, r, f, path);
     fclose(f);
-    if (!s) snprintf(r->name, sizeof r->name, "%s", path);
+    return s;
+}
+
+bg_status bg_recipe_load_text(bg_ctx *ctx, bg_recipe *r, const char *text, const char *name)
+{
+    FILE *f = fmemopen((void *)text, strlen(text), "r");
+    if (!f) return bg_fail(ctx, BG_ERR_OOM, "recipe %s: cannot read it from memory", name);
+    bg_status s = load_stream(ctx, r, f, name);
+    fclose(f);
     return s;
 }
 

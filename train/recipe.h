@@ -56,6 +56,8 @@ void bg_recipe_defaults(bg_recipe *r);
 bg_status bg_recipe_set(bg_ctx *ctx, bg_recipe *r, const char *key, const char *value, const char *where);
 /* Apply a recipe file: `key = value` lines, '#' comments, blank lines. */
 bg_status bg_recipe_load(bg_ctx *ctx, bg_recipe *r, const char *path);
+/* The same from text (a checkpoint's recipe); `name` stands for it in messages. */
+bg_status bg_recipe_load_text(bg_ctx *ctx, bg_recipe *r, const char *text, const char *name);
 /* Checks between keys (e.g. amp needs a CUDA device, eval_batch >= 1). */
 bg_status bg_recipe_check(bg_ctx *ctx, const bg_recipe *r);
 /* The learning-rate schedule the recipe names: the config, whether its

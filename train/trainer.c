@@ -89,7 +89,7 @@ bg_status bg_trainer_step(bg_trainer *tr, const float *x, const int32_t *y, doub
     return BG_OK;
 }
 
-bg_status bg_trainer_predict(bg_trainer *tr, const float *x, int n, int32_t *pred)
+bg_status bg_trainer_logits(bg_trainer *tr, const float *x, int n, const float **logits)
 {
     bg_ctx *ctx = tr->ctx;
     bg_status s;
@@ -121,9 +121,20 @@ bg_status bg_trainer_predict(bg_trainer *tr, const float *x, int n, int32_t *pre
     free(buf);
     if (s) return s;
     if ((s = bg_trainer_download_f32(tr, tr->elogits, tr->host_logits))) return s;
-    int64_t k = tr->elogits->shape[1];
+    *logits = tr->host_logits;
+    return BG_OK;
+}
+
+int bg_trainer_classes(const bg_trainer *tr) { return tr->elogits ? (int)tr->elogits->shape[1] : 0; }
+
+bg_status bg_trainer_predict(bg_trainer *tr, const float *x, int n, int32_t *pred)
+{
+    const float *logits;
+    bg_status s = bg_trainer_logits(tr, x, n, &logits);
+    if (s) return s;
+    const int64_t k = tr->elogits->shape[1];
     for (int i = 0; i < n; i++) {
-        const float *row = tr->host_logits + (size_t)i * (size_t)k;
+        const float *row = logits + (size_t)i * (size_t)k;
         int best = 0;
         for (int j = 1; j < k; j++)
             if (row[j] > row[best]) best = j;

@@ -40,6 +40,10 @@ bg_status bg_trainer_step(bg_trainer *tr, const float *x, const int32_t *y, doub
 /* Class predictions for n <= eval_batch images (the rest of the batch is
  * zero-padded and ignored). */
 bg_status bg_trainer_predict(bg_trainer *tr, const float *x, int n, int32_t *pred);
+/* The eval graph's logits for n <= eval_batch images: *logits points at
+ * n rows of bg_trainer_classes() floats, valid until the next call. */
+bg_status bg_trainer_logits(bg_trainer *tr, const float *x, int n, const float **logits);
+int bg_trainer_classes(const bg_trainer *tr); /* 0 before the first prediction */
 void bg_trainer_free(bg_trainer *tr);
 /* Before the first step: restore the optimizer state from a checkpoint
  * (train/checkpoint.h) as soon as the first step has built the optimizer,

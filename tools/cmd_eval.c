@@ -1,0 +1,254 @@
+/* budgie eval RUN_OR_CKPT... [--tta flip] [--sizes 32,40] [--average probs|logits] [--json]:
+ * the test accuracy of one checkpoint or of an ensemble of several, with
+ * flip and multi-resolution test-time augmentation (train/ensemble.h). The
+ * test subset is the one the (first) run trained against: its recipe, kept
+ * in the checkpoint, names the data, the subset size, the normalisation and
+ * the seed. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "../augment/data_source.h"
+#include "../augment/loader.h"
+#include "../models/model.h"
+#include "../train/checkpoint.h"
+#include "../train/ensemble.h"
+#include "../train/recipe.h"
+#include "verbs.h"
+
+#define MAX_MEMBERS 16
+#define MAX_SIZES 4
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: budgie eval RUN_OR_CKPT... [--tta flip] [--sizes S1,S2] [--average probs|logits]\n"
+               "                   [--device auto|cpu|cuda] [--json]\n"
+               "\n"
+               "Test accuracy of a checkpoint, or of the ensemble of several (their scores averaged):\n"
+               "top-1, top-5, per-class accuracy and the confusion matrix. A run folder stands for its\n"
+               "best.safetensors (else last.safetensors). The test subset, normalisation and data are the\n"
+               "first checkpoint's recipe's; every member must share them.\n"
+               "  --tta flip        add each image's mirror image as a second view\n"
+               "  --sizes S1,S2     also evaluate the images resized (bilinear) to S x S; the model must\n"
+               "                    accept that size (the CIFAR ResNets and MobileNetV2 take their training\n"
+               "                    size only; small_cnn and ResNeSt take any)\n"
+               "  --average A       average softmax probabilities (default) or logits over views and models\n"
+               "  --json            one JSON object instead of the table\n");
+}
+
+/* A run folder's checkpoint: best, else last; a file stands for itself. */
+static void resolve(const char *arg, char *out, size_t cap)
+{
+    struct stat st;
+    if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(out, cap, "%s/best.safetensors", arg);
+        if (stat(out, &st) != 0) snprintf(out, cap, "%s/last.safetensors", arg);
+    } else {
+        snprintf(out, cap, "%s", arg);
+    }
+}
+
+static bool same_test_set(const bg_recipe *a, const bg_recipe *b)
+{
+    return !strcmp(a->data, b->data) && a->test_per_class == b->test_per_class && a->seed == b->seed &&
+           !strcmp(a->normalize, b->normalize);
+}
+
+int bg_cmd_eval(int argc, char **argv)
+{
+    const char *paths[MAX_MEMBERS];
+    int n_paths = 0, sizes[MAX_SIZES], n_sizes = 0;
+    bool flip = false, json = false, logits = false;
+    const char *dev = "auto";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--json")) {
+            json = true;
+        } else if (!strcmp(a, "--tta") || !strcmp(a, "--sizes") || !strcmp(a, "--average") || !strcmp(a, "--device")) {
+            if (!v) {
+                fprintf(stderr, "budgie eval: %s needs a value\n", a);
+                return 2;
+            }
+            i++;
+            if (!strcmp(a, "--tta")) {
+                if (strcmp(v, "flip")) {
+                    fprintf(stderr, "budgie eval: --tta takes flip, got '%s'\n", v);
+                    return 2;
+                }
+                flip = true;
+            } else if (!strcmp(a, "--average")) {
+                if (strcmp(v, "probs") && strcmp(v, "logits")) {
+                    fprintf(stderr, "budgie eval: --average takes probs or logits, got '%s'\n", v);
+                    return 2;
+                }
+                logits = !strcmp(v, "logits");
+            } else if (!strcmp(a, "--device")) {
+                if (strcmp(v, "auto") && strcmp(v, "cpu") && strcmp(v, "cuda")) {
+                    fprintf(stderr, "budgie eval: --device takes auto, cpu or cuda, got '%s'\n", v);
+                    return 2;
+                }
+                dev = v;
+            } else {
+                char buf[128];
+                snprintf(buf, sizeof buf, "%s", v);
+                for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                    char *end;
+                    long sz = strtol(t, &end, 10);
+                    if (*end || sz < 4 || sz > 4096 || n_sizes == MAX_SIZES) {
+                        fprintf(stderr, "budgie eval: --sizes takes up to %d sides of 4..4096 pixels, got '%s'\n",
+                                MAX_SIZES, v);
+                        return 2;
+                    }
+                    sizes[n_sizes++] = (int)sz;
+                }
+            }
+        } else if (a[0] == '-') {
+            fprintf(stderr, "budgie eval: unknown option '%s' (budgie eval --help)\n", a);
+            return 2;
+        } else if (n_paths == MAX_MEMBERS) {
+            fprintf(stderr, "budgie eval: at most %d checkpoints\n", MAX_MEMBERS);
+            return 2;
+        } else {
+            paths[n_paths++] = a;
+        }
+    }
+    if (!n_paths) {
+        usage(stderr);
+        return 2;
+    }
+    bg_ctx ctx;
+    const bg_device device = !strcmp(dev, "cpu") ? BG_CPU : !strcmp(dev, "cuda") || bg_cuda_available() ? BG_CUDA : BG_CPU;
+    if (bg_ctx_init(&ctx, device, 0)) {
+        fprintf(stderr, "budgie eval: %s\n", bg_errmsg(&ctx));
+        return 2;
+    }
+    /* every member's recipe first: nothing is loaded when one does not fit */
+    char ckpt[MAX_MEMBERS][600];
+    bg_ckpt_meta *meta = calloc(1, sizeof *meta);
+    bg_recipe *rec = calloc(MAX_MEMBERS, sizeof *rec);
+    char models[MAX_MEMBERS][192];
+    int rc = 2;
+    bg_dataset train = {0}, test = {0};
+    bg_loader ld = {0};
+    double *scores = NULL;
+    float *x = NULL;
+    int32_t *labels = NULL;
+    bg_metrics m = {0};
+    if (!meta || !rec) {
+        bg_fail(&ctx, BG_ERR_OOM, "out of host memory");
+        goto out;
+    }
+    for (int i = 0; i < n_paths; i++) {
+        resolve(paths[i], ckpt[i], sizeof ckpt[i]);
+        bg_recipe_defaults(&rec[i]);
+        if (bg_ckpt_read_meta(&ctx, ckpt[i], meta) || bg_recipe_load_text(&ctx, &rec[i], meta->recipe, ckpt[i]))
+            goto out;
+        snprintf(models[i], sizeof models[i], "%s", meta->model);
+        if (i && !same_test_set(&rec[0], &rec[i])) {
+            bg_fail(&ctx, BG_ERR_ARG, "%s was tested on another set than %s (data, test_per_class, seed or "
+                    "normalisation differ)", ckpt[i], ckpt[0]);
+            goto out;
+        }
+    }
+    rc = 1;
+    const bg_recipe *r = &rec[0];
+    const char *data = r->data[0] ? r->data : bg_is_dir(".cache/cifar10") ? ".cache/cifar10" : "/usr/share/datasets/fashion-mnist";
+    const char *fmt;
+    if (bg_open_train_test(&ctx, data, 0, &train, &test, &fmt)) goto out;
+    bg_batch_opts plain = {0};
+    static const float CIFAR_MEAN[3] = {0.4914f, 0.4822f, 0.4465f}, CIFAR_STD[3] = {0.2023f, 0.1994f, 0.2010f};
+    for (int c = 0; c < 4; c++) {
+        const bool cifar = !strcmp(r->normalize, "cifar10") && c < 3;
+        plain.mean[c] = cifar ? CIFAR_MEAN[c] : 0.5f;
+        plain.std[c] = cifar ? CIFAR_STD[c] : 0.25f;
+    }
+    if (bg_loader_init(&ld, &ctx, &train, &test, 1, (int)r->test_per_class, 1, &plain, &plain, (uint64_t)r->seed)) goto out;
+    const int k = test.n_classes, h = test.h, w = test.w, c = test.c, chunk = 100;
+    scores = calloc((size_t)ld.n_test * k + 1, sizeof *scores);
+    x = malloc((size_t)chunk * h * w * c * sizeof *x);
+    labels = malloc((size_t)ld.n_test * sizeof *labels + 1);
+    if (!scores || !x || !labels) {
+        bg_fail(&ctx, BG_ERR_OOM, "out of host memory for %lld test images", (long long)ld.n_test);
+        goto out;
+    }
+    if (!n_sizes) sizes[n_sizes++] = h;
+    int views = 0;
+    for (int i = 0; i < n_paths; i++) {
+        bg_model *model = NULL;
+        if (bg_model_new(&ctx, device, models[i], &model) || bg_ckpt_load_model(&ctx, ckpt[i], model)) {
+            bg_model_free(&ctx, model);
+            goto out;
+        }
+        for (int si = 0; si < n_sizes; si++) {
+            bg_trainer tr = {0};
+            bg_optim_config oc = bg_optim_defaults(BG_OPT_SGD);
+            oc.lr = 0;
+            bg_status s = bg_trainer_init(&tr, &ctx, device, bg_model_forward, model, 1, chunk, sizes[si], sizes[si], c,
+                                          &oc, 0.0f);
+            for (int64_t first = 0; !s && first < ld.n_test; first += chunk) {
+                const int n = (int)(ld.n_test - first < chunk ? ld.n_test - first : chunk);
+                s = bg_loader_test_batch(&ld, first, n, x, labels + first);
+                for (int f = 0; !s && f < (flip ? 2 : 1); f++)
+                    s = bg_ensemble_add_view(&tr, x, n, h, w, c, f == 1, logits, scores + (size_t)first * k, k);
+            }
+            bg_trainer_free(&tr);
+            if (s) {
+                char msg[sizeof ctx.err];
+                snprintf(msg, sizeof msg, "%s", bg_errmsg(&ctx));
+                bg_fail(&ctx, s, "%s at %dx%d: %s", ckpt[i], sizes[si], sizes[si], msg);
+                bg_model_free(&ctx, model);
+                goto out;
+            }
+            views += flip ? 2 : 1;
+        }
+        bg_model_free(&ctx, model);
+    }
+    if (bg_metrics_compute(&ctx, scores, labels, ld.n_test, k, &m)) goto out;
+    if (json) {
+        json_t *o = json_pack("{s:I, s:i, s:i, s:f, s:f, s:s, s:b}", "images", (json_int_t)m.n, "classes", k, "views",
+                              views, "top1", m.top1, "top5", m.top5, "average", logits ? "logits" : "probs", "flip", flip);
+        json_t *members = json_array(), *pc = json_array(), *conf = json_array();
+        for (int i = 0; i < n_paths; i++) json_array_append_new(members, json_string(ckpt[i]));
+        for (int j = 0; j < k; j++) {
+            json_array_append_new(pc, json_real(m.per_class[j]));
+            json_t *row = json_array();
+            for (int q = 0; q < k; q++) json_array_append_new(row, json_integer(m.confusion[(size_t)j * k + q]));
+            json_array_append_new(conf, row);
+        }
+        json_object_set_new(o, "checkpoints", members);
+        json_object_set_new(o, "per_class", pc);
+        json_object_set_new(o, "confusion", conf);
+        char *txt = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
+        if (txt) printf("%s\n", txt);
+        free(txt);
+        json_decref(o);
+    } else {
+        printf("%d checkpoint(s), %d view(s) each averaged as %s; %lld test images of %s, %d classes\n", n_paths,
+               views / n_paths, logits ? "logits" : "probabilities", (long long)m.n, data, k);
+        printf("top-1 %.2f%%   top-5 %.2f%%\n\nper class:\n", 100 * m.top1, 100 * m.top5);
+        for (int j = 0; j < k; j++)
+            printf("  %-12s %6.2f%%\n", test.class_names ? test.class_names[j] : "?", 100 * m.per_class[j]);
+        printf("\nconfusion (rows: true class, columns: predicted)\n      ");
+        for (int q = 0; q < k; q++) printf("%5d", q);
+        printf("\n");
+        for (int j = 0; j < k; j++) {
+            printf("  %3d ", j);
+            for (int q = 0; q < k; q++) printf("%5lld", (long long)m.confusion[(size_t)j * k + q]);
+            printf("\n");
+        }
+    }
+    rc = 0;
+out:
+    if (rc) fprintf(stderr, "budgie eval: %s\n", bg_errmsg(&ctx));
+    bg_metrics_free(&m);
+    free(scores), free(x), free(labels), free(meta), free(rec);
+    bg_loader_free(&ld);
+    bg_dataset_free(&train);
+    bg_dataset_free(&test);
+    bg_ctx_free(&ctx);
+    return rc;
+}
