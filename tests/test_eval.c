@@ -141,3 +141,51 @@ BG_TEST(cli_eval_reproduces_the_runs_accuracy)
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0, "cleanup");
 }
+
+/* budgie plot on a hand-written log: a PNG of the stated size; a log with
+ * no progress yet, or a run folder without one, is an error that says so. */
+BG_TEST(cli_plot_draws_a_log)
+{
+    if (access(budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", budgie_bin());
+    char dir[] = "/tmp/bg_plot_XXXXXX", path[128], cmd[512], out[4096];
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    snprintf(path, sizeof path, "%s/log.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL, "open %s", path);
+    if (!f) return;
+    fputs("{\"config\":\"train\"}\n", f);
+    for (int e = 1; e <= 4; e++) {
+        fprintf(f, "{\"step\":%d,\"epoch\":%d,\"loss\":%g,\"lr\":%g,\"elapsed_s\":%g}\n", 10 * e, e - 1, 2.0 / e, 0.1 / e,
+                e - 0.5);
+        fprintf(f, "{\"epoch\":%d,\"steps\":%d,\"elapsed_s\":%d,\"train_loss\":%g,\"test_acc\":%g,\"lr\":%g,"
+                   "\"val_acc\":%g}\n", e, 10 * e, e, 2.0 / e, 0.2 * e, 0.1 / e, 0.19 * e);
+    }
+    fputs("not json\n{\"done\":true,\"elapsed_s\":4}\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s plot %s --out %s/c.png 2>&1", budgie_bin(), dir, dir);
+    int rc = run_cmd(cmd, out, sizeof out);
+    CHECK(rc == 0 && strstr(out, "4 epochs, 4 step windows") && strstr(out, ":10 is not JSON"), "plot: exit %d: %s", rc,
+          out);
+    snprintf(path, sizeof path, "%s/c.png", dir);
+    unsigned char head[24] = {0};
+    f = fopen(path, "rb");
+    CHECK(f && fread(head, 1, 24, f) == 24, "read %s", path);
+    if (f) fclose(f);
+    /* PNG signature, then IHDR: width 960, height 780 (3 panels of 260) */
+    CHECK(!memcmp(head, "\x89PNG\r\n\x1a\n", 8), "not a PNG");
+    const unsigned w = (unsigned)head[16] << 24 | head[17] << 16 | head[18] << 8 | head[19];
+    const unsigned h = (unsigned)head[20] << 24 | head[21] << 16 | head[22] << 8 | head[23];
+    CHECK(w == 960 && h == 780, "size %ux%u", w, h);
+    /* no progress yet; no log at all */
+    snprintf(path, sizeof path, "%s/log.jsonl", dir);
+    f = fopen(path, "w");
+    if (f) fputs("{\"config\":\"train\"}\n", f), fclose(f);
+    snprintf(cmd, sizeof cmd, "%s plot %s --out %s/d.png 2>&1", budgie_bin(), dir, dir);
+    rc = run_cmd(cmd, out, sizeof out);
+    CHECK(rc == 1 && strstr(out, "no training progress yet"), "empty log: exit %d: %s", rc, out);
+    snprintf(cmd, sizeof cmd, "%s plot %s/nothing 2>&1", budgie_bin(), dir);
+    rc = run_cmd(cmd, out, sizeof out);
+    CHECK(rc == 2 && strstr(out, "cannot open"), "no run: exit %d: %s", rc, out);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0, "cleanup");
+}

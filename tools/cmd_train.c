@@ -109,8 +109,17 @@ static bg_status make_run_dir(bg_ctx *ctx, bg_recipe *r)
     return BG_OK;
 }
 
+/* Cleared before any other output, so log lines never mix with it. */
+static volatile int progress_shown;
+
+static void clear_progress(void)
+{
+    if (progress_shown) fputs("\r\033[K", stderr), progress_shown = 0;
+}
+
 static void log_line(FILE *a, FILE *b, json_t *obj)
 {
+    clear_progress();
     char *s = obj ? json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
     if (s) {
         if (a) fprintf(a, "%s\n", s), fflush(a);
@@ -129,6 +138,7 @@ typedef struct {
 static ssize_t tee_write(void *c, const char *buf, size_t n)
 {
     tee *t = c;
+    clear_progress();
     if (t->a) fwrite(buf, 1, n, t->a), fflush(t->a);
     if (t->b) fwrite(buf, 1, n, t->b), fflush(t->b);
     return (ssize_t)n;
@@ -152,7 +162,35 @@ typedef struct {
     bg_ctx *ctx;
     const char *path, *best_path;
     const char *recipe_text;
+    bg_device device;
+    /* the live progress line (a terminal on stderr only) */
+    bool progress;
+    int64_t steps_per_epoch;
+    double t0, budget, elapsed_before, last_draw;
 } ckpt_data;
+
+static void on_step(void *d, int64_t step, double loss)
+{
+    ckpt_data *cd = d;
+    if (!cd->progress) return;
+    const double now = bg_monotonic_s(), elapsed = cd->elapsed_before + now - cd->t0;
+    if (now - cd->last_draw < 0.25) return;
+    cd->last_draw = now;
+    fprintf(stderr, "\r\033[Kepoch %lld, step %lld/%lld: loss %.4f, %.0f of %.0f s",
+            (long long)(step / cd->steps_per_epoch + 1), (long long)(step % cd->steps_per_epoch + 1),
+            (long long)cd->steps_per_epoch, loss, elapsed, cd->budget);
+    fflush(stderr);
+    progress_shown = 1;
+}
+
+static void log_extra(void *d, bg_trainer *tr, void *obj)
+{
+    ckpt_data *cd = d;
+    json_t *o = obj;
+    json_object_set_new(o, "mem_peak_bytes", json_integer((json_int_t)cd->ctx->alloc[cd->device].peak));
+    bg_loss_scaler *sc = bg_trainer_cuda_scaler(tr);
+    if (sc) json_object_set_new(o, "loss_scale", json_real(sc->scale));
+}
 
 static bg_status next_batch(void *d, int64_t e, int64_t k, int64_t s, float *x, int32_t *y)
 {
@@ -450,14 +488,17 @@ int bg_cmd_train(int argc, char **argv)
     char best_path[640];
     snprintf(best_path, sizeof best_path, "%s/best.safetensors", r.out);
     ckpt_data cd = {.ld = &ld, .model = model, .ctx = &ctx, .path = ckpt_path, .best_path = best_path,
-                    .recipe_text = rtext ? rtext : ""};
+                    .recipe_text = rtext ? rtext : "", .device = device, .progress = isatty(2) != 0,
+                    .steps_per_epoch = bg_loader_steps_per_epoch(&ld), .t0 = t0, .budget = budget,
+                    .elapsed_before = resume ? resume->pos.elapsed_s : 0};
     bg_run_config rc_cfg = {
         .next_batch = next_batch, .evaluate = evaluate, .checkpoint = save_checkpoint, .data = &cd,
         .steps_per_epoch = bg_loader_steps_per_epoch(&ld), .budget_s = budget, .max_epochs = r.epochs,
         .sched = sc, .sched_per_epoch = per_epoch, .sched_freeze = freeze, .t0 = t0, .reserve_s = save_cost + 0.05,
         .checkpoint_every_s = checkpoint_every, .eval_images = ld.n_test + ld.n_val, .stop = &stop_flag, .log = tee_f,
         .validate = ld.n_val ? validate : NULL, .checkpoint_best = strcmp(r.select, "none") ? save_best : NULL,
-        .select_on_test = !strcmp(r.select, "test"),
+        .select_on_test = !strcmp(r.select, "test"), .on_step = on_step, .log_every = r.log_every,
+        .log_extra = log_extra,
     };
     if (resume) rc_cfg.start = resume->pos;
     struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
@@ -466,6 +507,7 @@ int bg_cmd_train(int argc, char **argv)
     sigaction(SIGTERM, &sa, &old_term);
     bg_run_result res;
     bg_status run_s = bg_run_budgeted(&ctx, &tr, &rc_cfg, &res);
+    clear_progress();
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     if (run_s) goto fail;

@@ -74,8 +74,8 @@ bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg,
     res->best_accuracy = st.best_accuracy, res->last_accuracy = st.last_accuracy;
     bool stop = false;
     for (int64_t epoch = st.epoch; !stop && (!cfg->max_epochs || epoch < cfg->max_epochs); epoch++) {
-        double loss_sum = 0;
-        int64_t n_steps = 0;
+        double loss_sum = 0, train_s = 0, window_loss = 0, window_s = 0;
+        int64_t n_steps = 0, window_n = 0;
         const int64_t k0 = epoch == st.epoch ? st.step_in_epoch : 0;
         pos.epoch = epoch, pos.step_in_epoch = k0;
         for (int64_t k = k0; k < cfg->steps_per_epoch; k++) {
@@ -112,6 +112,17 @@ bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg,
             else if (dt > slowest_later) slowest_later = dt;
             slowest_step = res->steps == 0 ? first_step : slowest_later;
             if (cfg->on_step) cfg->on_step(cfg->data, pos.step, loss);
+            train_s += dt;
+            window_loss += loss, window_s += dt, window_n++;
+            if (cfg->log_every > 0 && (pos.step + 1) % cfg->log_every == 0) {
+                json_t *w = json_pack("{s:I, s:I, s:f, s:f, s:f, s:f, s:f}", "step", (json_int_t)(pos.step + 1), "epoch",
+                                      (json_int_t)epoch, "loss", window_loss / (double)window_n, "lr", lr,
+                                      "images_per_s", (double)window_n * tr->batch / fmax(window_s, 1e-9),
+                                      "elapsed_s", ELAPSED(), "budget_left_s", cfg->budget_s - ELAPSED());
+                if (w && cfg->log_extra) cfg->log_extra(cfg->data, tr, w);
+                log_json(cfg->log, w);
+                window_loss = window_s = 0, window_n = 0;
+            }
             loss_sum += loss;
             n_steps++;
             res->steps++;
@@ -149,6 +160,11 @@ bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg,
                                      (json_int_t)pos.step, "elapsed_s", ELAPSED(), "train_loss", res->last_loss,
                                      "test_acc", res->last_accuracy, "lr", bg_run_lr(cfg, ELAPSED(), pos.step, epoch + 1));
             if (line && cfg->validate) json_object_set_new(line, "val_acc", json_real(pos.last_val));
+            if (line) {
+                json_object_set_new(line, "images_per_s", json_real((double)n_steps * tr->batch / fmax(train_s, 1e-9)));
+                json_object_set_new(line, "budget_left_s", json_real(cfg->budget_s - ELAPSED()));
+                if (cfg->log_extra) cfg->log_extra(cfg->data, tr, line);
+            }
             /* the best so far, by the selection metric */
             const double sel = cfg->select_on_test ? res->last_accuracy : cfg->validate ? pos.last_val : -1;
             if (sel >= 0 && sel > pos.best_select) {

@@ -60,6 +60,9 @@ typedef struct {
     const volatile int *stop; /* optional: when it becomes nonzero (a signal), the step in flight finishes,
                                  a checkpoint is written and the run returns */
     FILE *log;              /* JSON lines, one per epoch and a final one; may be NULL */
+    int64_t log_every;      /* > 0: also a JSON line every this many steps (mean loss of those steps) */
+    /* Optional: extra fields for every log line (loss scale, memory peak...). */
+    void (*log_extra)(void *data, bg_trainer *tr, void *json_object);
 } bg_run_config;
 
 typedef struct {

@@ -60,6 +60,7 @@ static const key_spec KEYS[] = {
      "wall-clock budget for the whole process: 600, 600s, 10m, 1.5h, or 10m@v100 (GPU-relative)"},
     {"device", K_CHOICE, F(device), S(device), 0, 0, "auto|cpu|cuda", "auto: cuda when a device is present"},
     {"seed", K_INT, F(seed), 0, 0, 9.007199254740992e15, NULL, "seed of init, subsets, order and augmentation"},
+    {"log_every", K_INT, F(log_every), 0, 0, 1e9, NULL, "also a JSON log line every this many steps (0 = per epoch only)"},
     {"out", K_STR, F(out), S(out), 0, 0, NULL, "run folder; empty: runs/<date>-<time>-<model>"},
 };
 #undef F

@@ -45,6 +45,7 @@ typedef struct {
     char budget_gpu[16];       /* "" or the reference GPU of a relative budget */
     char device[8];            /* auto | cpu | cuda */
     int64_t seed;
+    int64_t log_every;         /* > 0: a JSON log line every this many steps too */
     char out[512];             /* run folder ("" = runs/<time>-<model>) */
 } bg_recipe;
 
