@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include "../train/checkpoint.h"
 #include "../train/ensemble.h"
+#include "../train/profile.h"
 #include "harness.h"
 
 BG_TEST(tta_resize_and_flip)
@@ -188,4 +189,39 @@ BG_TEST(cli_plot_draws_a_log)
     CHECK(rc == 2 && strstr(out, "cannot open"), "no run: exit %d: %s", rc, out);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0, "cleanup");
+}
+
+/* The profile's batch is the largest under the cap, by measurement: with
+ * the cap set to the peak it measured, the same batch; one byte less, a
+ * smaller one; and the notes for what cannot run. */
+BG_TEST(profile_finds_the_largest_batch_under_the_cap)
+{
+    bg_ctx ctx;
+    bg_test_ctx(&ctx, 1);
+    bg_profile_query q = {.spec = "small_cnn:w=0.5", .size = 16, .device = BG_CPU, .mem_cap = 24.0 * 1048576,
+                          .n_train = 1000, .budget_s = 60};
+    bg_profile_result r, r2, r3;
+    CHECK_OK(&ctx, bg_profile(&ctx, &q, &r));
+    CHECK(r.note[0] == 0 && r.batch > 2 && r.peak_bytes <= q.mem_cap, "batch %lld, peak %.0f of %.0f (%s)",
+          (long long)r.batch, r.peak_bytes, q.mem_cap, r.note);
+    CHECK(r.step_s > 0 && fabs(r.epoch_s - (double)(1000 / r.batch) * r.step_s) < 1e-9 &&
+              r.epochs_in_budget == (int64_t)floor(60 / r.epoch_s),
+          "times: step %g, epoch %g, epochs %lld", r.step_s, r.epoch_s, (long long)r.epochs_in_budget);
+    q.mem_cap = r.peak_bytes;
+    CHECK_OK(&ctx, bg_profile(&ctx, &q, &r2));
+    CHECK(r2.batch == r.batch, "cap = the measured peak: batch %lld, was %lld", (long long)r2.batch, (long long)r.batch);
+    q.mem_cap = r.peak_bytes - 1;
+    CHECK_OK(&ctx, bg_profile(&ctx, &q, &r3));
+    CHECK(r3.batch < r.batch && r3.batch > 0, "one byte less: batch %lld, was %lld", (long long)r3.batch,
+          (long long)r.batch);
+    q.mem_cap = 1024;
+    CHECK_OK(&ctx, bg_profile(&ctx, &q, &r3));
+    CHECK(r3.batch == 0 && strstr(r3.note, "not even batch 1"), "tiny cap: %s", r3.note);
+    q.mem_cap = 24.0 * 1048576, q.amp = true;
+    CHECK_OK(&ctx, bg_profile(&ctx, &q, &r3));
+    CHECK(strstr(r3.note, "amp needs a CUDA device"), "amp on the CPU: %s", r3.note);
+    q.amp = false, q.spec = "resnet18", q.size = 40;
+    CHECK_OK(&ctx, bg_profile(&ctx, &q, &r3));
+    CHECK(r3.batch == 0 && r3.note[0], "a size the model rejects is noted: '%s'", r3.note);
+    bg_ctx_free(&ctx);
 }

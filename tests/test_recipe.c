@@ -45,6 +45,19 @@ BG_TEST(recipe_values_are_strict)
     CHECK_ERR(&ctx, bg_recipe_set(&ctx, &r, "nesterov", "yes", "--nesterov"), BG_ERR_ARG, "must be 0 or 1");
     CHECK_ERR(&ctx, bg_recipe_set(&ctx, &r, "mem_cap", "6X", "--mem-cap"), BG_ERR_ARG, "byte count");
     CHECK(r.lr == 0.1 && r.batch == 64 && !strcmp(r.aug, "crop-flip"), "a refused value changes nothing");
+    /* "auto": batch and epochs only, and only with a memory cap to size the batch against */
+    bg_recipe a = r;
+    CHECK_OK(&ctx, bg_recipe_set(&ctx, &a, "batch", "auto", "--batch"));
+    CHECK_OK(&ctx, bg_recipe_set(&ctx, &a, "epochs", "auto", "--epochs"));
+    CHECK(a.batch == -1 && a.epochs == -1, "auto is stored as -1: %lld %lld", (long long)a.batch, (long long)a.epochs);
+    CHECK_ERR(&ctx, bg_recipe_set(&ctx, &a, "lr", "auto", "--lr"), BG_ERR_ARG, "lr must be a finite number");
+    CHECK_ERR(&ctx, bg_recipe_set(&ctx, &a, "seed", "auto", "--seed"), BG_ERR_ARG, "seed must be an integer");
+    snprintf(a.schedule, sizeof a.schedule, "cosine_time");
+    a.mem_cap = 0;
+    CHECK_ERR(&ctx, bg_recipe_check(&ctx, &a), BG_ERR_ARG, "batch = auto and epochs = auto need mem_cap");
+    a.mem_cap = 1e8;
+    a.nesterov = false;
+    CHECK_OK(&ctx, bg_recipe_check(&ctx, &a));
     snprintf(r.schedule, sizeof r.schedule, "cosine_time");
     /* checks across keys */
     bg_recipe c = r;
@@ -441,6 +454,44 @@ BG_TEST(cli_train_faults_stop_cleanly)
     snprintf(cmd, sizeof cmd, "ls %s/disk", dir);
     run_cmd(cmd, out, sizeof out);
     CHECK(!strstr(out, ".tmp."), "a temporary file was left behind: %s", out);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0, "cleanup");
+}
+
+/* batch = auto, epochs = auto: the profile sizes the batch against the cap
+ * (evaluation included) and the run stays under it; the checkpoint keeps
+ * the resolved numbers, recipe.txt what was asked. */
+BG_TEST(cli_train_auto_batch_stays_under_the_cap)
+{
+    if (access(budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", budgie_bin());
+    struct stat st;
+    if (stat(".cache/cifar10", &st) != 0) SKIP("no .cache/cifar10 (run tools/fetch_data.sh)");
+    char dir[] = "/tmp/bg_train_auto_XXXXXX", cmd[512], out[16384], path[128];
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    snprintf(cmd, sizeof cmd, "%s train --batch auto --epochs auto --mem-cap 96M --eval-batch 100 --budget 8 "
+             "--train-per-class 100 --test-per-class 20 --val-per-class 10 --out %s/run 2>&1", budgie_bin(), dir);
+    int rc = run_cmd(cmd, out, sizeof out);
+    CHECK(rc == 0 && strstr(out, "budgie train: profile: batch "), "exit %d: %s", rc, out);
+    const char *p = out;
+    long long peak = 0;
+    while ((p = strstr(p, "\"mem_peak_bytes\":"))) {
+        p += 17;
+        const long long v = atoll(p);
+        if (v > peak) peak = v;
+    }
+    CHECK(peak > 0 && peak <= 96LL * 1048576, "memory peak %lld over the 96 MiB cap", peak);
+    bg_ctx ctx;
+    bg_test_ctx(&ctx, 1);
+    bg_ckpt_meta *meta = calloc(1, sizeof *meta);
+    snprintf(path, sizeof path, "%s/run/last.safetensors", dir);
+    CHECK_OK(&ctx, bg_ckpt_read_meta(&ctx, path, meta));
+    CHECK(strstr(meta->recipe, "batch = auto") == NULL && strstr(meta->recipe, "\nbatch = "),
+          "the checkpoint keeps the resolved batch: %.200s", meta->recipe);
+    free(meta);
+    bg_ctx_free(&ctx);
+    snprintf(cmd, sizeof cmd, "grep -c '^batch = auto' %s/run/recipe.txt", dir);
+    rc = run_cmd(cmd, out, sizeof out);
+    CHECK(rc == 0 && atoi(out) == 1, "recipe.txt keeps what was asked: %s", out);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0, "cleanup");
 }

@@ -14,6 +14,7 @@ static const verb verbs[] = {
     {"train", bg_cmd_train, "train a model under a time budget (budgie train --help)"},
     {"eval", bg_cmd_eval, "test accuracy of checkpoints: flip and multi-size TTA, ensembles, per class, confusion (budgie eval --help)"},
     {"plot", bg_cmd_plot, "draw a run's log: loss, accuracy and learning rate against time, as PNG (budgie plot --help)"},
+    {"profile", bg_cmd_profile, "largest batch under a memory cap, step and epoch time, epochs in a budget (budgie profile --help)"},
     {"validate", bg_cmd_validate, "run ops described by safetensors files and compare with their reference numbers"},
     {"bench", bg_cmd_bench, "benchmarks: time, throughput, share of the hardware limit (budgie bench --help)"},
     {"search", bg_cmd_search, "blackbox optimisation (MADS, NOMAD 4 parameter files): run, report (budgie search --help)"},

@@ -18,6 +18,7 @@
 #include "../models/model.h"
 #include "../train/budget_run.h"
 #include "../train/checkpoint.h"
+#include "../train/profile.h"
 #include "../train/evaluate.h"
 #include "../train/recipe.h"
 #include "../train/step_cuda.h"
@@ -258,13 +259,13 @@ int bg_cmd_train(int argc, char **argv)
     if (argc > 2 && !strcmp(argv[1], "--resume")) {
         snprintf(resume_dir, sizeof resume_dir, "%s", argv[2]);
         snprintf(ckpt_path, sizeof ckpt_path, "%s/last.safetensors", resume_dir);
-        snprintf(buf, sizeof buf, "%s/recipe.txt", resume_dir);
-        if (bg_recipe_load(&ctx, &r, buf)) goto usage_error;
         if (!(resume = calloc(1, sizeof *resume))) {
             bg_fail(&ctx, BG_ERR_OOM, "out of host memory");
             goto usage_error;
         }
+        /* the checkpoint's recipe: the run's, with any "auto" resolved */
         if (bg_ckpt_read_meta(&ctx, ckpt_path, resume)) goto usage_error;
+        if (bg_recipe_load_text(&ctx, &r, resume->recipe, ckpt_path)) goto usage_error;
         first = 3;
     } else if (argc > 1 && argv[1][0] != '-') {
         if (bg_recipe_load(&ctx, &r, recipe_path(argv[1], buf, sizeof buf))) goto usage_error;
@@ -313,8 +314,8 @@ int bg_cmd_train(int argc, char **argv)
             continue;
         }
         if (resume && strcmp(key, "budget") && strcmp(key, "epochs")) {
-            bg_fail(&ctx, BG_ERR_ARG, "%s: a resumed run keeps its recipe (%s/recipe.txt); only --budget and "
-                    "--epochs may change", buf, resume_dir);
+            bg_fail(&ctx, BG_ERR_ARG, "%s: a resumed run keeps its recipe (the one in %s); only --budget and "
+                    "--epochs may change", buf, ckpt_path);
             goto usage_error;
         }
         if (bg_recipe_set(&ctx, &r, key, v, buf)) goto usage_error;
@@ -380,7 +381,7 @@ int bg_cmd_train(int argc, char **argv)
     tee tt = {stdout, NULL};
     int rc = 1;
     const char *fmt = "";
-    char *rtext = recipe_text(&r);
+    char *rtext = NULL; /* the recipe as the checkpoints keep it: after the profile resolved any "auto" */
     const char *weights = ckpt_path;
     if (bg_ctx_init(&ctx, device, (uint64_t)r.seed)) goto fail;
     /* the cap bounds the run device's allocator (on the CPU: every tensor the engine holds) */
@@ -413,16 +414,6 @@ int bg_cmd_train(int argc, char **argv)
         train_opts.mean[c] = test_opts.mean[c] = cifar ? CIFAR_MEAN[c] : 0.5f;
         train_opts.std[c] = test_opts.std[c] = cifar ? CIFAR_STD[c] : 0.25f;
     }
-    if (bg_loader_init(&ld, &ctx, &train, &test, (int)r.train_per_class, (int)r.test_per_class, (int)r.batch,
-                       &train_opts, &test_opts, (uint64_t)r.seed))
-        goto fail;
-    if (r.val_per_class > 0 && bg_loader_split_val(&ld, (int)r.val_per_class)) goto fail;
-    bg_optim_kind kind;
-    if (bg_optim_parse(&ctx, r.optimizer, &kind)) goto fail;
-    bg_optim_config oc = bg_optim_defaults(kind);
-    oc.lr = r.lr;
-    oc.weight_decay = r.wd;
-    if (kind == BG_OPT_SGD) oc.momentum = r.momentum, oc.nesterov = r.nesterov;
     /* the small CNN follows the data's channels and classes unless the spec fixes them */
     char spec[256];
     snprintf(spec, sizeof spec, "%s", r.model);
@@ -433,6 +424,40 @@ int bg_cmd_train(int argc, char **argv)
         if (!bg_model_spec_has_key(r.model, "classes"))
             snprintf(spec + n, sizeof spec - n, "%sclasses=%d", strchr(spec, ':') ? "," : ":", train.n_classes);
     }
+    /* batch = auto / epochs = auto: the profile phase, on this run's model, input and precision */
+    bg_profile_result prof = {0};
+    if (r.batch < 0 || r.epochs < 0) {
+        const int64_t per = r.train_per_class > 0 ? r.train_per_class : train.n / (train.n_classes ? train.n_classes : 1);
+        bg_profile_query q = {.spec = spec, .size = train.h == train.w ? train.h : 0, .amp = !strcmp(r.precision, "amp"),
+                              .device = device, .mem_cap = r.mem_cap, .max_batch = r.batch > 0 ? r.batch : 0, .eval_batch = r.eval_batch,
+                              .n_train = (per - r.val_per_class) * train.n_classes, .seed = (uint64_t)r.seed};
+        if (r.batch > 0) q.max_batch = r.batch; /* epochs = auto with a fixed batch: time that batch */
+        const double tp = bg_monotonic_s();
+        if (bg_profile(&ctx, &q, &prof)) goto fail;
+        if (prof.note[0] || prof.batch == 0) {
+            bg_fail(&ctx, BG_ERR_ARG, "profile: %s cannot train under mem_cap %.0f bytes: %s", spec, r.mem_cap,
+                    prof.note[0] ? prof.note : "no batch fits");
+            goto fail;
+        }
+        const double left = budget - (bg_monotonic_s() - t0);
+        if (r.batch < 0) r.batch = prof.batch;
+        if (r.epochs < 0) r.epochs = (int64_t)(left / prof.epoch_s) > 0 ? (int64_t)(left / prof.epoch_s) : 1;
+        fprintf(stderr, "budgie train: profile: batch %lld (peak %.1f MiB of %.1f), step %.3f s, epoch %.1f s: %lld "
+                "epochs in the %.0f s left (%d trial steps, %.1f s)\n", (long long)r.batch, prof.peak_bytes / 1048576,
+                r.mem_cap / 1048576, prof.step_s, prof.epoch_s, (long long)r.epochs, left, prof.trials,
+                bg_monotonic_s() - tp);
+    }
+    rtext = recipe_text(&r);
+    if (bg_loader_init(&ld, &ctx, &train, &test, (int)r.train_per_class, (int)r.test_per_class, (int)r.batch,
+                       &train_opts, &test_opts, (uint64_t)r.seed))
+        goto fail;
+    if (r.val_per_class > 0 && bg_loader_split_val(&ld, (int)r.val_per_class)) goto fail;
+    bg_optim_kind kind;
+    if (bg_optim_parse(&ctx, r.optimizer, &kind)) goto fail;
+    bg_optim_config oc = bg_optim_defaults(kind);
+    oc.lr = r.lr;
+    oc.weight_decay = r.wd;
+    if (kind == BG_OPT_SGD) oc.momentum = r.momentum, oc.nesterov = r.nesterov;
     if (bg_model_new(&ctx, device, spec, &model)) goto fail;
     if (model->n_classes != train.n_classes || model->in_c != train.c) {
         bg_fail(&ctx, BG_ERR_SHAPE, "model '%s' takes %d channels and %d classes; the data has %d and %d (set classes= in the spec)",

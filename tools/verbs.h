@@ -8,6 +8,7 @@ int bg_cmd_validate(int argc, char **argv);
 int bg_cmd_train(int argc, char **argv);
 int bg_cmd_eval(int argc, char **argv);
 int bg_cmd_plot(int argc, char **argv);
+int bg_cmd_profile(int argc, char **argv);
 int bg_cmd_search(int argc, char **argv);
 int bg_cmd_bench(int argc, char **argv);
 int bg_cmd_model(int argc, char **argv);

@@ -13,6 +13,7 @@ typedef enum { K_STR, K_INT, K_NUM, K_BOOL, K_CHOICE, K_BYTES, K_BUDGET } key_ty
 typedef struct {
     const char *name;
     key_type type;
+    bool auto_ok;         /* K_INT: "auto" is accepted (stored as -1: the profile phase decides) */
     size_t off, cap;      /* field offset; char array size for strings */
     double min, max;      /* K_INT, K_NUM, K_BYTES: inclusive range */
     const char *choices;  /* K_CHOICE: '|'-separated */
@@ -22,46 +23,48 @@ typedef struct {
 #define F(field) offsetof(bg_recipe, field)
 #define S(field) sizeof(((bg_recipe *)0)->field)
 static const key_spec KEYS[] = {
-    {"model", K_STR, F(model), S(model), 0, 0, NULL, "model-zoo spec (budgie model list), e.g. senet18:w=0.67"},
-    {"data", K_STR, F(data), S(data), 0, 0, NULL, "data folder; empty: .cache/cifar10, else Fashion-MNIST"},
-    {"train_per_class", K_INT, F(train_per_class), 0, 0, 1e9, NULL, "seeded training subset per class (0 = all)"},
-    {"test_per_class", K_INT, F(test_per_class), 0, 0, 1e9, NULL, "seeded test subset per class (0 = all)"},
-    {"val_per_class", K_INT, F(val_per_class), 0, 0, 1e9, NULL,
+    {"model", K_STR, false, F(model), S(model), 0, 0, NULL, "model-zoo spec (budgie model list), e.g. senet18:w=0.67"},
+    {"data", K_STR, false, F(data), S(data), 0, 0, NULL, "data folder; empty: .cache/cifar10, else Fashion-MNIST"},
+    {"train_per_class", K_INT, false, F(train_per_class), 0, 0, 1e9, NULL, "seeded training subset per class (0 = all)"},
+    {"test_per_class", K_INT, false, F(test_per_class), 0, 0, 1e9, NULL, "seeded test subset per class (0 = all)"},
+    {"val_per_class", K_INT, false, F(val_per_class), 0, 0, 1e9, NULL,
      "validation images per class, carved out of the training subset (never trained on)"},
-    {"select", K_CHOICE, F(select), S(select), 0, 0, "val|test|none",
+    {"select", K_CHOICE, false, F(select), S(select), 0, 0, "val|test|none",
      "what best.safetensors is chosen on: val (the validation split), test (the HAET seed's way: optimistic), none"},
-    {"aug", K_CHOICE, F(aug), S(aug), 0, 0, "none|crop-flip|haet",
+    {"aug", K_CHOICE, false, F(aug), S(aug), 0, 0, "none|crop-flip|haet",
      "training augmentation: haet = crop, flip, AutoAugment (PIL numerics), Cutout"},
-    {"crop_pad", K_INT, F(crop_pad), 0, 0, 64, NULL, "zero padding before the random crop"},
-    {"cutout", K_INT, F(cutout), 0, 0, 1024, NULL, "haet: Cutout square side (0 = none)"},
-    {"normalize", K_CHOICE, F(normalize), S(normalize), 0, 0, "cifar10|half",
+    {"crop_pad", K_INT, false, F(crop_pad), 0, 0, 64, NULL, "zero padding before the random crop"},
+    {"cutout", K_INT, false, F(cutout), 0, 0, 1024, NULL, "haet: Cutout square side (0 = none)"},
+    {"normalize", K_CHOICE, false, F(normalize), S(normalize), 0, 0, "cifar10|half",
      "cifar10: HAET's mean/std; half: mean 0.5, std 0.25"},
-    {"optimizer", K_CHOICE, F(optimizer), S(optimizer), 0, 0, "sgd|adam|adamw|adamax|adagrad|adadelta|asgd",
+    {"optimizer", K_CHOICE, false, F(optimizer), S(optimizer), 0, 0, "sgd|adam|adamw|adamax|adagrad|adadelta|asgd",
      "optimizer (weight decay coupled L2, AdamW decoupled)"},
-    {"lr", K_NUM, F(lr), 0, 0, 1e3, NULL, "base learning rate"},
-    {"momentum", K_NUM, F(momentum), 0, 0, 0.999999, NULL, "sgd momentum"},
-    {"nesterov", K_BOOL, F(nesterov), 0, 0, 0, NULL, "sgd: Nesterov momentum (0 or 1)"},
-    {"wd", K_NUM, F(wd), 0, 0, 10, NULL, "weight decay"},
-    {"label_smoothing", K_NUM, F(label_smoothing), 0, 0, 1, NULL, "cross-entropy label smoothing"},
-    {"schedule", K_CHOICE, F(schedule), S(schedule), 0, 0, "cosine_time|cosine_epoch|cosine_torch_epoch|constant",
+    {"lr", K_NUM, false, F(lr), 0, 0, 1e3, NULL, "base learning rate"},
+    {"momentum", K_NUM, false, F(momentum), 0, 0, 0.999999, NULL, "sgd momentum"},
+    {"nesterov", K_BOOL, false, F(nesterov), 0, 0, 0, NULL, "sgd: Nesterov momentum (0 or 1)"},
+    {"wd", K_NUM, false, F(wd), 0, 0, 10, NULL, "weight decay"},
+    {"label_smoothing", K_NUM, false, F(label_smoothing), 0, 0, 1, NULL, "cross-entropy label smoothing"},
+    {"schedule", K_CHOICE, false, F(schedule), S(schedule), 0, 0, "cosine_time|cosine_epoch|cosine_torch_epoch|constant",
      "cosine_time: the lr reaches eta_min exactly when the budget ends; cosine_epoch: closed-form cosine "
      "over t_max epochs; cosine_torch_epoch: torch's CosineAnnealingLR stepped per epoch (rises after t_max)"},
-    {"eta_min", K_NUM, F(eta_min), 0, 0, 1e3, NULL, "the schedule's floor"},
-    {"t_max", K_INT, F(t_max), 0, 0, 1e9, NULL, "epoch schedules: epochs to reach eta_min"},
-    {"sched_freeze", K_INT, F(sched_freeze), 0, 0, 1e9, NULL,
+    {"eta_min", K_NUM, false, F(eta_min), 0, 0, 1e3, NULL, "the schedule's floor"},
+    {"t_max", K_INT, false, F(t_max), 0, 0, 1e9, NULL, "epoch schedules: epochs to reach eta_min"},
+    {"sched_freeze", K_INT, false, F(sched_freeze), 0, 0, 1e9, NULL,
      "epoch schedules: the epoch counter stops here (0 = never)"},
-    {"batch", K_INT, F(batch), 0, 1, 65536, NULL, "training batch (the last partial batch of an epoch is dropped)"},
-    {"eval_batch", K_INT, F(eval_batch), 0, 1, 65536, NULL, "evaluation batch"},
-    {"epochs", K_INT, F(epochs), 0, 0, 1e9, NULL, "stop after this many epochs (0 = when the budget ends)"},
-    {"precision", K_CHOICE, F(precision), S(precision), 0, 0, "fp32|amp",
+    {"batch", K_INT, true, F(batch), 0, 1, 65536, NULL,
+     "training batch (the last partial batch of an epoch is dropped; auto = the largest under mem_cap)"},
+    {"eval_batch", K_INT, false, F(eval_batch), 0, 1, 65536, NULL, "evaluation batch"},
+    {"epochs", K_INT, true, F(epochs), 0, 0, 1e9, NULL,
+     "stop after this many epochs (0 = when the budget ends; auto = as many as the profile says fit)"},
+    {"precision", K_CHOICE, false, F(precision), S(precision), 0, 0, "fp32|amp",
      "amp: f16 storage, f32 master weights, dynamic loss scaling (CUDA)"},
-    {"mem_cap", K_BYTES, F(mem_cap), 0, 0, 1e15, NULL, "device memory cap, bytes or with K/M/G (0 = none)"},
-    {"budget", K_BUDGET, F(budget), S(budget), 0, 0, NULL,
+    {"mem_cap", K_BYTES, false, F(mem_cap), 0, 0, 1e15, NULL, "device memory cap, bytes or with K/M/G (0 = none)"},
+    {"budget", K_BUDGET, false, F(budget), S(budget), 0, 0, NULL,
      "wall-clock budget for the whole process: 600, 600s, 10m, 1.5h, or 10m@v100 (GPU-relative)"},
-    {"device", K_CHOICE, F(device), S(device), 0, 0, "auto|cpu|cuda", "auto: cuda when a device is present"},
-    {"seed", K_INT, F(seed), 0, 0, 9.007199254740992e15, NULL, "seed of init, subsets, order and augmentation"},
-    {"log_every", K_INT, F(log_every), 0, 0, 1e9, NULL, "also a JSON log line every this many steps (0 = per epoch only)"},
-    {"out", K_STR, F(out), S(out), 0, 0, NULL, "run folder; empty: runs/<date>-<time>-<model>"},
+    {"device", K_CHOICE, false, F(device), S(device), 0, 0, "auto|cpu|cuda", "auto: cuda when a device is present"},
+    {"seed", K_INT, false, F(seed), 0, 0, 9.007199254740992e15, NULL, "seed of init, subsets, order and augmentation"},
+    {"log_every", K_INT, false, F(log_every), 0, 0, 1e9, NULL, "also a JSON log line every this many steps (0 = per epoch only)"},
+    {"out", K_STR, false, F(out), S(out), 0, 0, NULL, "run folder; empty: runs/<date>-<time>-<model>"},
 };
 #undef F
 #undef S
@@ -228,6 +231,10 @@ bg_status bg_recipe_set(bg_ctx *ctx, bg_recipe *r, const char *key, const char *
         *(bool *)field = !strcmp(value, "1") || !strcmp(value, "true");
         return BG_OK;
     case K_INT:
+        if (k->auto_ok && !strcmp(value, "auto")) {
+            *(int64_t *)field = -1;
+            return BG_OK;
+        }
         if (!strict_number(value, &v) || v != floor(v))
             return bg_fail(ctx, BG_ERR_ARG, "%s: %s must be an integer, got '%s'", where, key, value);
         if (v < k->min || v > k->max)
@@ -324,6 +331,9 @@ bg_status bg_recipe_check(bg_ctx *ctx, const bg_recipe *r)
     if (!strcmp(r->schedule, "cosine_epoch") || !strcmp(r->schedule, "cosine_torch_epoch")) {
         if (r->t_max < 1) return bg_fail(ctx, BG_ERR_ARG, "schedule %s needs t_max >= 1 (epochs)", r->schedule);
     }
+    if ((r->batch < 0 || r->epochs < 0) && !(r->mem_cap > 0))
+        return bg_fail(ctx, BG_ERR_ARG, "batch = auto and epochs = auto need mem_cap (the profile finds the largest "
+                       "batch under it)");
     if (!strcmp(r->select, "val") && r->val_per_class < 1)
         return bg_fail(ctx, BG_ERR_ARG, "select = val needs val_per_class >= 1 (or select = test or none)");
     if (r->train_per_class > 0 && r->val_per_class >= r->train_per_class)
@@ -362,7 +372,10 @@ static void write_value(const bg_recipe *r, const key_spec *k, FILE *f)
     case K_CHOICE:
     case K_BUDGET: fprintf(f, "%s", field); break;
     case K_BOOL: fprintf(f, "%d", *(const bool *)field ? 1 : 0); break;
-    case K_INT: fprintf(f, "%lld", (long long)*(const int64_t *)field); break;
+    case K_INT:
+        if (k->auto_ok && *(const int64_t *)field < 0) fputs("auto", f);
+        else fprintf(f, "%lld", (long long)*(const int64_t *)field);
+        break;
     case K_NUM:
     case K_BYTES: { /* the shortest text that reads back as the same double */
         const double v = *(const double *)field;

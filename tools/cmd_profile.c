@@ -1,0 +1,169 @@
+/* budgie profile SPEC... --mem-cap 6G [--sizes 160,224] [--precision amp,fp32] [--budget 9h]
+ * [--n-train N]: for every model, size and precision, the largest batch whose
+ * real training step fits under the cap, the step and epoch times and the
+ * epochs that fit the budget (train/profile.h), as a table like the RCV
+ * winners' Table 2. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../models/model.h"
+#include "../train/profile.h"
+#include "../train/recipe.h"
+#include "verbs.h"
+
+#define MAX_ITEMS 8
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: budgie profile SPEC... --mem-cap BYTES [--sizes S1,S2] [--precision amp,fp32]\n"
+               "                      [--budget B] [--n-train N] [--max-batch N] [--device auto|cpu|cuda]\n"
+               "\n"
+               "For each model spec, input size and precision: the largest batch whose real training step\n"
+               "(forward, loss, backward, SGD update on random data) fits under --mem-cap, measured through\n"
+               "the allocator's exact peak; the time of a step and of an epoch of --n-train images (default\n"
+               "5000); and the epochs that fit --budget (600, 10m, 9h, 10m@v100 as budgie train takes it).\n"
+               "Sizes default to each model's own; amp runs on CUDA only.\n");
+}
+
+/* "a,b,c" into up to MAX_ITEMS strings (in buf). */
+static int split(char *buf, char **items)
+{
+    int n = 0;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t && n < MAX_ITEMS; t = strtok_r(NULL, ",", &save))
+        items[n++] = t;
+    return n;
+}
+
+int bg_cmd_profile(int argc, char **argv)
+{
+    const char *specs[MAX_ITEMS];
+    int n_specs = 0, sizes[MAX_ITEMS] = {0}, n_sizes = 0;
+    int n_prec = 0;
+    bool prec_amp[2];
+    int64_t n_train = 5000, max_batch = 0;
+    const char *dev = "auto";
+    bg_ctx ctx;
+    bg_ctx_init(&ctx, BG_CPU, 0);
+    bg_recipe scratch; /* the recipe parser checks --mem-cap and --budget as budgie train would */
+    bg_recipe_defaults(&scratch);
+    scratch.mem_cap = 0;
+    char buf[256], *items[MAX_ITEMS];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            bg_ctx_free(&ctx);
+            return 0;
+        }
+        if (a[0] != '-') {
+            if (n_specs == MAX_ITEMS) goto too_many;
+            specs[n_specs++] = a;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "budgie profile: %s needs a value\n", a);
+            goto bad;
+        }
+        i++;
+        if (!strcmp(a, "--mem-cap") || !strcmp(a, "--budget")) {
+            if (bg_recipe_set(&ctx, &scratch, !strcmp(a, "--mem-cap") ? "mem_cap" : "budget", v, a)) {
+                fprintf(stderr, "budgie profile: %s\n", bg_errmsg(&ctx));
+                goto bad;
+            }
+        } else if (!strcmp(a, "--sizes")) {
+            snprintf(buf, sizeof buf, "%s", v);
+            n_sizes = split(buf, items);
+            for (int k = 0; k < n_sizes; k++) {
+                char *end;
+                long s = strtol(items[k], &end, 10);
+                if (*end || s < 4 || s > 4096) {
+                    fprintf(stderr, "budgie profile: --sizes takes sides of 4..4096 pixels, got '%s'\n", items[k]);
+                    goto bad;
+                }
+                sizes[k] = (int)s;
+            }
+        } else if (!strcmp(a, "--precision")) {
+            snprintf(buf, sizeof buf, "%s", v);
+            int n = split(buf, items);
+            n_prec = 0;
+            for (int k = 0; k < n && n_prec < 2; k++) {
+                if (strcmp(items[k], "amp") && strcmp(items[k], "fp32")) {
+                    fprintf(stderr, "budgie profile: --precision takes amp and/or fp32, got '%s'\n", items[k]);
+                    goto bad;
+                }
+                prec_amp[n_prec++] = !strcmp(items[k], "amp");
+            }
+        } else if (!strcmp(a, "--n-train") || !strcmp(a, "--max-batch")) {
+            char *end;
+            long long x = strtoll(v, &end, 10);
+            if (*end || x < 1 || x > 1000000000) {
+                fprintf(stderr, "budgie profile: %s takes a positive integer, got '%s'\n", a, v);
+                goto bad;
+            }
+            if (a[2] == 'n') n_train = x;
+            else max_batch = x;
+        } else if (!strcmp(a, "--device")) {
+            if (strcmp(v, "auto") && strcmp(v, "cpu") && strcmp(v, "cuda")) {
+                fprintf(stderr, "budgie profile: --device takes auto, cpu or cuda, got '%s'\n", v);
+                goto bad;
+            }
+            dev = v;
+        } else {
+            fprintf(stderr, "budgie profile: unknown option '%s' (budgie profile --help)\n", a);
+            goto bad;
+        }
+    }
+    if (!n_specs || !(scratch.mem_cap > 0)) {
+        fprintf(stderr, "budgie profile: give at least one model spec and --mem-cap (budgie profile --help)\n");
+        goto bad;
+    }
+    for (int k = 0; k < n_specs; k++)
+        if (bg_model_spec_check(&ctx, specs[k])) {
+            fprintf(stderr, "budgie profile: %s\n", bg_errmsg(&ctx));
+            goto bad;
+        }
+    if (!n_prec) prec_amp[n_prec++] = false;
+    if (!n_sizes) sizes[n_sizes++] = 0;
+    const bg_device device = !strcmp(dev, "cpu") ? BG_CPU : !strcmp(dev, "cuda") || bg_cuda_available() ? BG_CUDA : BG_CPU;
+    if (device == BG_CUDA && !bg_cuda_available()) {
+        fprintf(stderr, "budgie profile: --device cuda, but no CUDA device is present\n");
+        goto bad;
+    }
+    printf("device %s, memory cap %.0f MiB, %lld training images per epoch, budget %s (%.0f s%s)\n",
+           bg_device_name(device), scratch.mem_cap / 1048576, (long long)n_train, scratch.budget, scratch.budget_s,
+           scratch.budget_gpu[0] ? ", taken as wall time here" : "");
+    printf("%-28s %5s %-9s %7s %11s %9s %9s %8s %7s\n", "model", "size", "precision", "batch", "peak MiB", "step s",
+           "epoch s", "epochs", "trials");
+    int rc = 0;
+    for (int a = 0; a < n_specs; a++)
+        for (int b = 0; b < n_sizes; b++)
+            for (int c = 0; c < n_prec; c++) {
+                bg_profile_query q = {.spec = specs[a], .size = sizes[b], .amp = prec_amp[c], .device = device,
+                                      .mem_cap = scratch.mem_cap, .max_batch = max_batch, .n_train = n_train,
+                                      .budget_s = scratch.budget_s, .seed = 0};
+                bg_profile_result res;
+                char size[16];
+                snprintf(size, sizeof size, "%d", sizes[b]);
+                if (bg_profile(&ctx, &q, &res)) {
+                    fprintf(stderr, "budgie profile: %s\n", bg_errmsg(&ctx));
+                    rc = 1;
+                    continue;
+                }
+                if (res.note[0] || res.batch == 0) {
+                    printf("%-28s %5s %-9s   (%s)\n", specs[a], sizes[b] ? size : "own", prec_amp[c] ? "amp" : "fp32",
+                           res.note[0] ? res.note : "no batch fits");
+                    continue;
+                }
+                printf("%-28s %5s %-9s %7lld %11.1f %9.3f %9.1f %8lld %7d\n", specs[a], sizes[b] ? size : "own",
+                       prec_amp[c] ? "amp" : "fp32", (long long)res.batch, res.peak_bytes / 1048576, res.step_s,
+                       res.epoch_s, (long long)res.epochs_in_budget, res.trials);
+                fflush(stdout);
+            }
+    bg_ctx_free(&ctx);
+    return rc;
+too_many:
+    fprintf(stderr, "budgie profile: at most %d model specs\n", MAX_ITEMS);
+bad:
+    bg_ctx_free(&ctx);
+    return 2;
+}
