@@ -52,15 +52,22 @@ bg_status bg_loader_next_batch(void *data, int64_t epoch, int64_t step_in_epoch,
                          ld->seed, (uint64_t)step, x, y);
 }
 
+/* Images idx[first..first+n) of ds, prepared for evaluation (no augmentation). */
+static bg_status eval_batch(bg_loader *ld, const bg_dataset *ds, const int64_t *idx, int64_t total, const char *what,
+                            int64_t first, int n, float *x, int32_t *y)
+{
+    if (first < 0 || n < 0 || first + n > total)
+        return bg_fail(ld->ctx, BG_ERR_ARG, "loader: %s images %lld..%lld of %lld", what, (long long)first,
+                       (long long)(first + n), (long long)total);
+    bg_status s = bg_make_batch(ld->ctx, ds, idx + first, n, &ld->test_opts, ld->seed, 0, x, NULL);
+    if (!s && y)
+        for (int j = 0; j < n; j++) y[j] = ds->labels[idx[first + j]];
+    return s;
+}
+
 bg_status bg_loader_test_batch(bg_loader *ld, int64_t first, int n, float *x, int32_t *y)
 {
-    if (first < 0 || n < 0 || first + n > ld->n_test)
-        return bg_fail(ld->ctx, BG_ERR_ARG, "loader: test images %lld..%lld of %lld", (long long)first,
-                       (long long)(first + n), (long long)ld->n_test);
-    bg_status s = bg_make_batch(ld->ctx, ld->test, ld->test_idx + first, n, &ld->test_opts, ld->seed, 0, x, NULL);
-    if (!s && y)
-        for (int j = 0; j < n; j++) y[j] = ld->test->labels[ld->test_idx[first + j]];
-    return s;
+    return eval_batch(ld, ld->test, ld->test_idx, ld->n_test, "test", first, n, x, y);
 }
 
 bg_status bg_loader_split_val(bg_loader *ld, int k_per_class)
@@ -83,13 +90,7 @@ bg_status bg_loader_split_val(bg_loader *ld, int k_per_class)
 
 bg_status bg_loader_val_batch(bg_loader *ld, int64_t first, int n, float *x, int32_t *y)
 {
-    if (first < 0 || n < 0 || first + n > ld->n_val)
-        return bg_fail(ld->ctx, BG_ERR_ARG, "loader: validation images %lld..%lld of %lld", (long long)first,
-                       (long long)(first + n), (long long)ld->n_val);
-    bg_status s = bg_make_batch(ld->ctx, ld->train, ld->val_idx + first, n, &ld->test_opts, ld->seed, 0, x, NULL);
-    if (!s && y)
-        for (int j = 0; j < n; j++) y[j] = ld->train->labels[ld->val_idx[first + j]];
-    return s;
+    return eval_batch(ld, ld->train, ld->val_idx, ld->n_val, "validation", first, n, x, y);
 }
 
 void bg_loader_free(bg_loader *ld)

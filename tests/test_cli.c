@@ -10,16 +10,16 @@
 #include "../engine/context.h"
 #include "../engine/version.h"
 #include "../augment/transforms.h"
+#include "cli_util.h"
 #include "harness.h"
 
-static const char *budgie_bin(void) { return getenv("BUDGIE_BIN") ? getenv("BUDGIE_BIN") : "bin/budgie"; }
 
 /* Runs `budgie ARGS` with stderr into stdout; returns the exit status (-1
  * when it did not exit) and the output in out (caller frees). */
 static int run_budgie(const char *args, char **out)
 {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", budgie_bin(), args);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bg_test_budgie_bin(), args);
     FILE *p = popen(cmd, "r");
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
@@ -46,7 +46,7 @@ static int run_budgie(const char *args, char **out)
 
 BG_TEST(cli_version_names_build_and_device)
 {
-    if (access(budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", budgie_bin());
+    if (access(bg_test_budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", bg_test_budgie_bin());
     char *out;
     int rc = run_budgie("--version", &out);
     CHECK(rc == 0, "exit %d: %s", rc, out ? out : "");
@@ -69,7 +69,7 @@ BG_TEST(cli_version_names_build_and_device)
  * (a kernel in this build) or "no" - never "yes" on a machine without one. */
 BG_TEST(cli_ops_tells_implemented_from_available)
 {
-    if (access(budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", budgie_bin());
+    if (access(bg_test_budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", bg_test_budgie_bin());
     char *out;
     int rc = run_budgie("ops", &out);
     CHECK(rc == 0 && out, "exit %d", rc);
@@ -96,7 +96,7 @@ BG_TEST(cli_ops_tells_implemented_from_available)
  * of uninitialised variables. */
 BG_TEST(cli_augment_names_a_truncated_jpeg)
 {
-    if (access(budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", budgie_bin());
+    if (access(bg_test_budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", bg_test_budgie_bin());
     bg_ctx ctx;
     bg_test_ctx(&ctx, 1);
     char src[512], dir[64] = "/tmp/bg_cli_XXXXXX", cut[128], png[128], args[512];

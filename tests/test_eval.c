@@ -14,6 +14,7 @@
 #include "../train/checkpoint.h"
 #include "../train/ensemble.h"
 #include "../train/profile.h"
+#include "cli_util.h"
 #include "harness.h"
 
 BG_TEST(tta_resize_and_flip)
@@ -75,35 +76,24 @@ BG_TEST(tta_metrics_from_scores)
     bg_ctx_free(&ctx);
 }
 
-static const char *budgie_bin(void) { return getenv("BUDGIE_BIN") ? getenv("BUDGIE_BIN") : "bin/budgie"; }
-
-static int run_cmd(const char *cmd, char *out, size_t cap)
-{
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 BG_TEST(cli_eval_reproduces_the_runs_accuracy)
 {
-    if (access(budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", budgie_bin());
+    if (access(bg_test_budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", bg_test_budgie_bin());
     struct stat st;
     if (stat(".cache/cifar10", &st) != 0) SKIP("no .cache/cifar10 (run tools/fetch_data.sh)");
     char dir[] = "/tmp/bg_eval_XXXXXX", cmd[512], out[16384], best[128];
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     snprintf(cmd, sizeof cmd, "%s train --budget 4 --train-per-class 60 --test-per-class 20 --val-per-class 10 "
-             "--out %s/run >/dev/null 2>&1", budgie_bin(), dir);
+             "--out %s/run >/dev/null 2>&1", bg_test_budgie_bin(), dir);
     CHECK(system(cmd) == 0, "training run failed: %s", cmd);
     snprintf(best, sizeof best, "%s/run/best.safetensors", dir);
     bg_ctx ctx;
     bg_test_ctx(&ctx, 1);
     bg_ckpt_meta *meta = calloc(1, sizeof *meta);
     CHECK_OK(&ctx, bg_ckpt_read_meta(&ctx, best, meta));
-    snprintf(cmd, sizeof cmd, "%s eval %s/run --json 2>&1", budgie_bin(), dir);
-    int rc = run_cmd(cmd, out, sizeof out);
+    snprintf(cmd, sizeof cmd, "%s eval %s/run --json 2>&1", bg_test_budgie_bin(), dir);
+    int rc = bg_test_run_cmd(cmd, out, sizeof out);
     CHECK(rc == 0, "eval: exit %d: %s", rc, out);
     json_error_t je;
     json_t *o = json_loads(out, 0, &je);
@@ -120,22 +110,22 @@ BG_TEST(cli_eval_reproduces_the_runs_accuracy)
     }
     /* flip TTA and a two-member ensemble of the same checkpoint run and report 2 and 4 views */
     snprintf(cmd, sizeof cmd, "%s eval %s %s/run/last.safetensors --tta flip --average logits --json 2>&1",
-             budgie_bin(), best, dir);
-    rc = run_cmd(cmd, out, sizeof out);
+             bg_test_budgie_bin(), best, dir);
+    rc = bg_test_run_cmd(cmd, out, sizeof out);
     o = json_loads(out, 0, &je);
     CHECK(rc == 0 && o && json_integer_value(json_object_get(o, "views")) == 4, "ensemble: exit %d: %s", rc, out);
     json_decref(o);
     /* two sizes (the small CNN takes any): 2 views; a side below 4: refused */
-    snprintf(cmd, sizeof cmd, "%s eval %s --sizes 32,40 --json 2>&1", budgie_bin(), best);
-    rc = run_cmd(cmd, out, sizeof out);
+    snprintf(cmd, sizeof cmd, "%s eval %s --sizes 32,40 --json 2>&1", bg_test_budgie_bin(), best);
+    rc = bg_test_run_cmd(cmd, out, sizeof out);
     o = json_loads(out, 0, &je);
     CHECK(rc == 0 && o && json_integer_value(json_object_get(o, "views")) == 2, "sizes 32,40: exit %d: %s", rc, out);
     json_decref(o);
-    snprintf(cmd, sizeof cmd, "%s eval %s --sizes 3 2>&1", budgie_bin(), best);
-    rc = run_cmd(cmd, out, sizeof out);
+    snprintf(cmd, sizeof cmd, "%s eval %s --sizes 3 2>&1", bg_test_budgie_bin(), best);
+    rc = bg_test_run_cmd(cmd, out, sizeof out);
     CHECK(rc == 2 && strstr(out, "--sizes takes"), "size 3: exit %d: %s", rc, out);
-    snprintf(cmd, sizeof cmd, "%s eval /nonexistent/x.safetensors 2>&1", budgie_bin());
-    rc = run_cmd(cmd, out, sizeof out);
+    snprintf(cmd, sizeof cmd, "%s eval /nonexistent/x.safetensors 2>&1", bg_test_budgie_bin());
+    rc = bg_test_run_cmd(cmd, out, sizeof out);
     CHECK(rc == 2 && strstr(out, "/nonexistent/x.safetensors"), "missing file: exit %d: %s", rc, out);
     free(meta);
     bg_ctx_free(&ctx);
@@ -147,7 +137,7 @@ BG_TEST(cli_eval_reproduces_the_runs_accuracy)
  * no progress yet, or a run folder without one, is an error that says so. */
 BG_TEST(cli_plot_draws_a_log)
 {
-    if (access(budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", budgie_bin());
+    if (access(bg_test_budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", bg_test_budgie_bin());
     char dir[] = "/tmp/bg_plot_XXXXXX", path[128], cmd[512], out[4096];
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     snprintf(path, sizeof path, "%s/log.jsonl", dir);
@@ -163,8 +153,8 @@ BG_TEST(cli_plot_draws_a_log)
     }
     fputs("not json\n{\"done\":true,\"elapsed_s\":4}\n", f);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "%s plot %s --out %s/c.png 2>&1", budgie_bin(), dir, dir);
-    int rc = run_cmd(cmd, out, sizeof out);
+    snprintf(cmd, sizeof cmd, "%s plot %s --out %s/c.png 2>&1", bg_test_budgie_bin(), dir, dir);
+    int rc = bg_test_run_cmd(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "4 epochs, 4 step windows") && strstr(out, ":10 is not JSON"), "plot: exit %d: %s", rc,
           out);
     snprintf(path, sizeof path, "%s/c.png", dir);
@@ -181,11 +171,11 @@ BG_TEST(cli_plot_draws_a_log)
     snprintf(path, sizeof path, "%s/log.jsonl", dir);
     f = fopen(path, "w");
     if (f) fputs("{\"config\":\"train\"}\n", f), fclose(f);
-    snprintf(cmd, sizeof cmd, "%s plot %s --out %s/d.png 2>&1", budgie_bin(), dir, dir);
-    rc = run_cmd(cmd, out, sizeof out);
+    snprintf(cmd, sizeof cmd, "%s plot %s --out %s/d.png 2>&1", bg_test_budgie_bin(), dir, dir);
+    rc = bg_test_run_cmd(cmd, out, sizeof out);
     CHECK(rc == 1 && strstr(out, "no training progress yet"), "empty log: exit %d: %s", rc, out);
-    snprintf(cmd, sizeof cmd, "%s plot %s/nothing 2>&1", budgie_bin(), dir);
-    rc = run_cmd(cmd, out, sizeof out);
+    snprintf(cmd, sizeof cmd, "%s plot %s/nothing 2>&1", bg_test_budgie_bin(), dir);
+    rc = bg_test_run_cmd(cmd, out, sizeof out);
     CHECK(rc == 2 && strstr(out, "cannot open"), "no run: exit %d: %s", rc, out);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0, "cleanup");

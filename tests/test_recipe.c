@@ -15,6 +15,7 @@
 #include "../models/model.h"
 #include "../train/checkpoint.h"
 #include "../train/recipe.h"
+#include "cli_util.h"
 #include "harness.h"
 
 BG_TEST(recipe_values_are_strict)
@@ -118,12 +119,7 @@ BG_TEST(recipe_budgets_and_gpu_table)
 /* A recipe's text without its first line (which names where it came from). */
 static char *recipe_text(const bg_recipe *r)
 {
-    char *buf = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&buf, &n);
-    if (!f) return NULL;
-    bg_recipe_write(r, f);
-    fclose(f);
+    char *buf = bg_recipe_text(r);
     char *nl = buf ? strchr(buf, '\n') : NULL;
     if (nl) memmove(buf, nl + 1, strlen(nl + 1) + 1);
     return buf;
@@ -219,23 +215,12 @@ BG_TEST(recipe_haet2021_is_the_seed)
     bg_ctx_free(&ctx);
 }
 
-static const char *budgie_bin(void) { return getenv("BUDGIE_BIN") ? getenv("BUDGIE_BIN") : "bin/budgie"; }
-
-static int run_cmd(const char *cmd, char *out, size_t cap)
-{
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 /* Bad input exits 2 naming the key, before any data is read (no "reading"
  * line, no run folder). */
 BG_TEST(cli_train_rejects_bad_input_before_reading_data)
 {
-    if (access(budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", budgie_bin());
+    if (access(bg_test_budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", bg_test_budgie_bin());
     char dir[] = "/tmp/bg_train_cli_XXXXXX";
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     const struct {
@@ -256,9 +241,9 @@ BG_TEST(cli_train_rejects_bad_input_before_reading_data)
     };
     char cmd[1024], out[4096];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        snprintf(cmd, sizeof cmd, "%s train %s --out %s/run%zu 2>&1", budgie_bin(), cases[i].args, dir, i);
-        if (strstr(cases[i].args, "--out")) snprintf(cmd, sizeof cmd, "%s train %s 2>&1", budgie_bin(), cases[i].args);
-        int rc = run_cmd(cmd, out, sizeof out);
+        snprintf(cmd, sizeof cmd, "%s train %s --out %s/run%zu 2>&1", bg_test_budgie_bin(), cases[i].args, dir, i);
+        if (strstr(cases[i].args, "--out")) snprintf(cmd, sizeof cmd, "%s train %s 2>&1", bg_test_budgie_bin(), cases[i].args);
+        int rc = bg_test_run_cmd(cmd, out, sizeof out);
         CHECK(rc == 2, "'%s': exit %d: %s", cases[i].args, rc, out);
         CHECK(strstr(out, cases[i].msg) != NULL, "'%s': message lacks '%s': %s", cases[i].args, cases[i].msg, out);
         CHECK(!strstr(out, "reading"), "'%s' read data before refusing: %s", cases[i].args, out);
@@ -273,8 +258,8 @@ BG_TEST(cli_train_rejects_bad_input_before_reading_data)
     mkdir(run, 0777);
     snprintf(recipe, sizeof recipe, "%s/recipe.txt", run);
     write_text(recipe, "lr = 0.1\n");
-    snprintf(cmd, sizeof cmd, "%s train --out %s 2>&1", budgie_bin(), run);
-    int rc = run_cmd(cmd, out, sizeof out);
+    snprintf(cmd, sizeof cmd, "%s train --out %s 2>&1", bg_test_budgie_bin(), run);
+    int rc = bg_test_run_cmd(cmd, out, sizeof out);
     CHECK(rc == 2 && strstr(out, "already holds a run"), "reused run folder: exit %d: %s", rc, out);
     unlink(recipe), rmdir(run), rmdir(dir);
 }
@@ -291,14 +276,14 @@ static double wall_now(void)
  * ends with a message that says so. Needs the CIFAR cache (tools/fetch_data.sh). */
 BG_TEST(cli_train_stays_within_its_budget)
 {
-    if (access(budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", budgie_bin());
+    if (access(bg_test_budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", bg_test_budgie_bin());
     struct stat st;
     if (stat(".cache/cifar10", &st) != 0) SKIP("no .cache/cifar10 (run tools/fetch_data.sh)");
     char dir[] = "/tmp/bg_train_budget_XXXXXX", cmd[512], out[8192], path[160];
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
-    snprintf(cmd, sizeof cmd, "%s train --budget 6 --test-per-class 20 --out %s/run 2>&1", budgie_bin(), dir);
+    snprintf(cmd, sizeof cmd, "%s train --budget 6 --test-per-class 20 --out %s/run 2>&1", bg_test_budgie_bin(), dir);
     const double t = wall_now();
-    int rc = run_cmd(cmd, out, sizeof out);
+    int rc = bg_test_run_cmd(cmd, out, sizeof out);
     const double wall = wall_now() - t;
     CHECK(rc == 0, "exit %d: %s", rc, out);
     CHECK(wall <= 6.5, "the 6 s run took %.2f s from outside", wall);
@@ -312,8 +297,8 @@ BG_TEST(cli_train_stays_within_its_budget)
     snprintf(path, sizeof path, "%s/run", dir);
     rmdir(path);
     /* too short for a single step */
-    snprintf(cmd, sizeof cmd, "%s train --budget 0.05 --out %s/short 2>&1", budgie_bin(), dir);
-    rc = run_cmd(cmd, out, sizeof out);
+    snprintf(cmd, sizeof cmd, "%s train --budget 0.05 --out %s/short 2>&1", bg_test_budgie_bin(), dir);
+    rc = bg_test_run_cmd(cmd, out, sizeof out);
     CHECK(rc == 1 && strstr(out, "ran out before the first training step"), "exit %d: %s", rc, out);
     snprintf(path, sizeof path, "%s/short/last.safetensors", dir);
     CHECK(stat(path, &st) != 0, "weights saved for a run that trained nothing");
@@ -334,10 +319,10 @@ static pid_t spawn_train(const char *log, const char *const *args, int n)
     if (pid != 0) return pid;
     FILE *f = freopen(log, "w", stdout);
     if (f) dup2(fileno(stdout), 2);
-    const char *argv[24] = {budgie_bin(), "train"};
+    const char *argv[24] = {bg_test_budgie_bin(), "train"};
     for (int i = 0; i < n && i < 20; i++) argv[2 + i] = args[i];
     argv[2 + (n < 20 ? n : 20)] = NULL;
-    execv(budgie_bin(), (char *const *)argv);
+    execv(bg_test_budgie_bin(), (char *const *)argv);
     _exit(127);
 }
 
@@ -346,7 +331,7 @@ static pid_t spawn_train(const char *log, const char *const *args, int n)
  * leaves a complete, loadable one. Needs the CIFAR cache. */
 BG_TEST(cli_train_survives_signals_and_resumes)
 {
-    if (access(budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", budgie_bin());
+    if (access(bg_test_budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", bg_test_budgie_bin());
     struct stat st;
     if (stat(".cache/cifar10", &st) != 0) SKIP("no .cache/cifar10 (run tools/fetch_data.sh)");
     bg_ctx ctx;
@@ -375,9 +360,9 @@ BG_TEST(cli_train_survives_signals_and_resumes)
           (long long)stopped_at, meta->pos.elapsed_s);
     CHECK(strstr(meta->recipe, "model = small_cnn") != NULL, "the recipe is in the checkpoint");
     /* resume, one more epoch */
-    snprintf(cmd, sizeof cmd, "%s train --resume %s --epochs %lld 2>&1", budgie_bin(), run,
+    snprintf(cmd, sizeof cmd, "%s train --resume %s --epochs %lld 2>&1", bg_test_budgie_bin(), run,
              (long long)meta->pos.epoch + 1);
-    int rc = run_cmd(cmd, out, sizeof out);
+    int rc = bg_test_run_cmd(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "resuming"), "resume: exit %d: %s", rc, out);
     CHECK_OK(&ctx, bg_ckpt_read_meta(&ctx, ckpt, meta));
     CHECK(meta->pos.step > stopped_at && meta->pos.step_in_epoch == 0, "after resume: step %lld (was %lld), in epoch %lld",
@@ -410,7 +395,7 @@ BG_TEST(cli_train_survives_signals_and_resumes)
  * output could not be delivered) and leaves no temporary file. */
 BG_TEST(cli_train_faults_stop_cleanly)
 {
-    if (access(budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", budgie_bin());
+    if (access(bg_test_budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", bg_test_budgie_bin());
     struct stat st;
     if (stat(".cache/cifar10", &st) != 0) SKIP("no .cache/cifar10 (run tools/fetch_data.sh)");
     char dir[] = "/tmp/bg_train_fault_XXXXXX", cmd[512], out[8192], path[160];
@@ -418,8 +403,8 @@ BG_TEST(cli_train_faults_stop_cleanly)
     /* NaN: lr 1000 diverges within a few steps; checkpoints every step before that */
     snprintf(cmd, sizeof cmd, "%s train --budget 30 --lr 1000 --checkpoint-every 0 --train-per-class 100 "
              "--test-per-class 10 --val-per-class 10 --batch 16 --checkpoint-every 0.001 --out %s/nan 2>&1",
-             budgie_bin(), dir);
-    int rc = run_cmd(cmd, out, sizeof out);
+             bg_test_budgie_bin(), dir);
+    int rc = bg_test_run_cmd(cmd, out, sizeof out);
     CHECK(rc == 1 && strstr(out, "loss became") && strstr(out, "nan at step"), "NaN: exit %d: %s", rc, out);
     snprintf(path, sizeof path, "%s/nan/last.safetensors", dir);
     if (strstr(out, "the last good checkpoint stays in")) {
@@ -434,8 +419,8 @@ BG_TEST(cli_train_faults_stop_cleanly)
         CHECK(strstr(out, "no checkpoint was written") && stat(path, &st) != 0, "NaN before any checkpoint: %s", out);
     }
     /* a memory cap below the model's need */
-    snprintf(cmd, sizeof cmd, "%s train --budget 30 --mem-cap 200K --out %s/cap 2>&1", budgie_bin(), dir);
-    rc = run_cmd(cmd, out, sizeof out);
+    snprintf(cmd, sizeof cmd, "%s train --budget 30 --mem-cap 200K --out %s/cap 2>&1", bg_test_budgie_bin(), dir);
+    rc = bg_test_run_cmd(cmd, out, sizeof out);
     CHECK(rc == 1 && strstr(out, "exceeds the memory cap") && strstr(out, "lower the batch or raise mem_cap"),
           "cap: exit %d: %s", rc, out);
     /* a checkpoint that cannot be written: last.safetensors is taken by a folder */
@@ -446,13 +431,13 @@ BG_TEST(cli_train_faults_stop_cleanly)
     snprintf(path, sizeof path, "%s/disk/last.safetensors/keep", dir);
     write_text(path, "x");
     snprintf(cmd, sizeof cmd, "%s train --budget 30 --train-per-class 100 --test-per-class 10 --val-per-class 10 "
-             "--out %s/disk 2>&1", budgie_bin(), dir);
-    rc = run_cmd(cmd, out, sizeof out);
+             "--out %s/disk 2>&1", bg_test_budgie_bin(), dir);
+    rc = bg_test_run_cmd(cmd, out, sizeof out);
     CHECK(rc == 1 && strstr(out, "cannot rename") && strstr(out, "last.safetensors"), "unwritable checkpoint: exit %d: %s",
           rc, out);
     CHECK(!strstr(out, "last good checkpoint stays"), "a folder passed for a checkpoint: %s", out);
     snprintf(cmd, sizeof cmd, "ls %s/disk", dir);
-    run_cmd(cmd, out, sizeof out);
+    bg_test_run_cmd(cmd, out, sizeof out);
     CHECK(!strstr(out, ".tmp."), "a temporary file was left behind: %s", out);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0, "cleanup");
@@ -463,14 +448,14 @@ BG_TEST(cli_train_faults_stop_cleanly)
  * the resolved numbers, recipe.txt what was asked. */
 BG_TEST(cli_train_auto_batch_stays_under_the_cap)
 {
-    if (access(budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", budgie_bin());
+    if (access(bg_test_budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", bg_test_budgie_bin());
     struct stat st;
     if (stat(".cache/cifar10", &st) != 0) SKIP("no .cache/cifar10 (run tools/fetch_data.sh)");
     char dir[] = "/tmp/bg_train_auto_XXXXXX", cmd[512], out[16384], path[128];
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     snprintf(cmd, sizeof cmd, "%s train --batch auto --epochs auto --mem-cap 96M --eval-batch 100 --budget 8 "
-             "--train-per-class 100 --test-per-class 20 --val-per-class 10 --out %s/run 2>&1", budgie_bin(), dir);
-    int rc = run_cmd(cmd, out, sizeof out);
+             "--train-per-class 100 --test-per-class 20 --val-per-class 10 --out %s/run 2>&1", bg_test_budgie_bin(), dir);
+    int rc = bg_test_run_cmd(cmd, out, sizeof out);
     CHECK(rc == 0 && strstr(out, "budgie train: profile: batch "), "exit %d: %s", rc, out);
     const char *p = out;
     long long peak = 0;
@@ -490,7 +475,7 @@ BG_TEST(cli_train_auto_batch_stays_under_the_cap)
     free(meta);
     bg_ctx_free(&ctx);
     snprintf(cmd, sizeof cmd, "grep -c '^batch = auto' %s/run/recipe.txt", dir);
-    rc = run_cmd(cmd, out, sizeof out);
+    rc = bg_test_run_cmd(cmd, out, sizeof out);
     CHECK(rc == 0 && atoi(out) == 1, "recipe.txt keeps what was asked: %s", out);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0, "cleanup");

@@ -231,18 +231,6 @@ static bg_status save_to(ckpt_data *cd, const char *path, bg_trainer *tr, const 
     return s;
 }
 
-/* The recipe as text (what the checkpoint stores). */
-static char *recipe_text(const bg_recipe *r)
-{
-    char *buf = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&buf, &n);
-    if (!f) return NULL;
-    bg_recipe_write(r, f);
-    fclose(f);
-    return buf;
-}
-
 int bg_cmd_train(int argc, char **argv)
 {
     const double t0 = bg_monotonic_s();
@@ -447,7 +435,7 @@ int bg_cmd_train(int argc, char **argv)
                 r.mem_cap / 1048576, prof.step_s, prof.epoch_s, (long long)r.epochs, left, prof.trials,
                 bg_monotonic_s() - tp);
     }
-    rtext = recipe_text(&r);
+    rtext = bg_recipe_text(&r);
     if (bg_loader_init(&ld, &ctx, &train, &test, (int)r.train_per_class, (int)r.test_per_class, (int)r.batch,
                        &train_opts, &test_opts, (uint64_t)r.seed))
         goto fail;

@@ -398,6 +398,20 @@ void bg_recipe_write(const bg_recipe *r, FILE *f)
     }
 }
 
+char *bg_recipe_text(const bg_recipe *r)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    if (!f) return NULL;
+    bg_recipe_write(r, f);
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
 void bg_recipe_help(FILE *f)
 {
     bg_recipe d;

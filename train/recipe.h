@@ -66,6 +66,8 @@ bg_status bg_recipe_check(bg_ctx *ctx, const bg_recipe *r);
 void bg_recipe_schedule(const bg_recipe *r, bg_sched *s, bool *per_epoch, int64_t *freeze);
 /* The recipe as `key = value` text, every key (for the run folder and the log). */
 void bg_recipe_write(const bg_recipe *r, FILE *f);
+/* The same as a malloc'd string (NULL when out of memory). */
+char *bg_recipe_text(const bg_recipe *r);
 /* One line per key: name, default, help (for --help). */
 void bg_recipe_help(FILE *f);
 
