@@ -123,8 +123,9 @@ $(BIN): $(TOOL_OBJ) $(LIB) $(LINK_DEPS)
 	@mkdir -p bin
 	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(LIB) $(LDLIBS)
 
-$(TESTBIN): $(TEST_OBJ) $(LIB) $(LINK_DEPS)
-	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS)
+# The tests link the command line's option parser too (tests/test_options.c).
+$(TESTBIN): $(TEST_OBJ) $(BUILD)/tools/options.o $(LIB) $(LINK_DEPS)
+	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/tools/options.o $(LIB) $(LDLIBS)
 
 # The CPU suite. TEST_ARGS filters (e.g. TEST_ARGS=conv2d).
 test: note $(TESTBIN) $(BIN)

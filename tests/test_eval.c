@@ -123,7 +123,7 @@ BG_TEST(cli_eval_reproduces_the_runs_accuracy)
     json_decref(o);
     snprintf(cmd, sizeof cmd, "%s eval %s --sizes 3 2>&1", bg_test_budgie_bin(), best);
     rc = bg_test_run_cmd(cmd, out, sizeof out);
-    CHECK(rc == 2 && strstr(out, "--sizes takes"), "size 3: exit %d: %s", rc, out);
+    CHECK(rc == 2 && strstr(out, "--sizes: '3' is not an integer in [4, 4096]"), "size 3: exit %d: %s", rc, out);
     snprintf(cmd, sizeof cmd, "%s eval /nonexistent/x.safetensors 2>&1", bg_test_budgie_bin());
     rc = bg_test_run_cmd(cmd, out, sizeof out);
     CHECK(rc == 2 && strstr(out, "/nonexistent/x.safetensors"), "missing file: exit %d: %s", rc, out);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../augment/transforms.h"
+#include "options.h"
 #include "verbs.h"
 
 static void usage(FILE *o)
@@ -27,47 +28,24 @@ static void usage(FILE *o)
         "Exit status: 0 done, 1 the image could not be read or written, 2 usage error.\n");
 }
 
-static int parse_int(const char *flag, const char *s, int *v)
-{
-    char *end;
-    errno = 0;
-    long x = s ? strtol(s, &end, 10) : 0;
-    if (!s || !*s || *end || errno || x < -1000000 || x > 1000000) {
-        fprintf(stderr, "budgie augment: %s needs an integer, got '%s'\n", flag, s ? s : "");
-        return -1;
-    }
-    *v = (int)x;
-    return 0;
-}
-
 int bg_cmd_augment(int argc, char **argv)
 {
     const char *op_name = NULL, *in = NULL, *out = NULL, *variant_name = "pil";
-    int magnitude = -1, sign = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (!v) {
-            fprintf(stderr, "budgie augment: %s needs a value (budgie augment --help)\n", a);
-            return 2;
-        }
-        i++;
-        if (!strcmp(a, "--op")) op_name = v;
-        else if (!strcmp(a, "--in")) in = v;
-        else if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--variant")) variant_name = v;
-        else if (!strcmp(a, "--magnitude")) {
-            if (parse_int(a, v, &magnitude)) return 2;
-        } else if (!strcmp(a, "--sign")) {
-            if (parse_int(a, v, &sign)) return 2;
-        } else {
-            fprintf(stderr, "budgie augment: unknown option '%s' (budgie augment --help)\n", a);
-            return 2;
-        }
+    int64_t magnitude = -1, sign = 1;
+    const bg_opt opts[] = {
+        {.name = "op", .type = BG_OPT_STR, .dst = &op_name},
+        {.name = "in", .type = BG_OPT_STR, .dst = &in},
+        {.name = "out", .type = BG_OPT_STR, .dst = &out},
+        {.name = "variant", .type = BG_OPT_CHOICE, .dst = &variant_name, .choices = "pil|torchvision"},
+        {.name = "magnitude", .type = BG_OPT_INT, .dst = &magnitude, .min = 0, .max = 9},
+        {.name = "sign", .type = BG_OPT_INT, .dst = &sign, .min = -1, .max = 1},
+    };
+    const int prc = bg_opts_parse("augment", opts, (int)(sizeof opts / sizeof opts[0]), argc, argv, NULL, 0, NULL);
+    if (prc == 1) {
+        usage(stdout);
+        return 0;
     }
+    if (prc) return prc;
     if (!op_name || !in || !out) {
         fprintf(stderr, "budgie augment: --op, --in and --out are required (budgie augment --help)\n");
         return 2;
@@ -79,12 +57,7 @@ int bg_cmd_augment(int argc, char **argv)
         fprintf(stderr, "\n");
         return 2;
     }
-    int variant = !strcmp(variant_name, "pil") ? BG_AUTOAUG_PIL
-                : !strcmp(variant_name, "torchvision") ? BG_AUTOAUG_TORCHVISION : 0;
-    if (!variant) {
-        fprintf(stderr, "budgie augment: --variant takes pil or torchvision, got '%s'\n", variant_name);
-        return 2;
-    }
+    const int variant = !strcmp(variant_name, "pil") ? BG_AUTOAUG_PIL : BG_AUTOAUG_TORCHVISION;
     if (bg_aa_has_magnitude(op) && magnitude < 0) {
         fprintf(stderr, "budgie augment: %s needs --magnitude 0..9\n", bg_aa_op_name(op));
         return 2;
@@ -96,7 +69,7 @@ int bg_cmd_augment(int argc, char **argv)
         return 1;
     }
     bg_aa_step st;
-    if (bg_aa_step_make(&ctx, variant, op, magnitude, sign, 1, 1, &st)) {
+    if (bg_aa_step_make(&ctx, variant, op, (int)magnitude, (int)sign, 1, 1, &st)) {
         fprintf(stderr, "budgie augment: --magnitude/--sign: %s\n", bg_errmsg(&ctx));
         bg_ctx_free(&ctx);
         return 2;
@@ -115,7 +88,7 @@ int bg_cmd_augment(int argc, char **argv)
     if (!s) s = bg_write_png(&ctx, out, w, h, 3, dst);
     if (s) fprintf(stderr, "budgie augment: %s\n", bg_errmsg(&ctx));
     else {
-        printf("%s m=%d sign=%+d (%s): %s %dx%d -> %s\n", bg_aa_op_name(op), magnitude, sign, variant_name, in, w, h, out);
+        printf("%s m=%d sign=%+d (%s): %s %dx%d -> %s\n", bg_aa_op_name(op), (int)magnitude, (int)sign, variant_name, in, w, h, out);
         rc = 0;
     }
     free(dst);

@@ -15,6 +15,7 @@
 #include "../train/checkpoint.h"
 #include "../train/ensemble.h"
 #include "../train/recipe.h"
+#include "options.h"
 #include "verbs.h"
 
 #define MAX_MEMBERS 16
@@ -57,65 +58,25 @@ static bool same_test_set(const bg_recipe *a, const bg_recipe *b)
 
 int bg_cmd_eval(int argc, char **argv)
 {
-    const char *paths[MAX_MEMBERS];
+    const char *paths[MAX_MEMBERS], *tta = NULL, *average = "probs", *dev = "auto";
     int n_paths = 0, sizes[MAX_SIZES], n_sizes = 0;
-    bool flip = false, json = false, logits = false;
-    const char *dev = "auto";
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--json")) {
-            json = true;
-        } else if (!strcmp(a, "--tta") || !strcmp(a, "--sizes") || !strcmp(a, "--average") || !strcmp(a, "--device")) {
-            if (!v) {
-                fprintf(stderr, "budgie eval: %s needs a value\n", a);
-                return 2;
-            }
-            i++;
-            if (!strcmp(a, "--tta")) {
-                if (strcmp(v, "flip")) {
-                    fprintf(stderr, "budgie eval: --tta takes flip, got '%s'\n", v);
-                    return 2;
-                }
-                flip = true;
-            } else if (!strcmp(a, "--average")) {
-                if (strcmp(v, "probs") && strcmp(v, "logits")) {
-                    fprintf(stderr, "budgie eval: --average takes probs or logits, got '%s'\n", v);
-                    return 2;
-                }
-                logits = !strcmp(v, "logits");
-            } else if (!strcmp(a, "--device")) {
-                if (strcmp(v, "auto") && strcmp(v, "cpu") && strcmp(v, "cuda")) {
-                    fprintf(stderr, "budgie eval: --device takes auto, cpu or cuda, got '%s'\n", v);
-                    return 2;
-                }
-                dev = v;
-            } else {
-                char buf[128];
-                snprintf(buf, sizeof buf, "%s", v);
-                for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-                    char *end;
-                    long sz = strtol(t, &end, 10);
-                    if (*end || sz < 4 || sz > 4096 || n_sizes == MAX_SIZES) {
-                        fprintf(stderr, "budgie eval: --sizes takes up to %d sides of 4..4096 pixels, got '%s'\n",
-                                MAX_SIZES, v);
-                        return 2;
-                    }
-                    sizes[n_sizes++] = (int)sz;
-                }
-            }
-        } else if (a[0] == '-') {
-            fprintf(stderr, "budgie eval: unknown option '%s' (budgie eval --help)\n", a);
-            return 2;
-        } else if (n_paths == MAX_MEMBERS) {
-            fprintf(stderr, "budgie eval: at most %d checkpoints\n", MAX_MEMBERS);
-            return 2;
-        } else {
-            paths[n_paths++] = a;
-        }
+    bool json = false;
+    const bg_opt opts[] = {
+        {.name = "tta", .type = BG_OPT_CHOICE, .dst = &tta, .choices = "flip"},
+        {.name = "sizes", .type = BG_OPT_INTS, .dst = sizes, .min = 4, .max = 4096, .count = &n_sizes,
+         .max_items = MAX_SIZES},
+        {.name = "average", .type = BG_OPT_CHOICE, .dst = &average, .choices = "probs|logits"},
+        {.name = "device", .type = BG_OPT_CHOICE, .dst = &dev, .choices = "auto|cpu|cuda"},
+        {.name = "json", .type = BG_OPT_FLAG, .dst = &json},
+    };
+    const int prc = bg_opts_parse("eval", opts, (int)(sizeof opts / sizeof opts[0]), argc, argv, paths, MAX_MEMBERS,
+                                  &n_paths);
+    if (prc == 1) {
+        usage(stdout);
+        return 0;
     }
+    if (prc) return prc;
+    const bool flip = tta != NULL, logits = !strcmp(average, "logits");
     if (!n_paths) {
         usage(stderr);
         return 2;

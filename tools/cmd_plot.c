@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../augment/dataset.h"
+#include "options.h"
 #include "verbs.h"
 
 #define W 960
@@ -148,21 +149,17 @@ static void panel(canvas *c, int index, const char *title, double xmax, series *
 int bg_cmd_plot(int argc, char **argv)
 {
     const char *dir = NULL, *out = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: budgie plot RUN_DIR [--out curves.png]\n"
-                   "  draws RUN_DIR/log.jsonl: training loss, test and validation accuracy and the learning\n"
-                   "  rate against elapsed seconds (default output RUN_DIR/curves.png)\n");
-            return 0;
-        }
-        if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-        else if (argv[i][0] != '-' && !dir) dir = argv[i];
-        else {
-            fprintf(stderr, "budgie plot: unexpected argument '%s' (budgie plot --help)\n", argv[i]);
-            return 2;
-        }
+    int n_pos = 0;
+    const bg_opt opts[] = {{.name = "out", .type = BG_OPT_STR, .dst = &out}};
+    const int prc = bg_opts_parse("plot", opts, 1, argc, argv, &dir, 1, &n_pos);
+    if (prc == 1) {
+        printf("usage: budgie plot RUN_DIR [--out curves.png]\n"
+               "  draws RUN_DIR/log.jsonl: training loss, test and validation accuracy and the learning\n"
+               "  rate against elapsed seconds (default output RUN_DIR/curves.png)\n");
+        return 0;
     }
-    if (!dir) {
+    if (prc) return prc;
+    if (!n_pos) {
         fprintf(stderr, "usage: budgie plot RUN_DIR [--out curves.png]\n");
         return 2;
     }

@@ -9,6 +9,7 @@
 #include "../models/model.h"
 #include "../train/profile.h"
 #include "../train/recipe.h"
+#include "options.h"
 #include "verbs.h"
 
 #define MAX_ITEMS 8
@@ -25,94 +26,41 @@ static void usage(FILE *f)
                "Sizes default to each model's own; amp runs on CUDA only.\n");
 }
 
-/* "a,b,c" into up to MAX_ITEMS strings (in buf). */
-static int split(char *buf, char **items)
-{
-    int n = 0;
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t && n < MAX_ITEMS; t = strtok_r(NULL, ",", &save))
-        items[n++] = t;
-    return n;
-}
-
 int bg_cmd_profile(int argc, char **argv)
 {
-    const char *specs[MAX_ITEMS];
-    int n_specs = 0, sizes[MAX_ITEMS] = {0}, n_sizes = 0;
-    int n_prec = 0;
+    const char *specs[MAX_ITEMS], *mem_cap = NULL, *budget = NULL, *precision = "fp32", *dev = "auto";
+    int n_specs = 0, sizes[MAX_ITEMS] = {0}, n_sizes = 0, n_prec = 0;
     bool prec_amp[2];
     int64_t n_train = 5000, max_batch = 0;
-    const char *dev = "auto";
+    const bg_opt opts[] = {
+        {.name = "mem-cap", .type = BG_OPT_STR, .dst = &mem_cap},
+        {.name = "budget", .type = BG_OPT_STR, .dst = &budget},
+        {.name = "sizes", .type = BG_OPT_INTS, .dst = sizes, .min = 4, .max = 4096, .count = &n_sizes,
+         .max_items = MAX_ITEMS},
+        {.name = "precision", .type = BG_OPT_CHOICE, .dst = &precision, .choices = "fp32|amp|fp32,amp|amp,fp32"},
+        {.name = "n-train", .type = BG_OPT_INT, .dst = &n_train, .min = 1, .max = 1e9},
+        {.name = "max-batch", .type = BG_OPT_INT, .dst = &max_batch, .min = 1, .max = 1e6},
+        {.name = "device", .type = BG_OPT_CHOICE, .dst = &dev, .choices = "auto|cpu|cuda"},
+    };
+    const int prc = bg_opts_parse("profile", opts, (int)(sizeof opts / sizeof opts[0]), argc, argv, specs, MAX_ITEMS,
+                                  &n_specs);
+    if (prc == 1) {
+        usage(stdout);
+        return 0;
+    }
+    if (prc) return prc;
     bg_ctx ctx;
     bg_ctx_init(&ctx, BG_CPU, 0);
     bg_recipe scratch; /* the recipe parser checks --mem-cap and --budget as budgie train would */
     bg_recipe_defaults(&scratch);
     scratch.mem_cap = 0;
-    char buf[256], *items[MAX_ITEMS];
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            bg_ctx_free(&ctx);
-            return 0;
-        }
-        if (a[0] != '-') {
-            if (n_specs == MAX_ITEMS) goto too_many;
-            specs[n_specs++] = a;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "budgie profile: %s needs a value\n", a);
-            goto bad;
-        }
-        i++;
-        if (!strcmp(a, "--mem-cap") || !strcmp(a, "--budget")) {
-            if (bg_recipe_set(&ctx, &scratch, !strcmp(a, "--mem-cap") ? "mem_cap" : "budget", v, a)) {
-                fprintf(stderr, "budgie profile: %s\n", bg_errmsg(&ctx));
-                goto bad;
-            }
-        } else if (!strcmp(a, "--sizes")) {
-            snprintf(buf, sizeof buf, "%s", v);
-            n_sizes = split(buf, items);
-            for (int k = 0; k < n_sizes; k++) {
-                char *end;
-                long s = strtol(items[k], &end, 10);
-                if (*end || s < 4 || s > 4096) {
-                    fprintf(stderr, "budgie profile: --sizes takes sides of 4..4096 pixels, got '%s'\n", items[k]);
-                    goto bad;
-                }
-                sizes[k] = (int)s;
-            }
-        } else if (!strcmp(a, "--precision")) {
-            snprintf(buf, sizeof buf, "%s", v);
-            int n = split(buf, items);
-            n_prec = 0;
-            for (int k = 0; k < n && n_prec < 2; k++) {
-                if (strcmp(items[k], "amp") && strcmp(items[k], "fp32")) {
-                    fprintf(stderr, "budgie profile: --precision takes amp and/or fp32, got '%s'\n", items[k]);
-                    goto bad;
-                }
-                prec_amp[n_prec++] = !strcmp(items[k], "amp");
-            }
-        } else if (!strcmp(a, "--n-train") || !strcmp(a, "--max-batch")) {
-            char *end;
-            long long x = strtoll(v, &end, 10);
-            if (*end || x < 1 || x > 1000000000) {
-                fprintf(stderr, "budgie profile: %s takes a positive integer, got '%s'\n", a, v);
-                goto bad;
-            }
-            if (a[2] == 'n') n_train = x;
-            else max_batch = x;
-        } else if (!strcmp(a, "--device")) {
-            if (strcmp(v, "auto") && strcmp(v, "cpu") && strcmp(v, "cuda")) {
-                fprintf(stderr, "budgie profile: --device takes auto, cpu or cuda, got '%s'\n", v);
-                goto bad;
-            }
-            dev = v;
-        } else {
-            fprintf(stderr, "budgie profile: unknown option '%s' (budgie profile --help)\n", a);
-            goto bad;
-        }
+    if ((mem_cap && bg_recipe_set(&ctx, &scratch, "mem_cap", mem_cap, "--mem-cap")) ||
+        (budget && bg_recipe_set(&ctx, &scratch, "budget", budget, "--budget"))) {
+        fprintf(stderr, "budgie profile: %s\n", bg_errmsg(&ctx));
+        goto bad;
     }
+    if (strstr(precision, "fp32")) prec_amp[n_prec++] = false;
+    if (strstr(precision, "amp")) prec_amp[n_prec++] = true;
     if (!n_specs || !(scratch.mem_cap > 0)) {
         fprintf(stderr, "budgie profile: give at least one model spec and --mem-cap (budgie profile --help)\n");
         goto bad;
@@ -122,7 +70,6 @@ int bg_cmd_profile(int argc, char **argv)
             fprintf(stderr, "budgie profile: %s\n", bg_errmsg(&ctx));
             goto bad;
         }
-    if (!n_prec) prec_amp[n_prec++] = false;
     if (!n_sizes) sizes[n_sizes++] = 0;
     const bg_device device = !strcmp(dev, "cpu") ? BG_CPU : !strcmp(dev, "cuda") || bg_cuda_available() ? BG_CUDA : BG_CPU;
     if (device == BG_CUDA && !bg_cuda_available()) {
@@ -161,8 +108,6 @@ int bg_cmd_profile(int argc, char **argv)
             }
     bg_ctx_free(&ctx);
     return rc;
-too_many:
-    fprintf(stderr, "budgie profile: at most %d model specs\n", MAX_ITEMS);
 bad:
     bg_ctx_free(&ctx);
     return 2;
