@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../ops/validate.h"
+#include "options.h"
 
 int bg_cmd_validate(int argc, char **argv);
 
@@ -44,56 +45,30 @@ static void usage(FILE *o)
         "See docs/validate-format.md.\n");
 }
 
-static int parse_tol(const char *flag, const char *s, double *v)
-{
-    char *end;
-    double x = s ? strtod(s, &end) : -1;
-    if (!s || end == s || *end || !(x >= 0)) {
-        fprintf(stderr, "budgie validate: %s needs a non-negative number, got '%s'\n", flag, s ? s : "");
-        return -1;
-    }
-    *v = x;
-    return 0;
-}
-
 int bg_cmd_validate(int argc, char **argv)
 {
     bg_validate_opts o;
     bg_validate_defaults(&o);
-    int first_file = argc;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--atol")) {
-            if (parse_tol(a, i + 1 < argc ? argv[++i] : NULL, &o.atol)) return 2;
-        } else if (!strcmp(a, "--rtol")) {
-            if (parse_tol(a, i + 1 < argc ? argv[++i] : NULL, &o.rtol)) return 2;
-        } else if (!strcmp(a, "--backend")) {
-            const char *b = i + 1 < argc ? argv[++i] : "";
-            if (!strcmp(b, "cpu")) o.backends = BG_VAL_CPU;
-            else if (!strcmp(b, "cuda")) o.backends = BG_VAL_CUDA;
-            else if (!strcmp(b, "all")) o.backends = BG_VAL_ALL;
-            else {
-                fprintf(stderr, "budgie validate: --backend takes cpu, cuda or all, got '%s'\n", b);
-                return 2;
-            }
-        } else if (!strcmp(a, "--")) {
-            first_file = i + 1;
-            break;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "budgie validate: unknown option '%s' (see --help)\n", a);
-            return 2;
-        } else {
-            first_file = i;
-            break;
-        }
-    }
-    if (first_file >= argc) {
-        usage(stderr);
+    const char *backend = "all";
+    const bg_opt opts[] = {
+        {.name = "atol", .type = BG_OPT_NUM, .dst = &o.atol, .min = 0, .max = 1e30},
+        {.name = "rtol", .type = BG_OPT_NUM, .dst = &o.rtol, .min = 0, .max = 1e30},
+        {.name = "backend", .type = BG_OPT_CHOICE, .dst = &backend, .choices = "cpu|cuda|all"},
+    };
+    const char **files = calloc((size_t)argc, sizeof *files);
+    int n_files = 0;
+    if (!files) {
+        fprintf(stderr, "budgie validate: out of memory\n");
         return 2;
     }
+    const int prc = bg_opts_parse("validate", opts, 3, argc, argv, files, argc, &n_files);
+    if (prc || !n_files) {
+        if (prc == 1) usage(stdout);
+        else if (!prc) usage(stderr);
+        free(files);
+        return prc == 1 ? 0 : 2;
+    }
+    o.backends = !strcmp(backend, "cpu") ? BG_VAL_CPU : !strcmp(backend, "cuda") ? BG_VAL_CUDA : BG_VAL_ALL;
 
     bg_ctx ctx;
     if (bg_ctx_init(&ctx, BG_CPU, 0) != BG_OK) {
@@ -102,10 +77,10 @@ int bg_cmd_validate(int argc, char **argv)
     }
     bg_validate_counts total = {0};
     int n_err = 0, n_files_failed = 0;
-    for (int i = first_file; i < argc; i++) {
+    for (int i = 0; i < n_files; i++) {
         bg_validate_counts c = {0};
         bg_clear_error(&ctx);
-        bg_status s = bg_validate_file(&ctx, argv[i], &o, stdout, &c);
+        bg_status s = bg_validate_file(&ctx, files[i], &o, stdout, &c);
         fflush(stdout);
         if (s != BG_OK) {
             fprintf(stderr, "error: %s\n", bg_errmsg(&ctx));
@@ -118,6 +93,7 @@ int bg_cmd_validate(int argc, char **argv)
     }
     bg_ctx_free(&ctx);
     printf("%d tensors: %d passed, %d failed; %d of %d files failed, %d errors\n", total.n_tensors,
-           total.n_pass, total.n_fail, n_files_failed, argc - first_file, n_err);
+           total.n_pass, total.n_fail, n_files_failed, n_files, n_err);
+    free(files);
     return n_err ? 2 : total.n_fail ? 1 : 0;
 }
