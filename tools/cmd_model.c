@@ -10,6 +10,7 @@
 #include <time.h>
 #include "../models/model.h"
 #include "../ops/ops.h"
+#include "options.h"
 #include "verbs.h"
 
 static void usage(FILE *f)
@@ -43,40 +44,26 @@ typedef struct {
 
 static int parse_opts(int argc, char **argv, int first, opts *o)
 {
-    for (int i = first; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end = NULL;
-        if (!strcmp(a, "--input") && v) {
-            if (sscanf(v, "%dx%dx%d", &o->c, &o->h, &o->w) != 3 || o->c < 1 || o->h < 1 || o->w < 1) {
-                fprintf(stderr, "budgie model: --input wants CxHxW (e.g. 3x32x32), got '%s'\n", v);
-                return 2;
-            }
-        } else if (!strcmp(a, "--batch") && v) {
-            o->batch = (int)strtol(v, &end, 10);
-            if (*end || o->batch < 1) {
-                fprintf(stderr, "budgie model: --batch wants a positive integer, got '%s'\n", v);
-                return 2;
-            }
-        } else if (!strcmp(a, "--steps") && v) {
-            o->steps = (int)strtol(v, &end, 10);
-            if (*end || o->steps < 1) {
-                fprintf(stderr, "budgie model: --steps wants a positive integer, got '%s'\n", v);
-                return 2;
-            }
-        } else if (!strcmp(a, "--seed") && v) {
-            o->seed = strtoull(v, &end, 10);
-            if (*end) {
-                fprintf(stderr, "budgie model: --seed wants an integer, got '%s'\n", v);
-                return 2;
-            }
-        } else if (!strcmp(a, "--weights") && v) {
-            o->weights = v;
-        } else {
-            fprintf(stderr, "budgie model: unknown or incomplete option '%s'\n", a);
-            return 2;
-        }
-        i++;
+    const char *input = NULL;
+    int64_t batch = o->batch, steps = o->steps, seed = (int64_t)o->seed;
+    const bg_opt table[] = {
+        {.name = "input", .type = BG_OPT_STR, .dst = &input},
+        {.name = "batch", .type = BG_OPT_INT, .dst = &batch, .min = 1, .max = 1 << 20},
+        {.name = "steps", .type = BG_OPT_INT, .dst = &steps, .min = 1, .max = 100000},
+        {.name = "seed", .type = BG_OPT_INT, .dst = &seed, .min = 0, .max = 9.007199254740992e15},
+        {.name = "weights", .type = BG_OPT_STR, .dst = &o->weights},
+    };
+    /* the options after the positional arguments, as a command line of their own */
+    const int rc = bg_opts_parse("model", table, (int)(sizeof table / sizeof table[0]), argc - first + 1,
+                                 argv + first - 1, NULL, 0, NULL);
+    if (rc) return 2;
+    int used = 0;
+    if (input && (sscanf(input, "%dx%dx%d%n", &o->c, &o->h, &o->w, &used) != 3 || input[used] || o->c < 1 ||
+                  o->h < 1 || o->w < 1)) {
+        fprintf(stderr, "budgie model: --input wants CxHxW (e.g. 3x32x32), got '%s'\n", input);
+        return 2;
     }
+    o->batch = (int)batch, o->steps = (int)steps, o->seed = (unsigned long long)seed;
     return 0;
 }
 
