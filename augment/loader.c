@@ -40,16 +40,34 @@ bg_status bg_loader_init(bg_loader *ld, bg_ctx *ctx, const bg_dataset *train, co
 
 int64_t bg_loader_steps_per_epoch(const bg_loader *ld) { return ld->n_train / ld->batch; }
 
-bg_status bg_loader_next_batch(void *data, int64_t epoch, int64_t step_in_epoch, int64_t step, float *x, int32_t *y)
+/* This epoch's order of the training subset: a seeded shuffle. */
+static const int64_t *epoch_order(bg_loader *ld, int64_t epoch)
 {
-    bg_loader *ld = data;
     if (epoch != ld->order_epoch) {
         memcpy(ld->order, ld->train_idx, (size_t)ld->n_train * sizeof *ld->order);
         bg_shuffle(ld->order, ld->n_train, ld->seed, (uint64_t)epoch);
         ld->order_epoch = epoch;
     }
-    return bg_make_batch(ld->ctx, ld->train, ld->order + step_in_epoch * ld->batch, ld->batch, &ld->train_opts,
-                         ld->seed, (uint64_t)step, x, y);
+    return ld->order;
+}
+
+bg_status bg_loader_next_batch(void *data, int64_t epoch, int64_t step_in_epoch, int64_t step, float *x, int32_t *y)
+{
+    bg_loader *ld = data;
+    return bg_make_batch(ld->ctx, ld->train, epoch_order(ld, epoch) + step_in_epoch * ld->batch, ld->batch,
+                         &ld->train_opts, ld->seed, (uint64_t)step, x, y);
+}
+
+bg_status bg_loader_next_batch_device(bg_loader *ld, int64_t epoch, int64_t step_in_epoch, int64_t step, bg_tensor *x,
+                                      int32_t *y)
+{
+    if (!ld->gpu) return bg_fail(ld->ctx, BG_ERR_ARG, "loader: no device copy of the training set");
+    if (bg_numel(x) != (int64_t)ld->batch * ld->train->h * ld->train->w * ld->train->c ||
+        (x->dtype != BG_F32 && x->dtype != BG_F16))
+        return bg_fail(ld->ctx, BG_ERR_SHAPE, "loader: input '%s' does not hold a batch of %d images of %dx%dx%d "
+                       "(f32 or f16)", x->name, ld->batch, ld->train->h, ld->train->w, ld->train->c);
+    return bg_make_batch_cuda(ld->ctx, ld->gpu, epoch_order(ld, epoch) + step_in_epoch * ld->batch, ld->batch,
+                              &ld->train_opts, ld->seed, (uint64_t)step, x->data, x->dtype == BG_F16, y);
 }
 
 /* Images idx[first..first+n) of ds, prepared for evaluation (no augmentation). */

@@ -5,7 +5,9 @@
  * shape); evaluation covers every image. The loader knows no trainer. */
 #ifndef BG_LOADER_H
 #define BG_LOADER_H
+#include "../engine/tensor.h"
 #include "dataset.h"
+#include "transforms.h"
 
 typedef struct {
     bg_ctx *ctx;
@@ -15,6 +17,7 @@ typedef struct {
     int64_t order_epoch;
     int64_t *test_idx, n_test;    /* owned */
     int64_t *val_idx, n_val;      /* owned; a split of the training subset (bg_loader_split_val) */
+    bg_gpu_dataset *gpu;          /* the training set on the device, for bg_loader_next_batch_device (not owned) */
     int batch;
     bg_batch_opts train_opts, test_opts;
     uint64_t seed;
@@ -27,6 +30,11 @@ bg_status bg_loader_init(bg_loader *ld, bg_ctx *ctx, const bg_dataset *train, co
 int64_t bg_loader_steps_per_epoch(const bg_loader *ld);
 /* The training-batch callback of bg_run_config (data = the loader). */
 bg_status bg_loader_next_batch(void *data, int64_t epoch, int64_t step_in_epoch, int64_t step, float *x, int32_t *y);
+/* The same batch assembled on the device (ld->gpu, the training set
+ * uploaded with bg_gpu_dataset_upload) straight into x: the same draws and,
+ * in f32, the same bits (f16 when x is f16); labels into the host array y. */
+bg_status bg_loader_next_batch_device(bg_loader *ld, int64_t epoch, int64_t step_in_epoch, int64_t step, bg_tensor *x,
+                                      int32_t *y);
 /* Carve k_per_class images per class out of the training subset (a seeded
  * draw) as a validation split: they are never trained on. Call once, right
  * after init. */

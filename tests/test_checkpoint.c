@@ -33,6 +33,10 @@ static bg_status next_batch(void *d, int64_t e, int64_t k, int64_t s, float *x, 
 {
     return bg_loader_next_batch(((run_data *)d)->ld, e, k, s, x, y);
 }
+static bg_status next_batch_device(void *d, int64_t e, int64_t k, int64_t s, bg_tensor *x, int32_t *y)
+{
+    return bg_loader_next_batch_device(((run_data *)d)->ld, e, k, s, x, y);
+}
 static bg_status evaluate(void *d, bg_trainer *tr, double *acc) { return bg_evaluate_loader(((run_data *)d)->ld, tr, acc); }
 static void on_step(void *d, int64_t step, double loss)
 {
@@ -63,8 +67,8 @@ static void fill_dataset(bg_ctx *ctx, bg_dataset *ds, uint32_t seed)
 
 /* One "process": a run from `start` (or a resume from `resume`) to at most
  * max_steps; returns the final weights (host f32 copies, caller frees). */
-static bool one_run(bg_t *tc, bg_device dev, bg_optim_kind kind, const char *ckpt, bool resume, int64_t max_steps,
-                    run_data *rd, float **weights, int64_t *n_weights)
+static bool one_run_ex(bg_t *tc, bg_device dev, bool gpu_data, bg_optim_kind kind, const char *ckpt, bool resume,
+                       int64_t max_steps, run_data *rd, float **weights, int64_t *n_weights)
 {
     bg_ctx ctx;
     if (bg_ctx_init(&ctx, dev, 7)) {
@@ -80,8 +84,13 @@ static bool one_run(bg_t *tc, bg_device dev, bg_optim_kind kind, const char *ckp
     bg_model *m = NULL;
     bg_trainer tr = {0};
     bool ok = false;
+    bg_gpu_dataset gpu = {0};
     CHECK_OK(&ctx, bg_loader_init(&ld, &ctx, &train, &test, 0, 0, BATCH, &aug, &plain, 3));
     CHECK_OK(&ctx, bg_model_new(&ctx, dev, "small_cnn:w=0.25,classes=4,size=8", &m));
+    if (gpu_data) {
+        CHECK_OK(&ctx, bg_gpu_dataset_upload(&ctx, &train, &gpu));
+        ld.gpu = &gpu;
+    }
     if (tc->failures) goto out;
     bg_optim_config oc = bg_optim_defaults(kind);
     oc.lr = kind == BG_OPT_SGD ? 0.05 : 0.003;
@@ -104,7 +113,8 @@ static bool one_run(bg_t *tc, bg_device dev, bg_optim_kind kind, const char *ckp
     snprintf(rd->recipe, sizeof rd->recipe, "test recipe");
     bg_sched sc = bg_sched_make(BG_SCHED_COSINE, oc.lr);
     sc.t_max = STEPS;
-    bg_run_config cfg = {.next_batch = next_batch, .evaluate = evaluate, .checkpoint = save, .on_step = on_step,
+    bg_run_config cfg = {.next_batch = next_batch, .next_batch_device = gpu_data ? next_batch_device : NULL,
+                         .evaluate = evaluate, .checkpoint = save, .on_step = on_step,
                          .data = rd, .steps_per_epoch = bg_loader_steps_per_epoch(&ld), .budget_s = 600,
                          .max_steps = max_steps, .sched = sc, .eval_images = N_IMG, .start = start};
     bg_run_result res;
@@ -125,12 +135,19 @@ static bool one_run(bg_t *tc, bg_device dev, bg_optim_kind kind, const char *ckp
     ok = tc->failures == 0;
 out:
     bg_trainer_free(&tr);
+    bg_gpu_dataset_free(&ctx, &gpu);
     bg_model_free(&ctx, m);
     bg_loader_free(&ld);
     bg_dataset_free(&train);
     bg_dataset_free(&test);
     bg_ctx_free(&ctx);
     return ok;
+}
+
+static bool one_run(bg_t *tc, bg_device dev, bg_optim_kind kind, const char *ckpt, bool resume, int64_t max_steps,
+                    run_data *rd, float **weights, int64_t *n_weights)
+{
+    return one_run_ex(tc, dev, false, kind, ckpt, resume, max_steps, rd, weights, n_weights);
 }
 
 static void resume_is_exact(bg_t *tc, bg_device dev, bg_optim_kind kind, int64_t stop_at)
@@ -169,6 +186,30 @@ BG_TEST(checkpoint_resume_is_bitwise_adam_mid_epoch) { resume_is_exact(tc, BG_CP
 /* CUDA (deterministic mode, the step replayed as a CUDA graph after the
  * first): the resumed run records a new graph and must still match. */
 BG_GPU_TEST(gpu_checkpoint_resume_is_bitwise) { resume_is_exact(tc, BG_CUDA, BG_OPT_SGD, 11); }
+
+/* GPU-resident data: batches assembled and augmented on the device give the
+ * run the host batches give, bit for bit (the kernels reproduce the CPU's
+ * f32 values), step losses and final weights. */
+BG_GPU_TEST(gpu_train_device_batches_match_host_batches)
+{
+    char ckpt[] = "/tmp/bg_ckpt_XXXXXX";
+    int fd = mkstemp(ckpt);
+    CHECK(fd >= 0, "mkstemp");
+    if (fd < 0) return;
+    close(fd);
+    run_data a = {0}, b = {0};
+    float *wa = NULL, *wb = NULL;
+    int64_t na = 0, nb = 0;
+    if (one_run_ex(tc, BG_CUDA, false, BG_OPT_SGD, ckpt, false, STEPS, &a, &wa, &na) &&
+        one_run_ex(tc, BG_CUDA, true, BG_OPT_SGD, ckpt, false, STEPS, &b, &wb, &nb)) {
+        int diff = 0;
+        for (int i = 0; i < STEPS; i++) diff += memcmp(&a.losses[i], &b.losses[i], sizeof(double)) != 0;
+        CHECK(diff == 0, "%d of %d step losses differ (step 0: %.9g vs %.9g)", diff, STEPS, a.losses[0], b.losses[0]);
+        CHECK(na == nb && memcmp(wa, wb, (size_t)na * sizeof *wa) == 0, "final weights differ");
+    }
+    free(wa), free(wb);
+    unlink(ckpt);
+}
 
 /* The validation split: k per class, disjoint from what is trained on, a
  * function of the seed. */

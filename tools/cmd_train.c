@@ -198,6 +198,11 @@ static bg_status next_batch(void *d, int64_t e, int64_t k, int64_t s, float *x, 
     return bg_loader_next_batch(((ckpt_data *)d)->ld, e, k, s, x, y);
 }
 
+static bg_status next_batch_device(void *d, int64_t e, int64_t k, int64_t s, bg_tensor *x, int32_t *y)
+{
+    return bg_loader_next_batch_device(((ckpt_data *)d)->ld, e, k, s, x, y);
+}
+
 static bg_status evaluate(void *d, bg_trainer *tr, double *acc) { return bg_evaluate_loader(((ckpt_data *)d)->ld, tr, acc); }
 static bg_status validate(void *d, bg_trainer *tr, double *acc)
 {
@@ -364,6 +369,7 @@ int bg_cmd_train(int argc, char **argv)
     bg_dataset train = {0}, test = {0};
     bg_loader ld = {0};
     bg_trainer tr = {0};
+    bg_gpu_dataset gpu_ds = {0};
     bg_model *model = NULL;
     FILE *logf = NULL, *tee_f = NULL;
     tee tt = {stdout, NULL};
@@ -416,8 +422,11 @@ int bg_cmd_train(int argc, char **argv)
     bg_profile_result prof = {0};
     if (r.batch < 0 || r.epochs < 0) {
         const int64_t per = r.train_per_class > 0 ? r.train_per_class : train.n / (train.n_classes ? train.n_classes : 1);
+        /* GPU-resident data takes its share of the cap before any step */
+        const double data_bytes = device == BG_CUDA && strcmp(r.gpu_data, "off")
+                                      ? (double)train.n * train.h * train.w * train.c + 1048576.0 : 0;
         bg_profile_query q = {.spec = spec, .size = train.h == train.w ? train.h : 0, .amp = !strcmp(r.precision, "amp"),
-                              .device = device, .mem_cap = r.mem_cap, .max_batch = r.batch > 0 ? r.batch : 0, .eval_batch = r.eval_batch,
+                              .device = device, .mem_cap = r.mem_cap - data_bytes, .max_batch = r.batch > 0 ? r.batch : 0, .eval_batch = r.eval_batch,
                               .n_train = (per - r.val_per_class) * train.n_classes, .seed = (uint64_t)r.seed};
         if (r.batch > 0) q.max_batch = r.batch; /* epochs = auto with a fixed batch: time that batch */
         const double tp = bg_monotonic_s();
@@ -440,6 +449,11 @@ int bg_cmd_train(int argc, char **argv)
                        &train_opts, &test_opts, (uint64_t)r.seed))
         goto fail;
     if (r.val_per_class > 0 && bg_loader_split_val(&ld, (int)r.val_per_class)) goto fail;
+    const bool gpu_data = device == BG_CUDA && strcmp(r.gpu_data, "off");
+    if (gpu_data) {
+        if (bg_gpu_dataset_upload(&ctx, &train, &gpu_ds)) goto fail;
+        ld.gpu = &gpu_ds;
+    }
     bg_optim_kind kind;
     if (bg_optim_parse(&ctx, r.optimizer, &kind)) goto fail;
     bg_optim_config oc = bg_optim_defaults(kind);
@@ -480,9 +494,10 @@ int bg_cmd_train(int argc, char **argv)
     if (bg_model_save(&ctx, model, probe)) goto fail;
     const double save_cost = 3 * (bg_monotonic_s() - ts);
     unlink(probe);
-    fprintf(stderr, "budgie train: %s on %s data (%s), %lld train / %lld test images of %dx%dx%d, %d classes, %s, %s; run folder %s\n",
-            model->spec, fmt, data, (long long)ld.n_train, (long long)ld.n_test, train.h, train.w, train.c,
-            train.n_classes, bg_device_name(device), r.precision, r.out);
+    fprintf(stderr, "budgie train: %s on %s data (%s), %lld train / %lld test images of %dx%dx%d, %d classes, %s, %s%s; "
+            "run folder %s\n", model->spec, fmt, data, (long long)ld.n_train, (long long)ld.n_test, train.h, train.w,
+            train.c, train.n_classes, bg_device_name(device), r.precision,
+            gpu_data ? ", data and augmentation on the GPU" : "", r.out);
     char dev_line[256], build_line[256];
     bg_device_describe(dev_line, sizeof dev_line);
     bg_build_describe(build_line, sizeof build_line);
@@ -509,7 +524,8 @@ int bg_cmd_train(int argc, char **argv)
         .steps_per_epoch = bg_loader_steps_per_epoch(&ld), .budget_s = budget, .max_epochs = r.epochs,
         .sched = sc, .sched_per_epoch = per_epoch, .sched_freeze = freeze, .t0 = t0, .reserve_s = save_cost + 0.05,
         .checkpoint_every_s = checkpoint_every, .eval_images = ld.n_test + ld.n_val, .stop = &stop_flag, .log = tee_f,
-        .validate = ld.n_val ? validate : NULL, .checkpoint_best = strcmp(r.select, "none") ? save_best : NULL,
+        .next_batch_device = gpu_data ? next_batch_device : NULL, .validate = ld.n_val ? validate : NULL,
+        .checkpoint_best = strcmp(r.select, "none") ? save_best : NULL,
         .select_on_test = !strcmp(r.select, "test"), .on_step = on_step, .log_every = r.log_every,
         .log_extra = log_extra,
     };
@@ -567,6 +583,7 @@ fail:
     if (tee_f) fclose(tee_f);
     if (logf) fclose(logf);
     bg_trainer_free(&tr);
+    bg_gpu_dataset_free(&ctx, &gpu_ds);
     bg_model_free(&ctx, model);
     bg_loader_free(&ld);
     bg_dataset_free(&train);

@@ -29,6 +29,18 @@ static void log_json(FILE *f, json_t *obj)
     json_decref(obj);
 }
 
+/* bg_trainer_step_fill's callback: the run's device batch for one step. */
+typedef struct {
+    const bg_run_config *cfg;
+    int64_t epoch, k, step;
+} device_batch;
+
+static bg_status fill_device(void *arg, bg_tensor *x, int32_t *y)
+{
+    const device_batch *d = arg;
+    return d->cfg->next_batch_device(d->cfg->data, d->epoch, d->k, d->step, x, y);
+}
+
 /* A checkpoint at pos, timed (the slowest one sizes the reserve at the end). */
 static bg_status checkpoint(const bg_run_config *cfg, bg_trainer *tr, const bg_run_position *pos, bg_run_result *res)
 {
@@ -101,8 +113,13 @@ bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg,
             }
             double lr = bg_run_lr(cfg, elapsed, pos.step, epoch);
             double ts = bg_monotonic_s(), loss = 0;
-            if ((s = cfg->next_batch(cfg->data, epoch, k, pos.step, x, y))) goto out;
-            if ((s = bg_trainer_step(tr, x, y, lr, &loss))) goto out;
+            if (cfg->next_batch_device) {
+                device_batch db = {cfg, epoch, k, pos.step};
+                if ((s = bg_trainer_step_fill(tr, fill_device, &db, lr, &loss))) goto out;
+            } else {
+                if ((s = cfg->next_batch(cfg->data, epoch, k, pos.step, x, y))) goto out;
+                if ((s = bg_trainer_step(tr, x, y, lr, &loss))) goto out;
+            }
             if (!isfinite(loss)) {
                 s = bg_fail(ctx, BG_ERR_NUMERIC, "run: loss became %g at step %lld", loss, (long long)pos.step);
                 goto out;

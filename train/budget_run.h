@@ -29,6 +29,11 @@ typedef struct {
 typedef struct {
     /* Fill one training batch (tr->batch images) for global step `step` of `epoch`. */
     bg_status (*next_batch)(void *data, int64_t epoch, int64_t step_in_epoch, int64_t step, float *x, int32_t *y);
+    /* Optional, used instead of next_batch when set: the batch written
+     * straight into the trainer's input tensor x (GPU-resident data), its
+     * labels into the host array y. */
+    bg_status (*next_batch_device)(void *data, int64_t epoch, int64_t step_in_epoch, int64_t step, bg_tensor *x,
+                                   int32_t *y);
     /* Test accuracy of the current model (the callback calls bg_trainer_predict). */
     bg_status (*evaluate)(void *data, bg_trainer *tr, double *accuracy);
     /* Optional: validation accuracy (a split of the training data). */

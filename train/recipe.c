@@ -62,6 +62,8 @@ static const key_spec KEYS[] = {
     {"budget", K_BUDGET, false, F(budget), S(budget), 0, 0, NULL,
      "wall-clock budget for the whole process: 600, 600s, 10m, 1.5h, or 10m@v100 (GPU-relative)"},
     {"device", K_CHOICE, false, F(device), S(device), 0, 0, "auto|cpu|cuda", "auto: cuda when a device is present"},
+    {"gpu_data", K_CHOICE, false, F(gpu_data), S(gpu_data), 0, 0, "auto|off",
+     "auto: on CUDA, the training set on the device, batches assembled and augmented there"},
     {"seed", K_INT, false, F(seed), 0, 0, 9.007199254740992e15, NULL, "seed of init, subsets, order and augmentation"},
     {"log_every", K_INT, false, F(log_every), 0, 0, 1e9, NULL, "also a JSON log line every this many steps (0 = per epoch only)"},
     {"out", K_STR, false, F(out), S(out), 0, 0, NULL, "run folder; empty: runs/<date>-<time>-<model>"},
@@ -89,6 +91,7 @@ void bg_recipe_defaults(bg_recipe *r)
     snprintf(r->budget, sizeof r->budget, "120");
     r->budget_s = 120;
     snprintf(r->device, sizeof r->device, "auto");
+    snprintf(r->gpu_data, sizeof r->gpu_data, "auto");
 }
 
 static const key_spec *find_key(const char *name)

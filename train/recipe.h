@@ -44,6 +44,8 @@ typedef struct {
     double budget_s;           /* parsed, before any GPU conversion */
     char budget_gpu[16];       /* "" or the reference GPU of a relative budget */
     char device[8];            /* auto | cpu | cuda */
+    char gpu_data[8];          /* auto: on CUDA the training set lives on the device and batches are
+                                  assembled and augmented there | off: host batches */
     int64_t seed;
     int64_t log_every;         /* > 0: a JSON log line every this many steps too */
     char out[512];             /* run folder ("" = runs/<time>-<model>) */

@@ -65,14 +65,27 @@ bg_status bg_trainer_resume_from(bg_trainer *tr, const char *checkpoint)
     return BG_OK;
 }
 
-bg_status bg_trainer_step(bg_trainer *tr, const float *x, const int32_t *y, double lr, double *loss)
+/* One step whose input batch comes either from host floats or from a fill
+ * callback that writes the input tensor where it lives (GPU-resident data). */
+static bg_status step(bg_trainer *tr, const float *x, bg_fill_fn fill, void *arg, const int32_t *y_in, double lr,
+                      double *loss)
 {
     bg_ctx *ctx = tr->ctx;
     bg_status s;
     bool first = tr->train_g == NULL;
     if (first && (s = record_train(tr))) return s;
-    if ((s = bg_trainer_upload_input(tr, tr->x, x))) return s;
-    if ((s = bg_tensor_upload(ctx, tr->y, y, bg_nbytes(tr->y)))) return s;
+    int32_t *y_fill = NULL;
+    const int32_t *y = y_in;
+    if (fill) {
+        if (!(y_fill = malloc((size_t)tr->batch * sizeof *y_fill))) return bg_fail(ctx, BG_ERR_OOM, "trainer: out of host memory");
+        s = fill(arg, tr->x, y_fill);
+        y = y_fill;
+    } else {
+        s = bg_trainer_upload_input(tr, tr->x, x);
+    }
+    if (!s) s = bg_tensor_upload(ctx, tr->y, y, bg_nbytes(tr->y));
+    free(y_fill);
+    if (s) return s;
     if (tr->cuda) { /* the CUDA step: graph replay, mixed precision */
         if (first && (s = build_train(tr))) return s;
         return bg_trainer_cuda_step(tr, lr, first, loss);
@@ -87,6 +100,16 @@ bg_status bg_trainer_step(bg_trainer *tr, const float *x, const int32_t *y, doub
     if ((s = bg_tensor_download(ctx, tr->loss, &l, sizeof l))) return s;
     if (loss) *loss = l;
     return BG_OK;
+}
+
+bg_status bg_trainer_step(bg_trainer *tr, const float *x, const int32_t *y, double lr, double *loss)
+{
+    return step(tr, x, NULL, NULL, y, lr, loss);
+}
+
+bg_status bg_trainer_step_fill(bg_trainer *tr, bg_fill_fn fill, void *arg, double lr, double *loss)
+{
+    return step(tr, NULL, fill, arg, NULL, lr, loss);
 }
 
 bg_status bg_trainer_logits(bg_trainer *tr, const float *x, int n, const float **logits)

@@ -37,6 +37,11 @@ bg_status bg_trainer_init(bg_trainer *tr, bg_ctx *ctx, bg_device device, bg_forw
 /* One step on a full batch (x: batch*h*w*c floats NHWC, y: batch labels) at
  * learning rate lr; *loss gets the batch's mean loss. */
 bg_status bg_trainer_step(bg_trainer *tr, const float *x, const int32_t *y, double lr, double *loss);
+/* The same, with the batch written by `fill` straight into the input tensor
+ * x (on the trainer's device, f16 under amp) and the batch's labels into
+ * the host array y: GPU-resident data assembles its batches on the device. */
+typedef bg_status (*bg_fill_fn)(void *arg, bg_tensor *x, int32_t *y);
+bg_status bg_trainer_step_fill(bg_trainer *tr, bg_fill_fn fill, void *arg, double lr, double *loss);
 /* Class predictions for n <= eval_batch images (the rest of the batch is
  * zero-padded and ignored). */
 bg_status bg_trainer_predict(bg_trainer *tr, const float *x, int n, int32_t *pred);
