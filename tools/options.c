@@ -1,31 +1,11 @@
 /* The command line's option parser (see options.h). */
 #include "options.h"
+#include "../train/recipe.h"
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static bool whole_number(const char *s, double *v)
-{
-    if (!*s || *s == ' ' || *s == '\t') return false;
-    char *end;
-    errno = 0;
-    *v = strtod(s, &end);
-    return *end == 0 && errno == 0 && isfinite(*v);
-}
-
-static bool in_choices(const char *choices, const char *v)
-{
-    const size_t n = strlen(v);
-    for (const char *p = choices; *p;) {
-        const char *e = strchr(p, '|');
-        const size_t l = e ? (size_t)(e - p) : strlen(p);
-        if (l == n && !strncmp(p, v, n)) return true;
-        p += l + (e ? 1 : 0);
-    }
-    return false;
-}
 
 static int set_value(const char *verb, const bg_opt *o, const char *v)
 {
@@ -34,7 +14,7 @@ static int set_value(const char *verb, const bg_opt *o, const char *v)
     case BG_OPT_FLAG: return 0;
     case BG_OPT_STR: *(const char **)o->dst = v; return 0;
     case BG_OPT_CHOICE:
-        if (!in_choices(o->choices, v)) {
+        if (!bg_choice_ok(o->choices, v)) {
             fprintf(stderr, "budgie %s: --%s takes %s, got '%s'\n", verb, o->name, o->choices, v);
             return 2;
         }
@@ -42,7 +22,7 @@ static int set_value(const char *verb, const bg_opt *o, const char *v)
         return 0;
     case BG_OPT_INT:
     case BG_OPT_NUM:
-        if (!whole_number(v, &x) || (o->type == BG_OPT_INT && x != floor(x))) {
+        if (!bg_parse_finite(v, &x) || (o->type == BG_OPT_INT && x != floor(x))) {
             fprintf(stderr, "budgie %s: --%s takes %s, got '%s'\n", verb, o->name,
                     o->type == BG_OPT_INT ? "an integer" : "a finite number", v);
             return 2;
@@ -68,7 +48,7 @@ static int set_value(const char *verb, const bg_opt *o, const char *v)
             }
             memcpy(item, p, l);
             item[l] = 0;
-            if (!whole_number(item, &x) || x != floor(x) || x < o->min || x > o->max) {
+            if (!bg_parse_finite(item, &x) || x != floor(x) || x < o->min || x > o->max) {
                 fprintf(stderr, "budgie %s: --%s: '%s' is not an integer in [%g, %g]\n", verb, o->name, item, o->min,
                         o->max);
                 return 2;

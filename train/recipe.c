@@ -101,8 +101,7 @@ static const key_spec *find_key(const char *name)
     return NULL;
 }
 
-/* A number from the whole string: no leading blank, no trailing text, finite. */
-static bool strict_number(const char *s, double *v)
+bool bg_parse_finite(const char *s, double *v)
 {
     if (!*s || isspace((unsigned char)*s)) return false;
     char *end;
@@ -111,7 +110,7 @@ static bool strict_number(const char *s, double *v)
     return *end == 0 && errno == 0 && isfinite(*v);
 }
 
-static bool in_choices(const char *choices, const char *v)
+bool bg_choice_ok(const char *choices, const char *v)
 {
     const size_t n = strlen(v);
     for (const char *p = choices; *p;) {
@@ -136,7 +135,7 @@ static bool parse_bytes(const char *s, double *v)
         mult = last == 'K' ? 1024.0 : last == 'M' ? 1048576.0 : last == 'G' ? 1073741824.0 : 1099511627776.0;
         buf[n - 1] = 0;
     }
-    if (!strict_number(buf, v)) return false;
+    if (!bg_parse_finite(buf, v)) return false;
     *v *= mult;
     return true;
 }
@@ -159,7 +158,7 @@ bg_status bg_budget_parse(bg_ctx *ctx, const char *text, double *seconds, char *
         num[n - 1] = 0;
     }
     double v;
-    if (!strict_number(num, &v) || !(v > 0))
+    if (!bg_parse_finite(num, &v) || !(v > 0))
         return bg_fail(ctx, BG_ERR_ARG, "budget '%s': '%s' is not a positive number (e.g. 600, 10m, 1.5h, 10m@v100)",
                        text, num);
     if (v * unit > 366.0 * 86400)
@@ -224,7 +223,7 @@ bg_status bg_recipe_set(bg_ctx *ctx, bg_recipe *r, const char *key, const char *
         snprintf(field, k->cap, "%s", value);
         return BG_OK;
     case K_CHOICE:
-        if (!in_choices(k->choices, value) || strlen(value) >= k->cap)
+        if (!bg_choice_ok(k->choices, value) || strlen(value) >= k->cap)
             return bg_fail(ctx, BG_ERR_ARG, "%s: %s must be one of %s, got '%s'", where, key, k->choices, value);
         snprintf(field, k->cap, "%s", value);
         return BG_OK;
@@ -238,7 +237,7 @@ bg_status bg_recipe_set(bg_ctx *ctx, bg_recipe *r, const char *key, const char *
             *(int64_t *)field = -1;
             return BG_OK;
         }
-        if (!strict_number(value, &v) || v != floor(v))
+        if (!bg_parse_finite(value, &v) || v != floor(v))
             return bg_fail(ctx, BG_ERR_ARG, "%s: %s must be an integer, got '%s'", where, key, value);
         if (v < k->min || v > k->max)
             return bg_fail(ctx, BG_ERR_ARG, "%s: %s = %s is outside [%.15g, %.15g]", where, key, value, k->min, k->max);
@@ -246,7 +245,7 @@ bg_status bg_recipe_set(bg_ctx *ctx, bg_recipe *r, const char *key, const char *
         return BG_OK;
     case K_NUM:
     case K_BYTES:
-        if (!(k->type == K_NUM ? strict_number(value, &v) : parse_bytes(value, &v)))
+        if (!(k->type == K_NUM ? bg_parse_finite(value, &v) : parse_bytes(value, &v)))
             return bg_fail(ctx, BG_ERR_ARG, "%s: %s must be a %s, got '%s'", where, key,
                            k->type == K_NUM ? "finite number" : "byte count (e.g. 6G, 512M)", value);
         if (v < k->min || v > k->max)

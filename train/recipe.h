@@ -73,6 +73,12 @@ char *bg_recipe_text(const bg_recipe *r);
 /* One line per key: name, default, help (for --help). */
 void bg_recipe_help(FILE *f);
 
+/* ---- strict values (also the command line's, tools/options.h) ---- */
+/* A number from the whole string: no leading blank, no trailing text, finite. */
+bool bg_parse_finite(const char *s, double *v);
+/* Whether v is one of choices ("a|b|c"). */
+bool bg_choice_ok(const char *choices, const char *v);
+
 /* ---- budgets ---- */
 /* "600" / "600s" / "10m" / "1.5h" [@gpu] into seconds and the GPU name ("" if none). */
 bg_status bg_budget_parse(bg_ctx *ctx, const char *text, double *seconds, char *gpu, size_t gpu_cap);
