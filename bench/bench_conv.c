@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "bench.h"
+#include "../tools/options.h"
 #include "../engine/tensor.h"
 #ifdef BG_WITH_CUDA
 #include "../kernels/conv/conv.h"
@@ -227,35 +228,31 @@ static int bench_net(bg_ctx *ctx, FILE *out, const char *net, const layer *L, in
 
 BG_BENCH(conv, "CUDA conv2d fwd/dgrad/wgrad per layer of SENet-18 and ResNeSt-50d_1s4x24d vs PyTorch")
 {
-    const char *net = "all";
-    int batch = 0, reps = 10, peer = 1, use_rtc = 0, tune = 0, half = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fprintf(out, "usage: budgie bench conv [--net senet18|senet18w67|resnest|all] [--batch B] [--dtype f16|f32]\n"
-                         "                         [--reps R] [--rtc] [--tune] [--no-peer]\n"
-                         "Default batches: 512 for SENet-18 (32x32), 96 for ResNeSt-50d_1s4x24d (160x160).\n"
-                         "--rtc specialises each layer with NVRTC (first run compiles, later runs load from\n"
-                         "~/.cache/budgie/kernels); --tune times every tile per layer first and keeps the fastest.\n"
-                         "The PyTorch peer runs through bench/torch_conv_peer.py when python3 + torch are importable.\n");
-            return 0;
-        } else if (!strcmp(a, "--net") && v) net = v, i++;
-        else if (!strcmp(a, "--batch") && v) batch = atoi(v), i++;
-        else if (!strcmp(a, "--reps") && v) reps = atoi(v), i++;
-        else if (!strcmp(a, "--dtype") && v) half = strcmp(v, "f32") != 0, i++;
-        else if (!strcmp(a, "--rtc")) use_rtc = 1;
-        else if (!strcmp(a, "--tune")) tune = 1;
-        else if (!strcmp(a, "--no-peer")) peer = 0;
-        else {
-            fprintf(stderr, "budgie bench conv: unknown option '%s' (--help lists them)\n", a);
-            return 2;
-        }
+    const char *net = "all", *dtype = "f16";
+    int64_t batch_o = 0, reps_o = 10;
+    bool rtc_o = false, tune_o = false, no_peer = false;
+    const bg_opt opts[] = {
+        {.name = "net", .type = BG_OPT_CHOICE, .dst = &net, .choices = "senet18|senet18w67|resnest|all"},
+        {.name = "batch", .type = BG_OPT_INT, .dst = &batch_o, .min = 1, .max = 1 << 20},
+        {.name = "reps", .type = BG_OPT_INT, .dst = &reps_o, .min = 1, .max = 1e6},
+        {.name = "dtype", .type = BG_OPT_CHOICE, .dst = &dtype, .choices = "f16|f32"},
+        {.name = "rtc", .type = BG_OPT_FLAG, .dst = &rtc_o},
+        {.name = "tune", .type = BG_OPT_FLAG, .dst = &tune_o},
+        {.name = "no-peer", .type = BG_OPT_FLAG, .dst = &no_peer},
+    };
+    const int prc = bg_opts_parse("bench conv", opts, (int)(sizeof opts / sizeof opts[0]), argc, argv, NULL, 0, NULL);
+    if (prc == 1) {
+        fprintf(out, "usage: budgie bench conv [--net senet18|senet18w67|resnest|all] [--batch B] [--dtype f16|f32]\n"
+                     "                         [--reps R] [--rtc] [--tune] [--no-peer]\n"
+                     "Default batches: 512 for SENet-18 (32x32), 96 for ResNeSt-50d_1s4x24d (160x160).\n"
+                     "--rtc specialises each layer with NVRTC (first run compiles, later runs load from\n"
+                     "~/.cache/budgie/kernels); --tune times every tile per layer first and keeps the fastest.\n"
+                     "The PyTorch peer runs through bench/torch_conv_peer.py when python3 + torch are importable.\n");
+        return 0;
     }
-    if (strcmp(net, "all") && strcmp(net, "senet18") && strcmp(net, "senet18w67") && strcmp(net, "resnest")) {
-        fprintf(stderr, "budgie bench conv: unknown net '%s' (senet18, senet18w67, resnest, all)\n", net);
-        return 2;
-    }
+    if (prc) return prc;
+    int batch = (int)batch_o, reps = (int)reps_o, peer = !no_peer, use_rtc = rtc_o, tune = tune_o;
+    const int half = strcmp(dtype, "f32") != 0;
     if (!bg_cuda_available()) {
         fprintf(out, "skipped: no CUDA device\n");
         return 0;

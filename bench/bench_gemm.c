@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "bench.h"
+#include "../tools/options.h"
 #include "../engine/tensor.h"
 #ifdef BG_WITH_CUDA
 #include "../kernels/cuda_api.h"
@@ -63,34 +64,34 @@ static bg_gemm_algo parse_algo(const char *s)
 
 BG_BENCH(gemm, "CUDA GEMM (f16 tensor cores, f32 FMA): TFLOP/s, share of H100 peak, torch.matmul peer")
 {
-    int m = 0, n = 0, k = 0, batch = 1, ta = 0, tb = 0, reps = 20, peer = 1, use_rtc = 0, do16 = 1, do32 = 1;
-    const char *algo_s = "auto";
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fprintf(out, "usage: budgie bench gemm [--m M --n N --k K [--batch B] [--ta] [--tb]] [--dtype f16|f32|both]\n"
-                         "                         [--algo auto|tc|scalar|simt|naive|wgmma] [--reps R] [--rtc] [--no-peer]\n"
-                         "Without --m/--n/--k: 4096^3, 8192^3 and the models' linear/attention shapes.\n"
-                         "--rtc specialises each shape with NVRTC (cached under ~/.cache/budgie/kernels).\n"
-                         "The torch.matmul peer runs through bench/torch_conv_peer.py when python3 + torch are importable.\n");
-            return 0;
-        } else if (!strcmp(a, "--m") && v) m = atoi(v), i++;
-        else if (!strcmp(a, "--n") && v) n = atoi(v), i++;
-        else if (!strcmp(a, "--k") && v) k = atoi(v), i++;
-        else if (!strcmp(a, "--batch") && v) batch = atoi(v), i++;
-        else if (!strcmp(a, "--ta")) ta = 1;
-        else if (!strcmp(a, "--tb")) tb = 1;
-        else if (!strcmp(a, "--reps") && v) reps = atoi(v), i++;
-        else if (!strcmp(a, "--algo") && v) algo_s = v, i++;
-        else if (!strcmp(a, "--dtype") && v) do16 = strcmp(v, "f32") != 0, do32 = strcmp(v, "f16") != 0, i++;
-        else if (!strcmp(a, "--rtc")) use_rtc = 1;
-        else if (!strcmp(a, "--no-peer")) peer = 0;
-        else {
-            fprintf(stderr, "budgie bench gemm: unknown option '%s' (--help lists them)\n", a);
-            return 2;
-        }
+    int64_t m_o = 0, n_o = 0, k_o = 0, batch_o = 1, reps_o = 20;
+    bool ta_o = false, tb_o = false, rtc_o = false, no_peer = false;
+    const char *algo_s = "auto", *dtype = "both";
+    const bg_opt opts[] = {
+        {.name = "m", .type = BG_OPT_INT, .dst = &m_o, .min = 1, .max = 1 << 20},
+        {.name = "n", .type = BG_OPT_INT, .dst = &n_o, .min = 1, .max = 1 << 20},
+        {.name = "k", .type = BG_OPT_INT, .dst = &k_o, .min = 1, .max = 1 << 20},
+        {.name = "batch", .type = BG_OPT_INT, .dst = &batch_o, .min = 1, .max = 1 << 20},
+        {.name = "ta", .type = BG_OPT_FLAG, .dst = &ta_o},
+        {.name = "tb", .type = BG_OPT_FLAG, .dst = &tb_o},
+        {.name = "reps", .type = BG_OPT_INT, .dst = &reps_o, .min = 1, .max = 1e6},
+        {.name = "algo", .type = BG_OPT_CHOICE, .dst = &algo_s, .choices = "auto|tc|scalar|simt|naive|wgmma"},
+        {.name = "dtype", .type = BG_OPT_CHOICE, .dst = &dtype, .choices = "f16|f32|both"},
+        {.name = "rtc", .type = BG_OPT_FLAG, .dst = &rtc_o},
+        {.name = "no-peer", .type = BG_OPT_FLAG, .dst = &no_peer},
+    };
+    const int prc = bg_opts_parse("bench gemm", opts, (int)(sizeof opts / sizeof opts[0]), argc, argv, NULL, 0, NULL);
+    if (prc == 1) {
+        fprintf(out, "usage: budgie bench gemm [--m M --n N --k K [--batch B] [--ta] [--tb]] [--dtype f16|f32|both]\n"
+                     "                         [--algo auto|tc|scalar|simt|naive|wgmma] [--reps R] [--rtc] [--no-peer]\n"
+                     "Without --m/--n/--k: 4096^3, 8192^3 and the models' linear/attention shapes.\n"
+                     "--rtc specialises each shape with NVRTC (cached under ~/.cache/budgie/kernels).\n"
+                     "The torch.matmul peer runs through bench/torch_conv_peer.py when python3 + torch are importable.\n");
+        return 0;
     }
+    if (prc) return prc;
+    int m = (int)m_o, n = (int)n_o, k = (int)k_o, batch = (int)batch_o, ta = ta_o, tb = tb_o, reps = (int)reps_o;
+    int peer = !no_peer, use_rtc = rtc_o, do16 = strcmp(dtype, "f32") != 0, do32 = strcmp(dtype, "f16") != 0;
     if (!bg_cuda_available()) {
         fprintf(out, "skipped: no CUDA device\n");
         return 0;

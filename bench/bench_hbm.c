@@ -7,6 +7,7 @@
 #include <string.h>
 #include "bench.h"
 #include "bench_gpu.h"
+#include "../tools/options.h"
 #ifdef BG_WITH_CUDA
 #include "../kernels/cuda_api.h"
 #include "../kernels/shape.h"
@@ -162,40 +163,25 @@ void bg_bench_row(FILE *out, const char *name, double sec, double bytes, double 
 
 int bg_bench_parse(int argc, char **argv, const bg_bench_opt *opts, int n, FILE *out, const char *usage)
 {
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fprintf(out, "%s\noptions:\n", usage);
             for (int k = 0; k < n; k++) fprintf(out, "  --%-12s %s\n", opts[k].key, opts[k].help);
             return 1;
         }
-        const bg_bench_opt *o = NULL;
-        for (int k = 0; k < n; k++)
-            if (!strncmp(argv[i], "--", 2) && !strcmp(argv[i] + 2, opts[k].key)) o = &opts[k];
-        if (!o) {
-            fprintf(stderr, "unknown option '%s' (--help lists them)\n", argv[i]);
-            return 2;
-        }
-        if (o->kind == 'b') {
-            *(bool *)o->dst = true;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "option --%s needs a value\n", o->key);
-            return 2;
-        }
-        const char *v = argv[++i];
-        char *end = NULL;
-        switch (o->kind) {
-        case 'i': *(int64_t *)o->dst = strtoll(v, &end, 10); break;
-        case 'd': *(double *)o->dst = strtod(v, &end); break;
-        default: *(const char **)o->dst = v; end = (char *)v + strlen(v); break;
-        }
-        if (!end || *end) {
-            fprintf(stderr, "option --%s: '%s' is not a number\n", o->key, v);
-            return 2;
-        }
+    /* the command line's parser (tools/options.h), from this table */
+    bg_opt *t = calloc((size_t)n + 1, sizeof *t);
+    if (!t) return 2;
+    for (int k = 0; k < n; k++) {
+        t[k].name = opts[k].key;
+        t[k].dst = opts[k].dst;
+        t[k].min = -9.007199254740992e15, t[k].max = 9.007199254740992e15;
+        t[k].type = opts[k].kind == 'i' ? BG_OPT_INT : opts[k].kind == 'd' ? BG_OPT_NUM
+                    : opts[k].kind == 'b' ? BG_OPT_FLAG : BG_OPT_STR;
     }
-    return 0;
+    const int rc = bg_opts_parse("bench", t, n, argc, argv, NULL, 0, NULL);
+    free(t);
+    return rc;
 }
 
 BG_BENCH(hbm, "device memory bandwidth: a copy kernel over 2 x 512 MiB (the yardstick of the GPU cases)")

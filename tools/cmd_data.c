@@ -7,6 +7,7 @@
 #include "../augment/pack.h"
 #include "data_cmds.h"
 #include "../augment/data_source.h"
+#include "options.h"
 #include "verbs.h"
 
 bg_status bg_data_open(bg_ctx *ctx, const char *src, const char *split, int max_per_class, bg_dataset *ds,
@@ -87,32 +88,18 @@ static void pack_usage(FILE *o)
 int bg_data_pack(int argc, char **argv)
 {
     const char *pos[2] = {NULL, NULL}, *split = "train";
-    int npos = 0, max_per_class = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            pack_usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--split") && i + 1 < argc) {
-            split = argv[++i];
-        } else if (!strcmp(a, "--max-per-class") && i + 1 < argc) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 0 || v > 1000000000) {
-                fprintf(stderr, "budgie data pack: --max-per-class needs a count >= 0, got '%s'\n", argv[i]);
-                return 2;
-            }
-            max_per_class = (int)v;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "budgie data pack: unknown option '%s' (or it lacks its value)\n", a);
-            return 2;
-        } else if (npos < 2) {
-            pos[npos++] = a;
-        } else {
-            fprintf(stderr, "budgie data pack: one SRC and one OUT, got '%s' too\n", a);
-            return 2;
-        }
+    int npos = 0;
+    int64_t max_per_class = 0;
+    const bg_opt opts[] = {
+        {.name = "split", .type = BG_OPT_CHOICE, .dst = &split, .choices = "train|test"},
+        {.name = "max-per-class", .type = BG_OPT_INT, .dst = &max_per_class, .min = 0, .max = 1e9},
+    };
+    const int prc = bg_opts_parse("data pack", opts, 2, argc, argv, pos, 2, &npos);
+    if (prc == 1) {
+        pack_usage(stdout);
+        return 0;
     }
+    if (prc) return prc;
     if (npos != 2) {
         pack_usage(stderr);
         return 2;
@@ -121,7 +108,7 @@ int bg_data_pack(int argc, char **argv)
     if (bg_ctx_init(&ctx, BG_CPU, 0)) return fprintf(stderr, "budgie data pack: %s\n", bg_errmsg(&ctx)), 1;
     bg_dataset ds;
     const char *fmt = "?";
-    bg_status s = bg_data_open(&ctx, pos[0], split, max_per_class, &ds, &fmt);
+    bg_status s = bg_data_open(&ctx, pos[0], split, (int)max_per_class, &ds, &fmt);
     if (!s) s = bg_pack_write(&ctx, &ds, pos[1]);
     if (s) {
         fprintf(stderr, "budgie data pack: %s\n", bg_errmsg(&ctx));

@@ -15,6 +15,7 @@
 #include "../augment/dataset.h"
 #include "../engine/mads_batch.h"
 #include "../engine/mads_report.h"
+#include "options.h"
 #include "verbs.h"
 
 static void usage(FILE *f)
@@ -170,31 +171,20 @@ static int cmd_blackbox(int argc, char **argv)
     const char *param = NULL, *log_path = NULL;
     bool resume = false, quiet = false;
     double timeout = 0;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--resume")) {
-            resume = true;
-        } else if (!strcmp(a, "--quiet-bb")) {
-            quiet = true;
-        } else if (!strcmp(a, "--eval-timeout") && i + 1 < argc) {
-            char *end;
-            timeout = strtod(argv[++i], &end);
-            if (*end || !(timeout > 0)) {
-                fprintf(stderr, "budgie search: --eval-timeout needs a positive number of seconds\n");
-                return 2;
-            }
-        } else if (!strcmp(a, "--log") && i + 1 < argc) {
-            log_path = argv[++i];
-        } else if (a[0] == '-' || param) {
-            fprintf(stderr, "budgie search blackbox: unexpected argument '%s'\n", a);
-            return 2;
-        } else {
-            param = a;
-        }
+    int n_pos = 0;
+    const bg_opt opts[] = {
+        {.name = "resume", .type = BG_OPT_FLAG, .dst = &resume},
+        {.name = "quiet-bb", .type = BG_OPT_FLAG, .dst = &quiet},
+        {.name = "eval-timeout", .type = BG_OPT_NUM, .dst = &timeout, .min = 1e-3, .max = 1e7},
+        {.name = "log", .type = BG_OPT_STR, .dst = &log_path},
+    };
+    /* argv[1] is the sub-command: it stands as the verb of the sub-command line */
+    const int prc = bg_opts_parse("search blackbox", opts, 4, argc - 1, argv + 1, &param, 1, &n_pos);
+    if (prc == 1) {
+        usage(stdout);
+        return 0;
     }
+    if (prc) return prc;
     if (!param) {
         usage(stderr);
         return 2;
@@ -318,30 +308,19 @@ static int cmp_ranked(const void *a, const void *b)
 static int cmd_report(int argc, char **argv)
 {
     const char *hist = NULL, *param = NULL, *png = NULL;
-    long top = 10;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--param") && i + 1 < argc) {
-            param = argv[++i];
-        } else if (!strcmp(a, "--out") && i + 1 < argc) {
-            png = argv[++i];
-        } else if (!strcmp(a, "--top") && i + 1 < argc) {
-            char *end;
-            top = strtol(argv[++i], &end, 10);
-            if (*end || top < 1) {
-                fprintf(stderr, "budgie search report: --top needs a positive integer\n");
-                return 2;
-            }
-        } else if (a[0] == '-' || hist) {
-            fprintf(stderr, "budgie search report: unexpected argument '%s'\n", a);
-            return 2;
-        } else {
-            hist = a;
-        }
+    int64_t top = 10;
+    int n_pos = 0;
+    const bg_opt opts[] = {
+        {.name = "param", .type = BG_OPT_STR, .dst = &param},
+        {.name = "out", .type = BG_OPT_STR, .dst = &png},
+        {.name = "top", .type = BG_OPT_INT, .dst = &top, .min = 1, .max = 1e9},
+    };
+    const int prc = bg_opts_parse("search report", opts, 3, argc - 1, argv + 1, &hist, 1, &n_pos);
+    if (prc == 1) {
+        usage(stdout);
+        return 0;
     }
+    if (prc) return prc;
     if (!hist) {
         usage(stderr);
         return 2;

@@ -13,6 +13,7 @@
 #include <time.h>
 #include "../augment/transforms.h"
 #include "data_cmds.h"
+#include "options.h"
 
 static double now_s(void)
 {
@@ -37,18 +38,6 @@ static void usage(FILE *o)
         "         read into memory, then TurboJPEG decode, and decode + RandomResizedCrop to\n"
         "         S (default 160) + flip + normalise.\n"
         "Compare with bench/augment_peer.py (PIL / torchvision on the same images).\n");
-}
-
-static int parse_int(const char *flag, const char *s, int lo, int hi, int *v)
-{
-    char *end;
-    long x = s ? strtol(s, &end, 10) : 0;
-    if (!s || !*s || *end || x < lo || x > hi) {
-        fprintf(stderr, "budgie data bench: %s needs an integer in %d..%d, got '%s'\n", flag, lo, hi, s ? s : "");
-        return -1;
-    }
-    *v = (int)x;
-    return 0;
 }
 
 static void report(const char *name, long images, double secs, int threads)
@@ -202,36 +191,27 @@ static bg_status bench_jpeg(bg_ctx *ctx, const jpeg_set *js, int size, double se
 int bg_data_bench(int argc, char **argv)
 {
     const char *cifar = ".cache/cifar10", *jdir = ".cache/imagenette/train";
-    int per_class = 1000, njpeg = 500, size = 160, threads = 1, batch = 512, secs10 = 30;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int bad = 0;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (!v) {
-            fprintf(stderr, "budgie data bench: %s needs a value (or is unknown)\n", a);
-            return 2;
-        }
-        i++;
-        if (!strcmp(a, "--cifar")) cifar = v;
-        else if (!strcmp(a, "--imagenette")) jdir = v;
-        else if (!strcmp(a, "--per-class")) bad = parse_int(a, v, 1, 100000, &per_class);
-        else if (!strcmp(a, "--jpegs")) bad = parse_int(a, v, 1, 100000, &njpeg);
-        else if (!strcmp(a, "--size")) bad = parse_int(a, v, 8, 1024, &size);
-        else if (!strcmp(a, "--threads")) bad = parse_int(a, v, 1, 1024, &threads);
-        else if (!strcmp(a, "--batch")) bad = parse_int(a, v, 1, 65536, &batch);
-        else if (!strcmp(a, "--seconds")) {
-            double s = atof(v);
-            if (!(s > 0 && s < 3600)) bad = 1, fprintf(stderr, "budgie data bench: --seconds wants 0 < T < 3600\n");
-            secs10 = (int)(s * 10 + 0.5);
-        } else {
-            fprintf(stderr, "budgie data bench: unknown option '%s'\n", a);
-            return 2;
-        }
-        if (bad) return 2;
+    int64_t per_class_o = 1000, njpeg_o = 500, size_o = 160, threads_o = 1, batch_o = 512;
+    double secs = 3.0;
+    const bg_opt opts[] = {
+        {.name = "cifar", .type = BG_OPT_STR, .dst = &cifar},
+        {.name = "imagenette", .type = BG_OPT_STR, .dst = &jdir},
+        {.name = "per-class", .type = BG_OPT_INT, .dst = &per_class_o, .min = 1, .max = 100000},
+        {.name = "jpegs", .type = BG_OPT_INT, .dst = &njpeg_o, .min = 1, .max = 100000},
+        {.name = "size", .type = BG_OPT_INT, .dst = &size_o, .min = 8, .max = 1024},
+        {.name = "threads", .type = BG_OPT_INT, .dst = &threads_o, .min = 1, .max = 1024},
+        {.name = "batch", .type = BG_OPT_INT, .dst = &batch_o, .min = 1, .max = 65536},
+        {.name = "seconds", .type = BG_OPT_NUM, .dst = &secs, .min = 0.1, .max = 3599},
+    };
+    const int prc = bg_opts_parse("data bench", opts, (int)(sizeof opts / sizeof opts[0]), argc, argv, NULL, 0, NULL);
+    if (prc == 1) {
+        usage(stdout);
+        return 0;
     }
+    if (prc) return prc;
+    const int secs10 = (int)(secs * 10 + 0.5), per_class = (int)per_class_o, njpeg = (int)njpeg_o, size = (int)size_o,
+              threads = (int)threads_o;
+    int batch = (int)batch_o;
     const double seconds = secs10 / 10.0;
     omp_set_num_threads(threads);
     bg_ctx ctx;

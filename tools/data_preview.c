@@ -8,6 +8,7 @@
 #include <string.h>
 #include "../augment/transforms.h"
 #include "data_cmds.h"
+#include "options.h"
 
 /* 5x7 glyphs, one byte per row, bit 4 = leftmost column. */
 static const uint8_t DIGITS[10][7] = {
@@ -73,18 +74,6 @@ static void usage(FILE *o)
         "step T (default 0) with seed S (default 1), positions 0..N-1.\n");
 }
 
-static int parse_count(const char *flag, const char *s, int lo, int hi, int *v)
-{
-    char *end;
-    long x = s ? strtol(s, &end, 10) : 0;
-    if (!s || !*s || *end || x < lo || x > hi) {
-        fprintf(stderr, "budgie data preview: %s needs an integer in %d..%d, got '%s'\n", flag, lo, hi, s ? s : "");
-        return -1;
-    }
-    *v = (int)x;
-    return 0;
-}
-
 static void describe_step(const bg_aa_step *s, char *buf, size_t n)
 {
     if (s->op == BG_AA_IDENTITY) return;
@@ -101,43 +90,29 @@ static void describe_step(const bg_aa_step *s, char *buf, size_t n)
 int bg_data_preview(int argc, char **argv)
 {
     const char *spec = NULL, *out = NULL, *aug = "haet", *variant = "pil", *split = "train";
-    int n = 64, cols = 8, scale = 2, seed = 1, step = 0, max_per_class = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (a[0] != '-') {
-            if (spec) {
-                fprintf(stderr, "budgie data preview: one SPEC, got '%s' too\n", a);
-                return 2;
-            }
-            spec = a;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "budgie data preview: %s needs a value\n", a);
-            return 2;
-        }
-        i++;
-        int bad = 0;
-        if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--aug")) aug = v;
-        else if (!strcmp(a, "--variant")) variant = v;
-        else if (!strcmp(a, "--split")) split = v;
-        else if (!strcmp(a, "--n")) bad = parse_count(a, v, 1, 4096, &n);
-        else if (!strcmp(a, "--cols")) bad = parse_count(a, v, 1, 256, &cols);
-        else if (!strcmp(a, "--scale")) bad = parse_count(a, v, 1, 16, &scale);
-        else if (!strcmp(a, "--seed")) bad = parse_count(a, v, 0, 2000000000, &seed);
-        else if (!strcmp(a, "--step")) bad = parse_count(a, v, 0, 2000000000, &step);
-        else if (!strcmp(a, "--max-per-class")) bad = parse_count(a, v, 0, 1000000000, &max_per_class);
-        else {
-            fprintf(stderr, "budgie data preview: unknown option '%s'\n", a);
-            return 2;
-        }
-        if (bad) return 2;
+    int64_t n_o = 64, cols_o = 8, scale_o = 2, seed_o = 1, step_o = 0, max_per_class_o = 0;
+    int n_pos = 0;
+    const bg_opt opts[] = {
+        {.name = "out", .type = BG_OPT_STR, .dst = &out},
+        {.name = "aug", .type = BG_OPT_CHOICE, .dst = &aug, .choices = "haet|crop-flip|none"},
+        {.name = "variant", .type = BG_OPT_CHOICE, .dst = &variant, .choices = "pil|torchvision"},
+        {.name = "split", .type = BG_OPT_CHOICE, .dst = &split, .choices = "train|test"},
+        {.name = "n", .type = BG_OPT_INT, .dst = &n_o, .min = 1, .max = 4096},
+        {.name = "cols", .type = BG_OPT_INT, .dst = &cols_o, .min = 1, .max = 256},
+        {.name = "scale", .type = BG_OPT_INT, .dst = &scale_o, .min = 1, .max = 16},
+        {.name = "seed", .type = BG_OPT_INT, .dst = &seed_o, .min = 0, .max = 2000000000},
+        {.name = "step", .type = BG_OPT_INT, .dst = &step_o, .min = 0, .max = 2000000000},
+        {.name = "max-per-class", .type = BG_OPT_INT, .dst = &max_per_class_o, .min = 0, .max = 1000000000},
+    };
+    const int prc = bg_opts_parse("data preview", opts, (int)(sizeof opts / sizeof opts[0]), argc, argv, &spec, 1,
+                                  &n_pos);
+    if (prc == 1) {
+        usage(stdout);
+        return 0;
     }
+    if (prc) return prc;
+    int n = (int)n_o, cols = (int)cols_o;
+    const int scale = (int)scale_o, seed = (int)seed_o, step = (int)step_o, max_per_class = (int)max_per_class_o;
     if (!spec || !out) {
         usage(stderr);
         return 2;
@@ -145,18 +120,8 @@ int bg_data_preview(int argc, char **argv)
     bg_aug_cfg cfg = {4, 1, 0, 0};
     if (!strcmp(aug, "haet")) cfg.cutout = 16, cfg.autoaugment = 1;
     else if (!strcmp(aug, "none")) cfg.crop_pad = 0, cfg.flip = 0;
-    else if (strcmp(aug, "crop-flip")) {
-        fprintf(stderr, "budgie data preview: --aug takes haet, crop-flip or none, got '%s'\n", aug);
-        return 2;
-    }
-    if (cfg.autoaugment) {
-        if (!strcmp(variant, "pil")) cfg.autoaugment = BG_AUTOAUG_PIL;
-        else if (!strcmp(variant, "torchvision")) cfg.autoaugment = BG_AUTOAUG_TORCHVISION;
-        else {
-            fprintf(stderr, "budgie data preview: --variant takes pil or torchvision, got '%s'\n", variant);
-            return 2;
-        }
-    }
+
+    if (cfg.autoaugment) cfg.autoaugment = !strcmp(variant, "pil") ? BG_AUTOAUG_PIL : BG_AUTOAUG_TORCHVISION;
     bg_ctx ctx;
     if (bg_ctx_init(&ctx, BG_CPU, (uint64_t)seed)) return fprintf(stderr, "budgie data preview: %s\n", bg_errmsg(&ctx)), 1;
     bg_dataset ds;
