@@ -9,7 +9,6 @@
 #include <sys/stat.h>
 #include <signal.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include "../train/budget_run.h"
 #include "../models/model.h"
@@ -264,13 +263,6 @@ BG_TEST(cli_train_rejects_bad_input_before_reading_data)
     unlink(recipe), rmdir(run), rmdir(dir);
 }
 
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Measured from outside the process: a 6 s run ends, weights saved, within
  * 6 s plus the issue's tolerance (0.5 s); a budget too short for one step
  * ends with a message that says so. Needs the CIFAR cache (tools/fetch_data.sh). */
@@ -282,9 +274,9 @@ BG_TEST(cli_train_stays_within_its_budget)
     char dir[] = "/tmp/bg_train_budget_XXXXXX", cmd[512], out[8192], path[160];
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     snprintf(cmd, sizeof cmd, "%s train --budget 6 --test-per-class 20 --out %s/run 2>&1", bg_test_budgie_bin(), dir);
-    const double t = wall_now();
+    const double t = bg_monotonic_s();
     int rc = bg_test_run_cmd(cmd, out, sizeof out);
-    const double wall = wall_now() - t;
+    const double wall = bg_monotonic_s() - t;
     CHECK(rc == 0, "exit %d: %s", rc, out);
     CHECK(wall <= 6.5, "the 6 s run took %.2f s from outside", wall);
     CHECK(strstr(out, "\"note\":\"within budget\""), "no 'within budget' line: %s", out);

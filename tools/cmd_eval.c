@@ -117,16 +117,11 @@ int bg_cmd_eval(int argc, char **argv)
     }
     rc = 1;
     const bg_recipe *r = &rec[0];
-    const char *data = r->data[0] ? r->data : bg_is_dir(".cache/cifar10") ? ".cache/cifar10" : "/usr/share/datasets/fashion-mnist";
+    const char *data = bg_recipe_data_dir(r);
     const char *fmt;
     if (bg_open_train_test(&ctx, data, 0, &train, &test, &fmt)) goto out;
     bg_batch_opts plain = {0};
-    static const float CIFAR_MEAN[3] = {0.4914f, 0.4822f, 0.4465f}, CIFAR_STD[3] = {0.2023f, 0.1994f, 0.2010f};
-    for (int c = 0; c < 4; c++) {
-        const bool cifar = !strcmp(r->normalize, "cifar10") && c < 3;
-        plain.mean[c] = cifar ? CIFAR_MEAN[c] : 0.5f;
-        plain.std[c] = cifar ? CIFAR_STD[c] : 0.25f;
-    }
+    bg_recipe_normalisation(r, &plain);
     if (bg_loader_init(&ld, &ctx, &train, &test, 1, (int)r->test_per_class, 1, &plain, &plain, (uint64_t)r->seed)) goto out;
     const int k = test.n_classes, h = test.h, w = test.w, c = test.c, chunk = 100;
     scores = calloc((size_t)ld.n_test * k + 1, sizeof *scores);

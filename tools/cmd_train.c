@@ -28,7 +28,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: budgie train [RECIPE] [--key value | --key=value ...] [--print-recipe]\n"
-            "       budgie train --resume RUN_DIR [--budget B] [--epochs N]\n"
+            "       budgie train --resume RUN_DIR [--budget B] [--epochs N] [--checkpoint-every S]\n"
             "\n"
             "A budgeted training run. RECIPE is a `key = value` file (recipes/default, recipes/haet2021),\n"
             "or the name of one in recipes/; without it the built-in defaults run (a short HAET-style\n"
@@ -118,20 +118,8 @@ static void clear_progress(void)
     if (progress_shown) fputs("\r\033[K", stderr), progress_shown = 0;
 }
 
-static void log_line(FILE *a, FILE *b, json_t *obj)
-{
-    clear_progress();
-    char *s = obj ? json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
-    if (s) {
-        if (a) fprintf(a, "%s\n", s), fflush(a);
-        if (b) fprintf(b, "%s\n", s), fflush(b);
-    }
-    free(s);
-    json_decref(obj);
-}
-
-/* A FILE that writes to both the terminal and the run's log.jsonl, for the
- * run loop's JSON lines. */
+/* A FILE that writes to both the terminal and the run's log.jsonl: every
+ * JSON line of a run goes through it (the run loop's and log_line's). */
 typedef struct {
     FILE *a, *b;
 } tee;
@@ -143,6 +131,14 @@ static ssize_t tee_write(void *c, const char *buf, size_t n)
     if (t->a) fwrite(buf, 1, n, t->a), fflush(t->a);
     if (t->b) fwrite(buf, 1, n, t->b), fflush(t->b);
     return (ssize_t)n;
+}
+
+static void log_line(FILE *f, json_t *obj)
+{
+    char *s = obj ? json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+    if (s) fprintf(f, "%s\n", s), fflush(f);
+    free(s);
+    json_decref(obj);
 }
 
 /* Set by SIGINT/SIGTERM: the run loop finishes its step, checkpoints and
@@ -245,7 +241,6 @@ int bg_cmd_train(int argc, char **argv)
     bg_recipe_defaults(&r);
     bool print_only = false;
     char buf[600], key[64], resume_dir[512] = "", ckpt_path[620] = "";
-    double checkpoint_every = 0;
     bg_ckpt_meta *resume = NULL;
     /* 1. the recipe file (or the resumed run's), then the overrides, in order */
     int first = 1;
@@ -297,18 +292,9 @@ int bg_cmd_train(int argc, char **argv)
             v = argv[++i];
         }
         key_of(buf, key, sizeof key);
-        if (!strcmp(key, "checkpoint_every")) {
-            char *end;
-            checkpoint_every = strtod(v, &end);
-            if (!*v || *end || !(checkpoint_every >= 0) || checkpoint_every > 1e9) {
-                bg_fail(&ctx, BG_ERR_ARG, "%s: checkpoint_every must be seconds >= 0, got '%s'", buf, v);
-                goto usage_error;
-            }
-            continue;
-        }
-        if (resume && strcmp(key, "budget") && strcmp(key, "epochs")) {
-            bg_fail(&ctx, BG_ERR_ARG, "%s: a resumed run keeps its recipe (the one in %s); only --budget and "
-                    "--epochs may change", buf, ckpt_path);
+        if (resume && strcmp(key, "budget") && strcmp(key, "epochs") && strcmp(key, "checkpoint_every")) {
+            bg_fail(&ctx, BG_ERR_ARG, "%s: a resumed run keeps its recipe (the one in %s); only --budget, "
+                    "--epochs and --checkpoint-every may change", buf, ckpt_path);
             goto usage_error;
         }
         if (bg_recipe_set(&ctx, &r, key, v, buf)) goto usage_error;
@@ -387,8 +373,11 @@ int bg_cmd_train(int argc, char **argv)
     }
     tt.b = logf;
     cookie_io_functions_t io = {.write = tee_write};
-    tee_f = fopencookie(&tt, "w", io);
-    const char *data = r.data[0] ? r.data : bg_is_dir(".cache/cifar10") ? ".cache/cifar10" : "/usr/share/datasets/fashion-mnist";
+    if (!(tee_f = fopencookie(&tt, "w", io))) {
+        bg_fail(&ctx, BG_ERR_IO, "cannot set up the log stream: %s", strerror(errno));
+        goto fail;
+    }
+    const char *data = bg_recipe_data_dir(&r);
     if (resume)
         fprintf(stderr, "budgie train: resuming %s at epoch %lld, step %lld (%.1f s of the budget spent)\n", r.out,
                 (long long)resume->pos.epoch, (long long)resume->pos.step, resume->pos.elapsed_s);
@@ -402,12 +391,8 @@ int bg_cmd_train(int argc, char **argv)
     bg_batch_opts train_opts = {.crop_pad = augment ? (int)r.crop_pad : 0, .flip = augment && train.c == 3,
                                 .autoaugment = haet, .cutout = haet ? (int)r.cutout : 0};
     bg_batch_opts test_opts = {0};
-    static const float CIFAR_MEAN[3] = {0.4914f, 0.4822f, 0.4465f}, CIFAR_STD[3] = {0.2023f, 0.1994f, 0.2010f};
-    for (int c = 0; c < 4; c++) {
-        const bool cifar = !strcmp(r.normalize, "cifar10") && c < 3;
-        train_opts.mean[c] = test_opts.mean[c] = cifar ? CIFAR_MEAN[c] : 0.5f;
-        train_opts.std[c] = test_opts.std[c] = cifar ? CIFAR_STD[c] : 0.25f;
-    }
+    bg_recipe_normalisation(&r, &train_opts);
+    bg_recipe_normalisation(&r, &test_opts);
     /* the small CNN follows the data's channels and classes unless the spec fixes them */
     char spec[256];
     snprintf(spec, sizeof spec, "%s", r.model);
@@ -502,7 +487,7 @@ int bg_cmd_train(int argc, char **argv)
     bg_device_describe(dev_line, sizeof dev_line);
     bg_build_describe(build_line, sizeof build_line);
     /* The first log line records everything needed to rerun (the recipe is in the folder too). */
-    log_line(stdout, logf,
+    log_line(tee_f,
              json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:f, s:f, s:s, s:s, s:s, s:s, s:s}", "config",
                        "train", "recipe", r.name, "model", model->spec, "data", data, "format", fmt, "run", r.out,
                        "seed", (json_int_t)r.seed, "n_train", (json_int_t)ld.n_train, "n_val", (json_int_t)ld.n_val, "n_test", (json_int_t)ld.n_test,
@@ -523,7 +508,7 @@ int bg_cmd_train(int argc, char **argv)
         .next_batch = next_batch, .evaluate = evaluate, .checkpoint = save_checkpoint, .data = &cd,
         .steps_per_epoch = bg_loader_steps_per_epoch(&ld), .budget_s = budget, .max_epochs = r.epochs,
         .sched = sc, .sched_per_epoch = per_epoch, .sched_freeze = freeze, .t0 = t0, .reserve_s = save_cost + 0.05,
-        .checkpoint_every_s = checkpoint_every, .eval_images = ld.n_test + ld.n_val, .stop = &stop_flag, .log = tee_f,
+        .checkpoint_every_s = r.checkpoint_every, .eval_images = ld.n_test + ld.n_val, .stop = &stop_flag, .log = tee_f,
         .next_batch_device = gpu_data ? next_batch_device : NULL, .validate = ld.n_val ? validate : NULL,
         .checkpoint_best = strcmp(r.select, "none") ? save_best : NULL,
         .select_on_test = !strcmp(r.select, "test"), .on_step = on_step, .log_every = r.log_every,
@@ -546,7 +531,7 @@ int bg_cmd_train(int argc, char **argv)
         goto fail;
     }
     const double total = bg_monotonic_s() - t0 + (resume ? resume->pos.elapsed_s : 0);
-    log_line(stdout, logf,
+    log_line(tee_f,
              json_pack("{s:s, s:f, s:f, s:f, s:s}", "saved", weights, "total_s", total, "budget_s", budget,
                        "checkpoint_s", res.checkpoint_s, "note", total <= budget ? "within budget" : "over budget"));
     if (res.stopped_by_signal) {

@@ -66,12 +66,16 @@ bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg,
                        (long long)st.step, st.elapsed_s);
     bg_status s = bg_sched_check(ctx, &cfg->sched);
     if (s) return s;
-    size_t xn = (size_t)tr->batch * tr->h * tr->w * tr->c;
-    float *x = malloc(xn * sizeof *x);
-    int32_t *y = malloc((size_t)tr->batch * sizeof *y);
-    if (!x || !y) {
-        free(x), free(y);
-        return bg_fail(ctx, BG_ERR_OOM, "run: out of host memory for a batch");
+    /* host staging for a batch, unless batches are made on the device */
+    float *x = NULL;
+    int32_t *y = NULL;
+    if (!cfg->next_batch_device) {
+        x = malloc((size_t)tr->batch * tr->h * tr->w * tr->c * sizeof *x);
+        y = malloc((size_t)tr->batch * sizeof *y);
+        if (!x || !y) {
+            free(x), free(y);
+            return bg_fail(ctx, BG_ERR_OOM, "run: out of host memory for a batch");
+        }
     }
     const double t0 = cfg->t0 > 0 ? cfg->t0 : bg_monotonic_s();
 #define ELAPSED() (st.elapsed_s + bg_monotonic_s() - t0)
@@ -80,7 +84,7 @@ bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg,
 #define RESERVE() (cfg->reserve_s + 1.5 * res->checkpoint_s)
     /* the step's cost: the first step (it records the graph) until a second
      * one is seen, then the slowest of the later ones */
-    double first_step = 0, slowest_later = 0, slowest_step = 0, eval_cost = -1, last_ckpt = bg_monotonic_s();
+    double slowest_later = 0, slowest_step = 0, eval_cost = -1, last_ckpt = bg_monotonic_s();
     bg_run_position pos = st;
     if (st.step == 0 && st.epochs_done == 0) pos.best_select = -1, pos.last_val = -1;
     res->best_accuracy = st.best_accuracy, res->last_accuracy = st.last_accuracy;
@@ -125,9 +129,8 @@ bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg,
                 goto out;
             }
             double dt = bg_monotonic_s() - ts;
-            if (res->steps == 0) first_step = dt;
-            else if (dt > slowest_later) slowest_later = dt;
-            slowest_step = res->steps == 0 ? first_step : slowest_later;
+            if (res->steps > 0) slowest_later = fmax(slowest_later, dt);
+            slowest_step = res->steps == 0 ? dt : slowest_later;
             if (cfg->on_step) cfg->on_step(cfg->data, pos.step, loss);
             train_s += dt;
             window_loss += loss, window_s += dt, window_n++;
@@ -155,14 +158,15 @@ bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg,
         /* an epoch that ran to its end (or a budget stop after some steps) is
          * evaluated, when the evaluation still fits the budget */
         const bool finished = pos.step_in_epoch == cfg->steps_per_epoch;
+        const bool want_eval = n_steps > 0 && (finished || res->stopped_by_budget);
         const bool eval_fits = ELAPSED() + 1.1 * EVAL_EST() + RESERVE() <= cfg->budget_s;
-        if (n_steps > 0 && (finished || res->stopped_by_budget) && !eval_fits) {
+        if (want_eval && !eval_fits) {
             res->eval_skipped = true;
             log_json(cfg->log, json_pack("{s:I, s:I, s:f, s:s}", "epoch", (json_int_t)pos.epochs_done + 1, "steps",
                                          (json_int_t)pos.step, "elapsed_s", ELAPSED(), "evaluation",
                                          "skipped: it would overrun the budget"));
         }
-        if (n_steps > 0 && (finished || res->stopped_by_budget) && eval_fits) {
+        if (want_eval && eval_fits) {
             double te = bg_monotonic_s();
             if ((s = cfg->evaluate(cfg->data, tr, &res->last_accuracy))) goto out;
             pos.last_val = -1;

@@ -1,6 +1,7 @@
 /* Recipes (see recipe.h): the key table, strict value parsing, recipe files
  * and budgets with the GPU throughput table. */
 #include "recipe.h"
+#include "../augment/data_source.h"
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -66,6 +67,8 @@ static const key_spec KEYS[] = {
      "auto: on CUDA, the training set on the device, batches assembled and augmented there"},
     {"seed", K_INT, false, F(seed), 0, 0, 9.007199254740992e15, NULL, "seed of init, subsets, order and augmentation"},
     {"log_every", K_INT, false, F(log_every), 0, 0, 1e9, NULL, "also a JSON log line every this many steps (0 = per epoch only)"},
+    {"checkpoint_every", K_NUM, false, F(checkpoint_every), 0, 0, 1e9, NULL,
+     "also write last.safetensors every this many seconds between steps (0 = after epochs only)"},
     {"out", K_STR, false, F(out), S(out), 0, 0, NULL, "run folder; empty: runs/<date>-<time>-<model>"},
 };
 #undef F
@@ -352,6 +355,23 @@ bg_status bg_recipe_check(bg_ctx *ctx, const bg_recipe *r)
     int64_t freeze;
     bg_recipe_schedule(r, &sc, &per_epoch, &freeze);
     return bg_sched_check(ctx, &sc);
+}
+
+const char *bg_recipe_data_dir(const bg_recipe *r)
+{
+    if (r->data[0]) return r->data;
+    return bg_is_dir(".cache/cifar10") ? ".cache/cifar10" : "/usr/share/datasets/fashion-mnist";
+}
+
+void bg_recipe_normalisation(const bg_recipe *r, bg_batch_opts *o)
+{
+    /* HAET's constants (seed-spec §1.2) for RGB; the fourth channel never has them */
+    static const float CIFAR_MEAN[3] = {0.4914f, 0.4822f, 0.4465f}, CIFAR_STD[3] = {0.2023f, 0.1994f, 0.2010f};
+    for (int c = 0; c < 4; c++) {
+        const bool cifar = !strcmp(r->normalize, "cifar10") && c < 3;
+        o->mean[c] = cifar ? CIFAR_MEAN[c] : 0.5f;
+        o->std[c] = cifar ? CIFAR_STD[c] : 0.25f;
+    }
 }
 
 void bg_recipe_schedule(const bg_recipe *r, bg_sched *s, bool *per_epoch, int64_t *freeze)

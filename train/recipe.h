@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "../augment/dataset.h"
 #include "../engine/context.h"
 #include "sched.h"
 
@@ -48,6 +49,7 @@ typedef struct {
                                   assembled and augmented there | off: host batches */
     int64_t seed;
     int64_t log_every;         /* > 0: a JSON log line every this many steps too */
+    double checkpoint_every;   /* > 0: last.safetensors also every this many seconds between steps */
     char out[512];             /* run folder ("" = runs/<time>-<model>) */
 } bg_recipe;
 
@@ -63,6 +65,11 @@ bg_status bg_recipe_load(bg_ctx *ctx, bg_recipe *r, const char *path);
 bg_status bg_recipe_load_text(bg_ctx *ctx, bg_recipe *r, const char *text, const char *name);
 /* Checks between keys (e.g. amp needs a CUDA device, eval_batch >= 1). */
 bg_status bg_recipe_check(bg_ctx *ctx, const bg_recipe *r);
+/* The data folder the recipe names, or the default one: .cache/cifar10 when
+ * it is there, else Debian's Fashion-MNIST. */
+const char *bg_recipe_data_dir(const bg_recipe *r);
+/* The recipe's normalisation (mean and std per channel) into o. */
+void bg_recipe_normalisation(const bg_recipe *r, bg_batch_opts *o);
 /* The learning-rate schedule the recipe names: the config, whether its
  * counter is the epoch (else time-based), and where that counter freezes. */
 void bg_recipe_schedule(const bg_recipe *r, bg_sched *s, bool *per_epoch, int64_t *freeze);
