@@ -128,8 +128,9 @@ static ssize_t tee_write(void *c, const char *buf, size_t n)
 {
     tee *t = c;
     clear_progress();
-    if (t->a) fwrite(buf, 1, n, t->a), fflush(t->a);
+    /* the run's own file first: a reader gone from stdout must not cost the log */
     if (t->b) fwrite(buf, 1, n, t->b), fflush(t->b);
+    if (t->a) fwrite(buf, 1, n, t->a), fflush(t->a);
     return (ssize_t)n;
 }
 
@@ -351,7 +352,12 @@ int bg_cmd_train(int argc, char **argv)
     if (!resume) snprintf(ckpt_path, sizeof ckpt_path, "%s/last.safetensors", r.out);
     bg_ctx_free(&ctx);
 
-    /* 3. the run */
+    /* 3. the run. `budgie train | head` must not kill it when head exits:
+     * writes to a closed pipe fail instead, and the run goes on to its
+     * checkpoint and its log file. */
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old_pipe;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGPIPE, &ign, &old_pipe);
     bg_dataset train = {0}, test = {0};
     bg_loader ld = {0};
     bg_trainer tr = {0};
@@ -574,6 +580,7 @@ fail:
     bg_dataset_free(&train);
     bg_dataset_free(&test);
     bg_ctx_free(&ctx);
+    sigaction(SIGPIPE, &old_pipe, NULL);
     return rc;
 usage_error:
     fprintf(stderr, "budgie train: %s\n", bg_errmsg(&ctx));
