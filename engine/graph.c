@@ -18,6 +18,7 @@ bg_graph *bg_graph_new(bg_ctx *ctx, bg_device device, bool train)
     g->device = device;
     g->train = train;
     g->grad = train;
+    g->fuse = true;
     return g;
 }
 

@@ -16,6 +16,10 @@ typedef struct bg_graph {
     int n_owned, cap_owned;
     bool train;            /* batchnorm uses batch statistics */
     bool grad;             /* record for backward (false = no-grad / eval) */
+    /* Builders may record a fused row (batchnorm2d_relu, se_scale...) in
+     * place of the ops it replaces where the device supports it. On by
+     * default; off gives the plain op-by-op graph (tests compare the two). */
+    bool fuse;
     bg_device device;
     /* CUDA: d(loss) is seeded from this device f32 scalar (the loss scale
      * under mixed precision; NULL = 1). The seed is a kernel, not an upload,

@@ -117,6 +117,12 @@ void bg_node_release(bg_ctx *ctx, bg_node *n)
     n->n_out = n->n_saved = 0;
 }
 
+bool bg_op_supports(const bg_op *op, bg_device dev, const void *params, bg_tensor *const *in, int n_in)
+{
+    if (!op || (int)dev < 0 || dev >= BG_NDEVICES || !op->fwd[dev] || !op->bwd[dev]) return false;
+    return !op->supports || op->supports(dev, params, in, n_in);
+}
+
 bg_status bg_node_init(bg_ctx *ctx, bg_node *n, const bg_op *op, const void *params, bg_tensor *const *in,
                        int n_in, bool train)
 {

@@ -42,6 +42,11 @@ typedef bg_status (*bg_infer_fn)(bg_ctx *ctx, const bg_node *n, bg_desc *out, in
  * ADDS into n->in[j]->grad for every input whose grad is non-NULL, so inputs
  * used twice accumulate. */
 typedef bg_status (*bg_kernel_fn)(bg_ctx *ctx, bg_node *n);
+/* Whether the device's kernels take this call (dtypes, shapes, parameters),
+ * asked before it is recorded, so a graph builder can choose between a fused
+ * row and the unfused ops it replaces. in may hold NULL for absent optional
+ * inputs. NULL in the row means: whatever infer accepts. */
+typedef bool (*bg_supports_fn)(bg_device dev, const void *params, bg_tensor *const *in, int n_in);
 
 typedef struct bg_op {
     const char *name;
@@ -57,6 +62,7 @@ typedef struct bg_op {
     double (*macs)(const bg_node *n);  /* conv/linear MACs, 0 otherwise; may be NULL */
     bg_kernel_fn fwd[BG_NDEVICES];
     bg_kernel_fn bwd[BG_NDEVICES];
+    bg_supports_fn supports;           /* may be NULL */
 } bg_op;
 
 struct bg_node {
@@ -75,6 +81,10 @@ struct bg_node {
 const bg_op *bg_op_find(const char *name);
 int bg_op_count(void);
 const bg_op *bg_op_at(int i);
+
+/* The row has forward and backward kernels on dev and its supports check
+ * (if any) accepts these inputs and parameters. */
+bool bg_op_supports(const bg_op *op, bg_device dev, const void *params, bg_tensor *const *in, int n_in);
 
 /* Fill a params struct with the op's defaults. */
 void bg_op_default_params(const bg_op *op, void *params);

@@ -124,6 +124,58 @@ bg_tensor *bg_mbn_fwd(bg_graph *g, bg_tensor *x, const bg_mbn *bn)
     return bg_batchnorm2d(g, x, bn->g, bn->b, bn->mean, bn->var, p);
 }
 
+/* ---- fused where supported ----
+ * Each helper records one fused row when the graph asks for fusion and the
+ * row's supports check accepts these inputs on the graph's device, and the
+ * unfused ops otherwise; both compute the same function. */
+static bool use_fused(bg_graph *g, const bg_op *op, const void *params, bg_tensor *const *in, int n_in)
+{
+    return g->fuse && bg_op_supports(op, g->device, params, in, n_in);
+}
+
+bg_tensor *bg_mbn_relu_fwd(bg_graph *g, bg_tensor *x, const bg_mbn *bn)
+{
+    if (!x) return NULL;
+    bg_batchnorm_params p = {.momentum = 0.1f, .eps = 1e-5f};
+    bg_tensor *in[5] = {x, bn->g, bn->b, bn->mean, bn->var};
+    if (use_fused(g, &bg_op_batchnorm2d_relu, &p, in, 5)) return bg_batchnorm2d_relu(g, x, bn->g, bn->b, bn->mean, bn->var, p);
+    return bg_relu(g, bg_mbn_fwd(g, x, bn));
+}
+
+bg_tensor *bg_mconv_act_fwd(bg_graph *g, bg_tensor *x, const bg_mconv *c, bg_tensor *res, int act)
+{
+    if (!x) return NULL;
+    bg_conv2d_fused_params p = {.groups = c->p.groups, .act = act};
+    memcpy(p.stride, c->p.stride, sizeof p.stride);
+    memcpy(p.padding, c->p.padding, sizeof p.padding);
+    memcpy(p.dilation, c->p.dilation, sizeof p.dilation);
+    bg_tensor *in[4] = {x, c->w, c->b, res};
+    if (use_fused(g, &bg_op_conv2d_fused, &p, in, 4)) return bg_conv2d_fused(g, x, c->w, c->b, res, p);
+    bg_tensor *y = bg_mconv_fwd(g, x, c);
+    if (res) y = bg_add(g, y, res);
+    return act == BG_EP_RELU ? bg_relu(g, y) : act == BG_EP_SIGMOID ? bg_sigmoid(g, y) : y;
+}
+
+bg_tensor *bg_scale_fwd(bg_graph *g, bg_tensor *x, bg_tensor *s, bg_tensor *res, bool relu)
+{
+    if (!x || !s) return NULL;
+    bg_se_scale_params p = {.relu = relu};
+    bg_tensor *in[3] = {x, s, res};
+    if (use_fused(g, &bg_op_se_scale, &p, in, 3)) return bg_se_scale(g, x, s, res, relu);
+    bg_tensor *y = bg_mul(g, x, s);
+    if (res) y = bg_add(g, y, res);
+    return relu ? bg_relu(g, y) : y;
+}
+
+bg_tensor *bg_split_attn_fwd(bg_graph *g, bg_tensor *x, bg_tensor *a, int radix)
+{
+    if (!x || !a) return NULL;
+    bg_split_sum_params p = {.radix = radix};
+    bg_tensor *in[2] = {x, a};
+    if (use_fused(g, &bg_op_split_attn, &p, in, 2)) return bg_split_attn(g, x, a, radix);
+    return bg_split_sum(g, bg_mul(g, x, a), radix);
+}
+
 bg_tensor *bg_mlinear_fwd(bg_graph *g, bg_tensor *x, const bg_mlinear *l) { return bg_linear(g, x, l->w, l->b); }
 
 bg_pool_params bg_mpool(int k, int stride, int pad, bool ceil_mode, bool count_include_pad)

@@ -33,6 +33,15 @@ bg_status bg_mlinear_new(bg_ctx *ctx, bg_model *m, bg_mlinear *l, const char *na
 bg_tensor *bg_mconv_fwd(bg_graph *g, bg_tensor *x, const bg_mconv *c);
 bg_tensor *bg_mbn_fwd(bg_graph *g, bg_tensor *x, const bg_mbn *bn);
 bg_tensor *bg_mlinear_fwd(bg_graph *g, bg_tensor *x, const bg_mlinear *l);
+/* Fused where the device supports it (one row), else the plain ops:
+ *   relu(bn(x))                      batchnorm2d_relu
+ *   act(conv(x) + res), act BG_EP_*  conv2d_fused (res may be NULL)
+ *   act(x * s + res), s {N,1,1,C}    se_scale (res may be NULL)
+ *   split_sum(mul(x, a), radix)      split_attn */
+bg_tensor *bg_mbn_relu_fwd(bg_graph *g, bg_tensor *x, const bg_mbn *bn);
+bg_tensor *bg_mconv_act_fwd(bg_graph *g, bg_tensor *x, const bg_mconv *c, bg_tensor *res, int act);
+bg_tensor *bg_scale_fwd(bg_graph *g, bg_tensor *x, bg_tensor *s, bg_tensor *res, bool relu);
+bg_tensor *bg_split_attn_fwd(bg_graph *g, bg_tensor *x, bg_tensor *a, int radix);
 /* PyTorch-style pooling parameters (stride 0 = kernel). */
 bg_pool_params bg_mpool(int k, int stride, int pad, bool ceil_mode, bool count_include_pad);
 

@@ -86,12 +86,12 @@ static bg_status build(bg_ctx *ctx, bg_model *m, const bg_model_args *args)
 static bg_tensor *forward(bg_graph *g, bg_model *m, bg_tensor *x)
 {
     arch *a = m->arch;
-    x = bg_relu(g, bg_mbn_fwd(g, bg_mconv_fwd(g, x, &a->stem), &a->stem_bn));
+    x = bg_mbn_relu_fwd(g, bg_mconv_fwd(g, x, &a->stem), &a->stem_bn);
     bg_model_mark_section(g, m, "stem");
     for (int k = 0; k < N_BLOCKS; k++) {
         const block *b = &a->blocks[k];
-        bg_tensor *out = bg_relu(g, bg_mbn_fwd(g, bg_mconv_fwd(g, x, &b->conv1), &b->bn1));
-        out = bg_relu(g, bg_mbn_fwd(g, bg_mconv_fwd(g, out, &b->conv2), &b->bn2));
+        bg_tensor *out = bg_mbn_relu_fwd(g, bg_mconv_fwd(g, x, &b->conv1), &b->bn1);
+        out = bg_mbn_relu_fwd(g, bg_mconv_fwd(g, out, &b->conv2), &b->bn2);
         out = bg_mbn_fwd(g, bg_mconv_fwd(g, out, &b->conv3), &b->bn3);
         if (b->stride == 1) out = bg_add(g, out, b->proj ? bg_mbn_fwd(g, bg_mconv_fwd(g, x, &b->sc), &b->sc_bn) : x);
         x = out;
@@ -99,7 +99,7 @@ static bg_tensor *forward(bg_graph *g, bg_model *m, bg_tensor *x)
         snprintf(nm, sizeof nm, "layers.%d", k);
         bg_model_mark_section(g, m, nm);
     }
-    x = bg_relu(g, bg_mbn_fwd(g, bg_mconv_fwd(g, x, &a->conv2), &a->bn2));
+    x = bg_mbn_relu_fwd(g, bg_mconv_fwd(g, x, &a->conv2), &a->bn2);
     bg_model_mark_section(g, m, "conv2");
     x = bg_avgpool2d(g, x, bg_mpool(4, 4, 0, false, true));
     if (x && (x->shape[1] != a->pool_h || x->shape[2] != a->pool_w)) {

@@ -132,19 +132,19 @@ static bg_status build(bg_ctx *ctx, bg_model *m, const bg_model_args *args, cons
 static bg_tensor *split_attn(bg_graph *g, const config *c, const block *b, bg_tensor *x)
 {
     int r = c->radix;
-    x = bg_relu(g, bg_mbn_fwd(g, bg_mconv_fwd(g, x, &b->conv2), &b->bn0));
+    x = bg_mbn_relu_fwd(g, bg_mconv_fwd(g, x, &b->conv2), &b->bn0);
     bg_tensor *gap = bg_global_avgpool(g, x);
     if (r > 1) gap = bg_split_sum(g, gap, r);
-    bg_tensor *att = bg_relu(g, bg_mbn_fwd(g, bg_mconv_fwd(g, gap, &b->fc1), &b->attn_bn));
+    bg_tensor *att = bg_mbn_relu_fwd(g, bg_mconv_fwd(g, gap, &b->fc1), &b->attn_bn);
     att = bg_radix_softmax(g, bg_mconv_fwd(g, att, &b->fc2), r, c->card);
-    bg_tensor *out = bg_mul(g, x, att);
-    return r > 1 ? bg_split_sum(g, out, r) : out;
+    /* radix 1: a per-channel sigmoid gate, the SE scale; else the weighted sum */
+    return r > 1 ? bg_split_attn_fwd(g, x, att, r) : bg_scale_fwd(g, x, att, NULL, false);
 }
 
 static bg_tensor *block_fwd(bg_graph *g, const config *c, const block *b, bg_tensor *x)
 {
     bg_pool_params avd = bg_mpool(3, b->avd_stride, 1, false, true);
-    bg_tensor *out = bg_relu(g, bg_mbn_fwd(g, bg_mconv_fwd(g, x, &b->conv1), &b->bn1));
+    bg_tensor *out = bg_mbn_relu_fwd(g, bg_mconv_fwd(g, x, &b->conv1), &b->bn1);
     if (b->avd_stride && c->avd_first) out = bg_avgpool2d(g, out, avd);
     out = split_attn(g, c, b, out);
     if (b->avd_stride && !c->avd_first) out = bg_avgpool2d(g, out, avd);
@@ -160,7 +160,7 @@ static bg_tensor *block_fwd(bg_graph *g, const config *c, const block *b, bg_ten
 static bg_tensor *forward(bg_graph *g, bg_model *m, bg_tensor *x)
 {
     arch *a = m->arch;
-    for (int i = 0; i < 3; i++) x = bg_relu(g, bg_mbn_fwd(g, bg_mconv_fwd(g, x, &a->stem[i]), &a->stem_bn[i]));
+    for (int i = 0; i < 3; i++) x = bg_mbn_relu_fwd(g, bg_mconv_fwd(g, x, &a->stem[i]), &a->stem_bn[i]);
     x = bg_maxpool2d(g, x, bg_mpool(3, 2, 1, false, true));
     bg_model_mark_section(g, m, "stem");
     for (int k = 0; k < a->n_blocks; k++) {

@@ -152,7 +152,7 @@ static bg_status build(bg_ctx *ctx, bg_model *m, const bg_model_args *args, int 
 
 /* The SE squeeze is avg_pool2d(kernel = H) in the reference: global on the
  * square maps these models see. */
-static bg_tensor *se_gate(bg_graph *g, bg_model *m, bg_tensor *out, const block *b)
+static bg_tensor *se_gate(bg_graph *g, bg_model *m, bg_tensor *out, bg_tensor *res, const block *b)
 {
     if (!out) return NULL;
     if (out->shape[1] != out->shape[2]) {
@@ -162,22 +162,23 @@ static bg_tensor *se_gate(bg_graph *g, bg_model *m, bg_tensor *out, const block 
         return NULL;
     }
     bg_tensor *s = bg_global_avgpool(g, out);
-    s = bg_relu(g, bg_mconv_fwd(g, s, &b->fc1));
-    s = bg_sigmoid(g, bg_mconv_fwd(g, s, &b->fc2));
-    return bg_mul(g, out, s);
+    s = bg_mconv_act_fwd(g, s, &b->fc1, NULL, BG_EP_RELU);
+    s = bg_mconv_act_fwd(g, s, &b->fc2, NULL, BG_EP_SIGMOID);
+    return bg_scale_fwd(g, out, s, res, false);
 }
 
 static bg_tensor *block_fwd(bg_graph *g, bg_model *m, int v, const block *b, bg_tensor *x)
 {
     if (preact(v)) {
-        bg_tensor *a = bg_relu(g, bg_mbn_fwd(g, x, &b->bn1));
+        bg_tensor *a = bg_mbn_relu_fwd(g, x, &b->bn1);
         bg_tensor *sc = b->proj ? bg_mconv_fwd(g, a, &b->sc) : x;
         bg_tensor *out = bg_mconv_fwd(g, a, &b->conv1);
-        out = bg_mconv_fwd(g, bg_relu(g, bg_mbn_fwd(g, out, &b->bn2)), &b->conv2);
-        if (v == V_SENET) out = se_gate(g, m, out, b);
-        return bg_add(g, out, sc);
+        bg_tensor *t = bg_mbn_relu_fwd(g, out, &b->bn2);
+        /* the residual add rides in the SE scale or in conv2's epilogue */
+        if (v == V_SENET) return se_gate(g, m, bg_mconv_fwd(g, t, &b->conv2), sc, b);
+        return bg_mconv_act_fwd(g, t, &b->conv2, sc, BG_EP_NONE);
     }
-    bg_tensor *out = bg_relu(g, bg_mbn_fwd(g, bg_mconv_fwd(g, x, &b->conv1), &b->bn1));
+    bg_tensor *out = bg_mbn_relu_fwd(g, bg_mconv_fwd(g, x, &b->conv1), &b->bn1);
     out = bg_mbn_fwd(g, bg_mconv_fwd(g, out, &b->conv2), &b->bn2);
     bg_tensor *sc = b->proj ? bg_mbn_fwd(g, bg_mconv_fwd(g, x, &b->sc), &b->sc_bn) : x;
     return bg_relu(g, bg_add(g, out, sc));
@@ -187,7 +188,7 @@ static bg_tensor *forward(bg_graph *g, bg_model *m, bg_tensor *x)
 {
     arch *a = m->arch;
     x = bg_mconv_fwd(g, x, &a->stem);
-    if (a->variant != V_PREACT) x = bg_relu(g, bg_mbn_fwd(g, x, &a->stem_bn));
+    if (a->variant != V_PREACT) x = bg_mbn_relu_fwd(g, x, &a->stem_bn);
     bg_model_mark_section(g, m, "stem");
     for (int i = 0; i < a->n_blocks; i++) {
         x = block_fwd(g, m, a->variant, &a->blocks[i], x);

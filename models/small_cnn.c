@@ -46,7 +46,7 @@ static bg_tensor *forward(bg_graph *g, bg_model *m, bg_tensor *x)
 {
     const arch *ar = m->arch;
     for (int i = 0; i < 3; i++) {
-        x = bg_relu(g, bg_mbn_fwd(g, bg_mconv_fwd(g, x, &ar->conv[i]), &ar->bn[i]));
+        x = bg_mbn_relu_fwd(g, bg_mconv_fwd(g, x, &ar->conv[i]), &ar->bn[i]);
         if (i < 2) x = bg_maxpool2d(g, x, bg_mpool(2, 2, 0, false, true));
         char nm[16];
         snprintf(nm, sizeof nm, "block%d", i + 1);

@@ -14,7 +14,14 @@
  * invstd are f32, and gamma, beta and the running statistics may be f32 too
  * (all four the same dtype). On CUDA the node also keeps a third saved
  * tensor, the f32 workspace of the deterministic reductions (its size
- * depends on the shape only; see bg_bn_workspace_floats). */
+ * depends on the shape only; see bg_bn_workspace_floats).
+ *
+ * batchnorm2d_relu is the fused row y = relu(bn(x)): the same inputs,
+ * parameters and saved tensors, one pass instead of two and one activation
+ * instead of two. Its backward masks dy with y > 0 (relu' = 0 at 0, as
+ * PyTorch) on the way into the BN gradient. The CPU reference computes the
+ * BN value exactly as batchnorm2d does and then applies relu's rule, so the
+ * fused and unfused graphs agree bit for bit. */
 #include <math.h>
 #include "op_util.h"
 #include "ops.h"
@@ -38,8 +45,8 @@ static bg_status infer_bn(bg_ctx *ctx, const bg_node *n, bg_desc *out, int *n_ou
         const bg_tensor *v = n->in[i];
         if ((s = bg_op_check_same_dtype(ctx, n, i, f32_params ? 1 : 0))) return s;
         if (v->ndim != 1 || v->shape[0] != c)
-            return bg_fail(ctx, BG_ERR_SHAPE, "batchnorm2d: %s '%s' %s must be [%lld], one value per channel of x '%s' %s",
-                           n->op->in_names[i], v->name, bg_shape_str(v, bv, sizeof bv), (long long)c, x->name,
+            return bg_fail(ctx, BG_ERR_SHAPE, "%s: %s '%s' %s must be [%lld], one value per channel of x '%s' %s",
+                           n->op->name, n->op->in_names[i], v->name, bg_shape_str(v, bv, sizeof bv), (long long)c, x->name,
                            bg_shape_str(x, bx, sizeof bx));
     }
     if (!(p->momentum >= 0.0f && p->momentum <= 1.0f))
@@ -65,7 +72,7 @@ static bg_status infer_bn(bg_ctx *ctx, const bg_node *n, bg_desc *out, int *n_ou
 #define DEFINE_BN(T, SFX)                                                                             \
     static void bn_fwd_##SFX(const T *x, const T *gamma, const T *beta, T *rm, T *rv, T *mean_out,   \
                              T *invstd_out, T *y, int64_t m, int64_t c, int train, double mom,        \
-                             double eps)                                                              \
+                             double eps, int relu)                                                    \
     {                                                                                                 \
         _Pragma("omp parallel for if (m * c >= BG_PAR_MIN)")                                            \
         for (int64_t ch = 0; ch < c; ch++) {                                                          \
@@ -88,25 +95,28 @@ static bg_status infer_bn(bg_ctx *ctx, const bg_node *n, bg_desc *out, int *n_ou
             }                                                                                         \
             double invstd = 1.0 / sqrt(var + eps);                                                    \
             double scale = invstd * (double)gamma[ch], shift = (double)beta[ch];                      \
-            for (int64_t i = 0; i < m; i++)                                                           \
-                y[i * c + ch] = (T)(((double)x[i * c + ch] - mean) * scale + shift);                  \
+            for (int64_t i = 0; i < m; i++) {                                                         \
+                T v = (T)(((double)x[i * c + ch] - mean) * scale + shift);                            \
+                y[i * c + ch] = relu && !(v > 0) ? (T)0 : v;                                          \
+            }                                                                                         \
             mean_out[ch] = (T)mean;                                                                   \
             invstd_out[ch] = (T)invstd;                                                               \
         }                                                                                             \
     }                                                                                                 \
     /* With xh = (x - mean) * invstd: dbeta = sum dy, dgamma = sum dy xh, and                         \
      * dx = gamma invstd (dy - dbeta/M - xh dgamma/M) in training (mean and                          \
-     * var depend on x), dx = gamma invstd dy in eval (they are constants). */                       \
+     * var depend on x), dx = gamma invstd dy in eval (they are constants).                          \
+     * mask (the fused relu's output, or NULL): dy counts only where mask > 0. */                    \
     static void bn_bwd_##SFX(const T *x, const T *gamma, const T *mean_in, const T *invstd_in,       \
-                             const T *dy, T *dx, T *dgamma, T *dbeta, int64_t m, int64_t c,           \
-                             int train)                                                               \
+                             const T *dy, const T *mask, T *dx, T *dgamma, T *dbeta, int64_t m,       \
+                             int64_t c, int train)                                                    \
     {                                                                                                 \
         _Pragma("omp parallel for if (m * c >= BG_PAR_MIN)")                                            \
         for (int64_t ch = 0; ch < c; ch++) {                                                          \
             double mean = (double)mean_in[ch], invstd = (double)invstd_in[ch];                        \
             double sum_dy = 0, sum_dy_xh = 0;                                                         \
             for (int64_t i = 0; i < m; i++) {                                                         \
-                double g = (double)dy[i * c + ch];                                                    \
+                double g = mask && !(mask[i * c + ch] > 0) ? 0.0 : (double)dy[i * c + ch];            \
                 sum_dy += g;                                                                          \
                 sum_dy_xh += g * ((double)x[i * c + ch] - mean) * invstd;                             \
             }                                                                                         \
@@ -117,7 +127,8 @@ static bg_status infer_bn(bg_ctx *ctx, const bg_node *n, bg_desc *out, int *n_ou
             double mean_dy = train ? sum_dy / (double)m : 0, mean_dy_xh = train ? sum_dy_xh / (double)m : 0; \
             for (int64_t i = 0; i < m; i++) {                                                         \
                 double xh = ((double)x[i * c + ch] - mean) * invstd;                                  \
-                double g = (double)dy[i * c + ch] - mean_dy - xh * mean_dy_xh;                        \
+                double d = mask && !(mask[i * c + ch] > 0) ? 0.0 : (double)dy[i * c + ch];            \
+                double g = d - mean_dy - xh * mean_dy_xh;                                             \
                 dx[i * c + ch] = (T)((double)dx[i * c + ch] + k * g);                                 \
             }                                                                                         \
         }                                                                                             \
@@ -134,6 +145,9 @@ static bg_status dtype_error(bg_ctx *ctx, const bg_tensor *x)
 
 static void *data_or_null(const bg_tensor *t) { return t ? t->data : NULL; }
 
+/* The fused row shares everything below; this tells them apart. */
+static int fused_relu(const bg_node *n) { return n->op == &bg_op_batchnorm2d_relu; }
+
 static bg_status bn_fwd_cpu(bg_ctx *ctx, bg_node *n)
 {
     bg_tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2], *rm = n->in[3], *rv = n->in[4];
@@ -148,11 +162,11 @@ static bg_status bn_fwd_cpu(bg_ctx *ctx, bg_node *n)
     switch (x->dtype) {
     case BG_F32:
         bn_fwd_f32(x->data, gamma->data, beta->data, rm->data, rv->data, n->saved[0]->data, n->saved[1]->data,
-                   n->out[0]->data, m, c, n->train, p->momentum, p->eps);
+                   n->out[0]->data, m, c, n->train, p->momentum, p->eps, fused_relu(n));
         return BG_OK;
     case BG_F64:
         bn_fwd_f64(x->data, gamma->data, beta->data, rm->data, rv->data, n->saved[0]->data, n->saved[1]->data,
-                   n->out[0]->data, m, c, n->train, p->momentum, p->eps);
+                   n->out[0]->data, m, c, n->train, p->momentum, p->eps, fused_relu(n));
         return BG_OK;
     default: return dtype_error(ctx, x);
     }
@@ -164,12 +178,15 @@ static bg_status bn_bwd_cpu(bg_ctx *ctx, bg_node *n)
     if (!dy || (!x->grad && !gamma->grad && !beta->grad)) return BG_OK;
     int64_t c = x->shape[3], m = bg_numel(x) / (c ? c : 1);
     void *dx = data_or_null(x->grad), *dg = data_or_null(gamma->grad), *db = data_or_null(beta->grad);
+    const void *mask = fused_relu(n) ? n->out[0]->data : NULL;
     switch (x->dtype) {
     case BG_F32:
-        bn_bwd_f32(x->data, gamma->data, n->saved[0]->data, n->saved[1]->data, dy->data, dx, dg, db, m, c, n->train);
+        bn_bwd_f32(x->data, gamma->data, n->saved[0]->data, n->saved[1]->data, dy->data, mask, dx, dg, db, m, c,
+                   n->train);
         return BG_OK;
     case BG_F64:
-        bn_bwd_f64(x->data, gamma->data, n->saved[0]->data, n->saved[1]->data, dy->data, dx, dg, db, m, c, n->train);
+        bn_bwd_f64(x->data, gamma->data, n->saved[0]->data, n->saved[1]->data, dy->data, mask, dx, dg, db, m, c,
+                   n->train);
         return BG_OK;
     default: return dtype_error(ctx, x);
     }
@@ -206,7 +223,7 @@ static bg_status bn_fwd_cuda(bg_ctx *ctx, bg_node *n)
         .mean = n->saved[0]->data, .invstd = n->saved[1]->data, .work = n->saved[2]->data,
         .m = m, .c = c,
         .x_half = x->dtype == BG_F16, .p_half = n->in[1]->dtype == BG_F16,
-        .train = n->train, .relu = 0,
+        .train = n->train, .relu = fused_relu(n),
         .momentum = p->momentum, .eps = p->eps,
     };
     bg_cuda_bn_fwd(&a, ctx->stream);
@@ -226,7 +243,7 @@ static bg_status bn_bwd_cuda(bg_ctx *ctx, bg_node *n)
         .mean = n->saved[0]->data, .invstd = n->saved[1]->data, .work = n->saved[2]->data,
         .m = m, .c = c,
         .x_half = x->dtype == BG_F16, .p_half = gamma->dtype == BG_F16,
-        .train = n->train, .relu = 0,
+        .train = n->train, .relu = fused_relu(n),
     };
     bg_cuda_bn_bwd(&a, ctx->stream);
     return bg_op_cuda_launched(ctx, n, "backward");
@@ -248,6 +265,31 @@ const bg_op bg_op_batchnorm2d = {
     .fwd = {[BG_CPU] = bn_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(bn_fwd_cuda)},
     .bwd = {[BG_CPU] = bn_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(bn_bwd_cuda)},
 };
+
+/* Fused BN + ReLU: every device with batchnorm2d kernels runs it (the CUDA
+ * kernels take the relu flag on all their paths), so no supports check. */
+const bg_op bg_op_batchnorm2d_relu = {
+    .name = "batchnorm2d_relu",
+    .n_in = 5,
+    .n_in_required = 5,
+    .in_names = {"x", "gamma", "beta", "running_mean", "running_var"},
+    .out_names = {"y"},
+    .in_differentiable = {true, true, true, false, false},
+    .param_size = sizeof(bg_batchnorm_params),
+    .fields = {{"momentum", BG_P_FLOAT, offsetof(bg_batchnorm_params, momentum), {0.1}},
+               {"eps", BG_P_FLOAT, offsetof(bg_batchnorm_params, eps), {1e-5}}},
+    .n_fields = 2,
+    .infer = infer_bn,
+    .fwd = {[BG_CPU] = bn_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(bn_fwd_cuda)},
+    .bwd = {[BG_CPU] = bn_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(bn_bwd_cuda)},
+};
+
+bg_tensor *bg_batchnorm2d_relu(bg_graph *g, bg_tensor *x, bg_tensor *gamma, bg_tensor *beta, bg_tensor *rmean,
+                               bg_tensor *rvar, bg_batchnorm_params p)
+{
+    bg_tensor *in[5] = {x, gamma, beta, rmean, rvar};
+    return bg_graph_op(g, &bg_op_batchnorm2d_relu, &p, in, 5);
+}
 
 bg_tensor *bg_batchnorm2d(bg_graph *g, bg_tensor *x, bg_tensor *gamma, bg_tensor *beta, bg_tensor *rmean,
                           bg_tensor *rvar, bg_batchnorm_params p)

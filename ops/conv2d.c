@@ -25,9 +25,18 @@
  *
  * CUDA (f32, f16): kernels/conv/conv.h, implicit GEMM without im2col; the
  * glue below only maps the node onto its shape struct and lends the kernels
- * a workspace from the context's allocator. */
+ * a workspace from the context's allocator.
+ *
+ * conv2d_fused is the row y = act(conv2d(x, w, b) + residual) (act relu,
+ * sigmoid or none): the residual add and the activation ride in the conv's
+ * epilogue instead of two more passes over y. Backward forms dz = dy * act'
+ * from the saved output y (relu: y > 0; sigmoid: y (1 - y)), then runs the
+ * conv backward on dz and adds dz into the residual's gradient. The CPU
+ * reference rounds exactly like conv2d, add, relu/sigmoid one after the
+ * other, so the fused and unfused CPU graphs agree bit for bit. */
 #ifndef BG_CONV_TMPL
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include "gemm_cpu.h"
@@ -35,6 +44,7 @@
 #include "ops.h"
 #ifdef BG_WITH_CUDA
 #include "../kernels/conv/conv.h"
+#include "../kernels/elementwise.h"
 #include "../kernels/gemm/gemm.h"
 #endif
 
@@ -174,7 +184,8 @@ static bg_status conv2d_bwd_cpu(bg_ctx *ctx, bg_node *n)
     bg_status s = bg_op_check_dense_inputs(ctx, n, BG_CPU, NULL);
     if (s) return s;
     if (!n->out[0]->grad) return BG_OK; /* nothing flows back */
-    return n->in[0]->dtype == BG_F64 ? conv2d_bwd_f64(ctx, n) : conv2d_bwd_f32(ctx, n);
+    const void *dy = n->out[0]->grad->data;
+    return n->in[0]->dtype == BG_F64 ? conv2d_bwd_f64(ctx, n, dy) : conv2d_bwd_f32(ctx, n, dy);
 }
 
 /* ---- CUDA glue: shapes for kernels/conv, a workspace from the allocator ---- */
@@ -307,6 +318,141 @@ bg_tensor *bg_conv2d(bg_graph *g, bg_tensor *x, bg_tensor *w, bg_tensor *b, bg_c
     return bg_graph_op(g, &bg_op_conv2d, &p, in, 3);
 }
 
+/* ---- conv2d_fused ---------------------------------------------------------- */
+
+static bg_status conv2d_fused_infer(bg_ctx *ctx, const bg_node *n, bg_desc *out, int *n_out, bg_desc *saved,
+                                    int *n_saved)
+{
+    bg_status s = conv2d_infer(ctx, n, out, n_out, saved, n_saved);
+    if (s) return s;
+    const bg_conv2d_fused_params *p = BG_PARAMS(n, const bg_conv2d_fused_params);
+    const bg_tensor *res = n->in[3];
+    if (p->act < BG_EP_NONE || p->act > BG_EP_SIGMOID)
+        return bg_fail(ctx, BG_ERR_ARG, "conv2d_fused: act %d is not 0 (none), 1 (relu) or 2 (sigmoid)", p->act);
+    if (res) {
+        char rs[80];
+        if ((s = bg_op_check_float(ctx, n, 3)) || (s = bg_op_check_same_dtype(ctx, n, 3, 0))) return s;
+        bool same = res->ndim == 4;
+        for (int d = 0; same && d < 4; d++) same = res->shape[d] == out[0].shape[d];
+        if (!same)
+            return bg_fail(ctx, BG_ERR_SHAPE, "conv2d_fused: residual '%s' %s must have the output's shape [%lld, %lld, %lld, %lld]",
+                           res->name, bg_shape_str(res, rs, sizeof rs), (long long)out[0].shape[0],
+                           (long long)out[0].shape[1], (long long)out[0].shape[2], (long long)out[0].shape[3]);
+    }
+    return BG_OK;
+}
+
+static bg_status conv2d_fused_fwd_cpu(bg_ctx *ctx, bg_node *n)
+{
+    bg_status s = bg_op_check_dense_inputs(ctx, n, BG_CPU, NULL);
+    if (s) return s;
+    return n->in[0]->dtype == BG_F64 ? conv2d_fused_fwd_f64(ctx, n) : conv2d_fused_fwd_f32(ctx, n);
+}
+
+static bg_status conv2d_fused_bwd_cpu(bg_ctx *ctx, bg_node *n)
+{
+    bg_status s = bg_op_check_dense_inputs(ctx, n, BG_CPU, NULL);
+    if (s) return s;
+    if (!n->out[0]->grad) return BG_OK;
+    return n->in[0]->dtype == BG_F64 ? conv2d_fused_bwd_f64(ctx, n) : conv2d_fused_bwd_f32(ctx, n);
+}
+
+#ifdef BG_WITH_CUDA
+static bg_status conv2d_fused_fwd_cuda(bg_ctx *ctx, bg_node *n)
+{
+    int half = 0;
+    bg_status st = bg_op_check_dense_inputs(ctx, n, BG_CUDA, &half);
+    if (st) return st;
+    bg_conv_shape s = conv2d_cuda_shape(n);
+    bg_conv_opts o = conv2d_cuda_opts(ctx);
+    bg_tensor *ws = conv2d_cuda_ws(ctx, bg_conv_ws_bytes(&s, BG_CONV_FWD, half, &o, 0), &o);
+    bg_conv_epilogue ep = {0};
+    ep.bias = n->in[2] ? n->in[2]->data : NULL;
+    ep.residual = n->in[3] ? n->in[3]->data : NULL;
+    ep.act = BG_PARAMS(n, bg_conv2d_fused_params)->act; /* BG_EP_* equal BG_ACT_* */
+    char err[300];
+    int rc = bg_conv_fwd_cuda(&s, half, n->in[0]->data, n->in[1]->data, n->out[0]->data, &ep, &o, ctx->stream, err,
+                              sizeof err);
+    bg_tensor_free(ctx, ws);
+    return cuda_rc(ctx, rc, "forward", err);
+}
+
+/* dz = dy * act'(y) into a scratch gradient (none needed without an
+ * activation), dres += dz, then conv2d's backward reads dz as its dy. */
+static bg_status conv2d_fused_bwd_cuda(bg_ctx *ctx, bg_node *n)
+{
+    bg_tensor *y = n->out[0], *dy = y->grad;
+    if (!dy) return BG_OK;
+    int half = 0;
+    bg_status st = bg_op_check_dense_inputs(ctx, n, BG_CUDA, &half);
+    if (st) return st;
+    int act = BG_PARAMS(n, bg_conv2d_fused_params)->act;
+    int64_t cnt = bg_numel(y);
+    bg_tensor *dz = dy;
+    if (act != BG_EP_NONE) {
+        if (!(dz = bg_tensor_new(ctx, BG_CUDA, y->dtype, y->ndim, y->shape, "conv2d_fused.dz"))) return ctx->status;
+        if ((st = bg_tensor_zero(ctx, dz))) {
+            bg_tensor_free(ctx, dz);
+            return st;
+        }
+        if (act == BG_EP_RELU) bg_cuda_relu_bwd(y->data, dy->data, dz->data, cnt, half, ctx->stream);
+        else bg_cuda_sigmoid_bwd(y->data, dy->data, dz->data, cnt, half, ctx->stream);
+    }
+    const bg_tensor *res = n->in[3];
+    if (res && res->grad) {
+        bg_ew_shapes es;
+        for (int d = 0; d < 4; d++) es.a[d] = es.b[d] = y->shape[d];
+        bg_cuda_add_bwd(dz->data, NULL, res->grad->data, es, half, ctx->stream);
+    }
+    if (!(st = bg_op_cuda_launched(ctx, n, "backward epilogue"))) {
+        bg_tensor *saved = y->grad;
+        y->grad = dz; /* conv2d's backward reads the output's gradient */
+        st = conv2d_bwd_cuda(ctx, n);
+        y->grad = saved;
+    }
+    if (dz != dy) bg_tensor_free(ctx, dz);
+    return st;
+}
+#endif
+
+/* The CPU reference takes everything infer accepts. On CUDA the conv
+ * kernels apply bias, residual and activation on every path (implicit GEMM,
+ * depthwise, naive); the dtypes must agree and be f32 or f16. */
+static bool conv2d_fused_supports(bg_device dev, const void *params, bg_tensor *const *in, int n_in)
+{
+    const bg_conv2d_fused_params *p = params;
+    if (p->act < BG_EP_NONE || p->act > BG_EP_SIGMOID) return false;
+    return bg_op_same_backend_dtype(dev, in, n_in);
+}
+
+const bg_op bg_op_conv2d_fused = {
+    .name = "conv2d_fused",
+    .n_in = 4,
+    .n_in_required = 2,
+    .in_names = {"x", "weight", "bias", "residual"},
+    .out_names = {"y"},
+    .in_differentiable = {true, true, true, true},
+    .param_size = sizeof(bg_conv2d_fused_params),
+    .fields = {{"stride", BG_P_INT2, offsetof(bg_conv2d_fused_params, stride), {1, 1}},
+               {"padding", BG_P_INT2, offsetof(bg_conv2d_fused_params, padding), {0, 0}},
+               {"dilation", BG_P_INT2, offsetof(bg_conv2d_fused_params, dilation), {1, 1}},
+               {"groups", BG_P_INT, offsetof(bg_conv2d_fused_params, groups), {1}},
+               {"act", BG_P_INT, offsetof(bg_conv2d_fused_params, act), {0}}},
+    .n_fields = 5,
+    .infer = conv2d_fused_infer,
+    .macs = conv2d_macs,
+    .fwd = {[BG_CPU] = conv2d_fused_fwd_cpu, [BG_CUDA] = CONV2D_CUDA(conv2d_fused_fwd_cuda)},
+    .bwd = {[BG_CPU] = conv2d_fused_bwd_cpu, [BG_CUDA] = CONV2D_CUDA(conv2d_fused_bwd_cuda)},
+    .supports = conv2d_fused_supports,
+};
+
+bg_tensor *bg_conv2d_fused(bg_graph *g, bg_tensor *x, bg_tensor *w, bg_tensor *b, bg_tensor *res,
+                           bg_conv2d_fused_params p)
+{
+    bg_tensor *in[4] = {x, w, b, res};
+    return bg_graph_op(g, &bg_op_conv2d_fused, &p, in, 4);
+}
+
 #else /* ---- type-generic kernels: T, SFX set by the includer ---- */
 
 /* col[r, (ky,kx,c)] = x[n, oy*sh - ph + ky*dh, ox*sw - pw + kx*dw, grp*Cg + c],
@@ -396,10 +542,11 @@ static bg_status SFX(conv2d_fwd)(bg_ctx *ctx, bg_node *n)
     return s;
 }
 
-static bg_status SFX(conv2d_bwd)(bg_ctx *ctx, bg_node *n)
+/* dy: the gradient at the conv's own output (the fused row passes dz). */
+static bg_status SFX(conv2d_bwd)(bg_ctx *ctx, bg_node *n, const T *dy)
 {
     conv_geom g = conv_geometry(n);
-    const T *x = n->in[0]->data, *w = n->in[1]->data, *dy = n->out[0]->grad->data;
+    const T *x = n->in[0]->data, *w = n->in[1]->data;
     T *dx = n->in[0]->grad ? (T *)n->in[0]->grad->data : NULL;
     T *dw = n->in[1]->grad ? (T *)n->in[1]->grad->data : NULL;
     T *db = n->in[2] && n->in[2]->grad ? (T *)n->in[2]->grad->data : NULL;
@@ -449,6 +596,66 @@ static bg_status SFX(conv2d_bwd)(bg_ctx *ctx, bg_node *n)
         }
     }
     bg_tensor_free(ctx, colt);
+    return s;
+}
+
+/* The fused row's epilogue on the CPU: y = act(y + res), each step rounded
+ * to T as the separate add and activation ops round it. */
+static void SFX(conv_ep_fwd)(T *y, const T *res, int64_t cnt, int act)
+{
+#pragma omp parallel for if (cnt >= BG_PAR_MIN)
+    for (int64_t i = 0; i < cnt; i++) {
+        T v = res ? y[i] + res[i] : y[i];
+        if (act == BG_EP_RELU) v = v > 0 ? v : (T)0;
+        else if (act == BG_EP_SIGMOID) {
+            double d = (double)v, e = exp(-fabs(d));
+            v = (T)(d >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e));
+        }
+        y[i] = v;
+    }
+}
+
+/* dz = dy * act'(.) from the saved output y. */
+static void SFX(conv_ep_dz)(const T *y, const T *dy, T *dz, int64_t cnt, int act)
+{
+#pragma omp parallel for if (cnt >= BG_PAR_MIN)
+    for (int64_t i = 0; i < cnt; i++) {
+        if (act == BG_EP_RELU) dz[i] = y[i] > 0 ? dy[i] : (T)0;
+        else dz[i] = (T)((double)dy[i] * (double)y[i] * (1.0 - (double)y[i]));
+    }
+}
+
+static bg_status SFX(conv2d_fused_fwd)(bg_ctx *ctx, bg_node *n)
+{
+    bg_status s = SFX(conv2d_fwd)(ctx, n);
+    if (s) return s;
+    const bg_tensor *res = n->in[3];
+    SFX(conv_ep_fwd)(n->out[0]->data, res ? (const T *)res->data : NULL, bg_numel(n->out[0]),
+                     BG_PARAMS(n, bg_conv2d_fused_params)->act);
+    return BG_OK;
+}
+
+static bg_status SFX(conv2d_fused_bwd)(bg_ctx *ctx, bg_node *n)
+{
+    const bg_tensor *y = n->out[0];
+    const T *dy = y->grad->data;
+    int act = BG_PARAMS(n, bg_conv2d_fused_params)->act;
+    int64_t cnt = bg_numel(y);
+    bg_tensor *dzt = NULL;
+    const T *dz = dy;
+    if (act != BG_EP_NONE) {
+        if (!(dzt = bg_tensor_new(ctx, BG_CPU, y->dtype, y->ndim, y->shape, "conv2d_fused.dz"))) return ctx->status;
+        SFX(conv_ep_dz)(y->data, dy, dzt->data, cnt, act);
+        dz = dzt->data;
+    }
+    const bg_tensor *res = n->in[3];
+    if (res && res->grad) {
+        T *dres = res->grad->data;
+#pragma omp parallel for if (cnt >= BG_PAR_MIN)
+        for (int64_t i = 0; i < cnt; i++) dres[i] += dz[i];
+    }
+    bg_status s = SFX(conv2d_bwd)(ctx, n, dz);
+    bg_tensor_free(ctx, dzt);
     return s;
 }
 

@@ -35,6 +35,16 @@ bg_status bg_op_check_dense_inputs(bg_ctx *ctx, const bg_node *n, bg_device dev,
     return BG_OK;
 }
 
+bool bg_op_same_backend_dtype(bg_device dev, bg_tensor *const *in, int n_in)
+{
+    if (n_in < 1 || !in[0]) return false;
+    bg_dtype dt = in[0]->dtype;
+    if (!(dt == BG_F32 || (dev == BG_CPU ? dt == BG_F64 : dt == BG_F16))) return false;
+    for (int i = 1; i < n_in; i++)
+        if (in[i] && in[i]->dtype != dt) return false;
+    return true;
+}
+
 bg_status bg_op_cuda_launched(bg_ctx *ctx, const bg_node *n, const char *pass)
 {
 #ifdef BG_WITH_CUDA

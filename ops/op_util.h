@@ -24,6 +24,9 @@ bg_status bg_op_cuda_dtype(bg_ctx *ctx, const bg_node *n, const bg_tensor *t, co
  * kernels take (CPU: f32/f64; CUDA: f32/f16); *half (may be NULL) says
  * whether x (input 0) is f16. Labels and other integer inputs are skipped. */
 bg_status bg_op_check_dense_inputs(bg_ctx *ctx, const bg_node *n, bg_device dev, int *half);
+/* For supports checks: every present input of in[0..n_in) has in[0]'s dtype,
+ * and the backend's kernels take it (CPU f32/f64, CUDA f32/f16). */
+bool bg_op_same_backend_dtype(bg_device dev, bg_tensor *const *in, int n_in);
 /* After a kernel launch: a launch error becomes BG_ERR_CUDA naming the op and pass. */
 bg_status bg_op_cuda_launched(bg_ctx *ctx, const bg_node *n, const char *pass);
 

@@ -14,6 +14,10 @@ typedef struct { float label_smoothing; } bg_xent_params;
 typedef struct { int radix, cardinality; } bg_rsoftmax_params;
 typedef struct { int radix; } bg_split_sum_params;
 typedef struct { int unused; } bg_noparams;
+typedef struct { int relu; } bg_se_scale_params;
+/* conv2d's parameters plus the epilogue's activation (BG_EP_*). */
+typedef struct { int stride[2], padding[2], dilation[2]; int groups; int act; } bg_conv2d_fused_params;
+enum { BG_EP_NONE = 0, BG_EP_RELU = 1, BG_EP_SIGMOID = 2 };
 
 /* Table rows (defined in ops/X.c, listed in ops/ops.def). */
 #define BG_OP(name) extern const bg_op bg_op_##name;
@@ -27,6 +31,22 @@ bg_tensor *bg_conv2d(bg_graph *g, bg_tensor *x, bg_tensor *w, bg_tensor *b, bg_c
 bg_tensor *bg_batchnorm2d(bg_graph *g, bg_tensor *x, bg_tensor *gamma, bg_tensor *beta,
                           bg_tensor *rmean, bg_tensor *rvar, bg_batchnorm_params p);
 bg_tensor *bg_relu(bg_graph *g, bg_tensor *x);
+
+/* Fused rows: each computes exactly what the unfused ops it names compute
+ * (tests compare the two graphs); models/layers.h picks them where the
+ * device supports them (bg_op_supports) and the graph's fuse flag is on. */
+/* relu(batchnorm2d(x)) */
+bg_tensor *bg_batchnorm2d_relu(bg_graph *g, bg_tensor *x, bg_tensor *gamma, bg_tensor *beta,
+                               bg_tensor *rmean, bg_tensor *rvar, bg_batchnorm_params p);
+/* act(x * s + res): x {N,H,W,C}, s {N,1,1,C} (or {N,C}), res x-shaped or NULL,
+ * act relu or none: the squeeze-excitation scale with its residual add. */
+bg_tensor *bg_se_scale(bg_graph *g, bg_tensor *x, bg_tensor *s, bg_tensor *res, bool relu);
+/* split_sum(mul(x, a), radix): x {N,H,W,r*C}, a {N,1,1,r*C} -> {N,H,W,C},
+ * split attention's weighted sum without the r-times-larger product. */
+bg_tensor *bg_split_attn(bg_graph *g, bg_tensor *x, bg_tensor *a, int radix);
+/* act(conv2d(x, w, b) + res): res y-shaped or NULL; act BG_EP_*. */
+bg_tensor *bg_conv2d_fused(bg_graph *g, bg_tensor *x, bg_tensor *w, bg_tensor *b, bg_tensor *res,
+                           bg_conv2d_fused_params p);
 bg_tensor *bg_sigmoid(bg_graph *g, bg_tensor *x);
 bg_tensor *bg_add(bg_graph *g, bg_tensor *a, bg_tensor *b);  /* b broadcasts (dims equal or 1) */
 bg_tensor *bg_mul(bg_graph *g, bg_tensor *a, bg_tensor *b);  /* b broadcasts, e.g. {N,1,1,C} */

@@ -259,6 +259,43 @@ def build_cases():
                            lambda x: {"y": split_sum(x, 2)}, gen=gen))
     cases.append(case_file("split_sum_r4_2d", "split_sum", {"radix": 4}, [("x", gen.normal(3, 20), True)],
                            lambda x: {"y": split_sum(x, 4)}, gen=gen))
+
+    # ---- the fused rows: each against the unfused PyTorch expression ----
+    # (appended last, so the draws of the files above do not change)
+    c = 6
+    x = gen.normal(4, c, 5, 5) * 1.5 + 0.3
+    gamma, beta = gen.positive(c), gen.normal(c)
+    rm, rv = gen.normal(c, scale=0.2), gen.positive(c)
+    rm_after, rv_after = rm.clone(), rv.clone()
+    cases.append(case_file(
+        "batchnorm2d_relu_train", "batchnorm2d_relu", {"momentum": 0.1, "eps": 1e-5},
+        [(BN_IN[0], x, True), (BN_IN[1], gamma, True), (BN_IN[2], beta, True), (BN_IN[3], rm, False),
+         (BN_IN[4], rv, False)],
+        lambda x_, g_, b_, rm_, rv_: {"y": F.relu(F.batch_norm(x_, rm_after, rv_after, g_, b_, training=True,
+                                                               momentum=0.1, eps=1e-5))},
+        extra_out={BN_IN[3]: rm_after, BN_IN[4]: rv_after}, gen=gen))
+    for relu in (0, 1):
+        cases.append(case_file(
+            "se_scale_residual%s" % ("_relu" if relu else ""), "se_scale", {"relu": relu},
+            [("x", gen.normal(2, 6, 4, 4), True), ("s", gen.positive(2, 6, 1, 1), True),
+             ("residual", gen.normal(2, 6, 4, 4), True)],
+            lambda x, s_, r, relu=relu: {"y": F.relu(x * s_ + r) if relu else x * s_ + r}, gen=gen))
+    cases.append(case_file("split_attn_r2", "split_attn", {"radix": 2},
+                           [("x", gen.normal(2, 6, 4, 4), True), ("a", gen.positive(2, 6, 1, 1), True)],
+                           lambda x, a: {"y": split_sum(x * a, 2)}, gen=gen))
+    conv_p = {"stride": [1, 1], "padding": [1, 1], "dilation": [1, 1], "groups": 1}
+    cases.append(case_file(
+        "conv2d_fused_residual_relu", "conv2d_fused", dict(conv_p, act=1),
+        [("x", gen.normal(2, 4, 6, 6), True), ("weight", gen.normal(5, 4, 3, 3, scale=0.3), True),
+         ("bias", gen.normal(5), True), ("residual", gen.normal(2, 5, 6, 6), True)],
+        lambda x, w, b, r: {"y": F.relu(F.conv2d(x, w, b, 1, 1) + r)}, gen=gen))
+    # the SE excitation's second 1x1 conv: bias and sigmoid on a {N,C,1,1} map
+    cases.append(case_file(
+        "conv2d_fused_1x1_sigmoid", "conv2d_fused", {"stride": [1, 1], "padding": [0, 0], "dilation": [1, 1],
+                                                     "groups": 1, "act": 2},
+        [("x", gen.normal(3, 4, 1, 1), True), ("weight", gen.normal(6, 4, 1, 1, scale=0.5), True),
+         ("bias", gen.normal(6), True)],
+        lambda x, w, b: {"y": torch.sigmoid(F.conv2d(x, w, b))}, gen=gen))
     return cases
 
 
