@@ -6,7 +6,7 @@
 # EMU=1 SAN=1 and EMU=1 TSAN=1 add AddressSanitizer or ThreadSanitizer).
 # With nvcc on PATH (or in /usr/local/cuda/bin) the CUDA sources compile too;
 # CUDA_ARCH overrides the targets. Sources are globbed per folder: a new file
-# in engine/, ops/, models/, augment/, train/, kernels/, tools/, bench/ or tests/ needs no edit here.
+# in engine/, ops/, models/, augment/, train/, search/, kernels/, tools/, bench/ or tests/ needs no edit here.
 
 CC      ?= cc
 CXX     ?= g++
@@ -43,7 +43,7 @@ ifneq ($(strip $(MISSING)),)
 $(error missing libraries; install them with: apt-get install $(MISSING))
 endif
 
-LIB_SRC  := $(sort $(wildcard engine/*.c ops/*.c models/*.c augment/*.c train/*.c))
+LIB_SRC  := $(sort $(wildcard engine/*.c ops/*.c models/*.c augment/*.c train/*.c search/*.c search/batch/*.c))
 TOOL_SRC := $(sort $(wildcard tools/*.c bench/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c))
 CU_SRC   := $(sort $(wildcard kernels/*.cu kernels/*/*.cu))
@@ -223,7 +223,7 @@ FUZZ_SRC_idx         := augment/read_idx.c augment/dataset.c
 FUZZ_SRC_cifar       := augment/read_cifar.c augment/dataset.c
 FUZZ_SRC_pack        := augment/pack.c augment/dataset.c
 FUZZ_SRC_jpeg        := augment/jpeg_decode.c augment/resize.c augment/transforms.c augment/autoaugment.c
-FUZZ_SRC_mads_params := engine/mads_params.c engine/mads_problem.c
+FUZZ_SRC_mads_params := search/batch/mads_params.c search/mads_problem.c
 FUZZ_LIBS    := -ljansson -lturbojpeg -lz -lm
 FUZZ_ST_SEED := $(addprefix tests/fixtures/ops/,reshape_pooled.safetensors radix_softmax_r1_c4.safetensors \
                   softmax_xent_ls0.safetensors add.safetensors concat2.safetensors)

@@ -1,4 +1,4 @@
-/* MADS (engine/mads*.c) on problems with known optima, through the C
+/* MADS (search/mads*.c) on problems with known optima, through the C
  * callback API. The evaluation counts are "blackbox evaluations until the
  * best feasible f is within 1e-3 of the optimum", median over seeds 0-4 with
  * a 2000-evaluation budget, as measured for NOMAD 4.5.1 with its defaults:
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../engine/mads.h"
+#include "../search/mads.h"
 #include "harness.h"
 
 typedef struct {

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../engine/mads_batch.h"
+#include "../search/batch/mads_batch.h"
 #include "harness.h"
 
 static const char bb_script[] =

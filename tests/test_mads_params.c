@@ -1,10 +1,10 @@
-/* NOMAD 4 parameter files (engine/mads_params.c) and the batch-mode file
- * formats (engine/mads_history.c, output parsing). */
+/* NOMAD 4 parameter files (search/batch/mads_params.c) and the batch-mode file
+ * formats (search/batch/mads_history.c, output parsing). */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "../engine/mads_batch.h"
+#include "../search/batch/mads_batch.h"
 #include "harness.h"
 
 /* The HAET final HPO file (ScaledSENET_HPO/param.txt), keys as they were. */

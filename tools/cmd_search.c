@@ -1,4 +1,4 @@
-/* `budgie search`: blackbox optimisation with MADS (engine/mads*.c).
+/* `budgie search`: blackbox optimisation with MADS (search/mads*.c).
  *   search blackbox PARAM_FILE  run a NOMAD 4 parameter file unchanged
  *   search report HISTORY       best points and a plot of the progress
  * The blackbox driver below connects the engine's run to the files: each
@@ -13,8 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 #include "../augment/dataset.h"
-#include "../engine/mads_batch.h"
-#include "../engine/mads_report.h"
+#include "../search/batch/mads_batch.h"
+#include "../search/batch/mads_report.h"
 #include "options.h"
 #include "verbs.h"
 

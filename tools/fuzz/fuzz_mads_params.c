@@ -3,7 +3,7 @@
  * directory that does not exist. */
 #include <stdlib.h>
 #include <string.h>
-#include "../../engine/mads_batch.h"
+#include "../../search/batch/mads_batch.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

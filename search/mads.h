@@ -19,7 +19,7 @@
 #define BG_MADS_H
 #include <stdbool.h>
 #include <stdint.h>
-#include "context.h"
+#include "../engine/context.h"
 
 #define BG_MADS_MAX_DIM 64  /* variables */
 #define BG_MADS_MAX_OUT 32  /* blackbox outputs */

@@ -6,7 +6,7 @@
 #define BG_MADS_BATCH_H
 #include <stddef.h>
 #include <stdio.h>
-#include "mads.h"
+#include "../mads.h"
 
 #define BG_MADS_PATH 1024
 #define BG_MADS_MAX_NOTES 16

@@ -7,7 +7,7 @@
  * of its seed. */
 #include <math.h>
 #include <string.h>
-#include "philox.h"
+#include "../engine/philox.h"
 #include "mads_internal.h"
 
 #define MADS_TAG 0x4D414453u /* "MADS": keeps these streams apart from other Philox users */
