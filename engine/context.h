@@ -10,6 +10,8 @@
 
 typedef enum { BG_CPU = 0, BG_CUDA = 1, BG_NDEVICES } bg_device;
 
+struct bg_rtc;
+
 typedef struct bg_ctx {
     bg_device device;                 /* where new tensors go by default */
     bg_allocator alloc[BG_NDEVICES];  /* one capped, accounted allocator per device */
@@ -17,6 +19,10 @@ typedef struct bg_ctx {
     uint64_t rng_offset;              /* next unused Philox counter block */
     void *stream;                     /* cudaStream_t when device is CUDA, else NULL */
     bool deterministic;               /* no atomics in reductions */
+    /* NVRTC specialisation cache of the CUDA conv/GEMM kernels
+     * (kernels/rtc/rtc.h), owned by whoever set it; NULL = the precompiled
+     * kernels only. Ops pass it to the kernels; the context never frees it. */
+    struct bg_rtc *rtc;
     bg_status status;                 /* the last error */
     char err[512];                    /* its message */
 } bg_ctx;

@@ -215,6 +215,7 @@ static bg_conv_opts conv2d_cuda_opts(const bg_ctx *ctx)
 {
     bg_conv_opts o = {0};
     if (ctx->deterministic) o.flags |= BG_CONV_DETERMINISTIC;
+    o.rtc = ctx->rtc;
     return o;
 }
 

@@ -99,6 +99,7 @@ static int linear_gemm(bg_ctx *ctx, int half, int ta, int tb, int64_t m, int64_t
     d.A = A, d.lda = lda, d.B = B, d.ldb = ldb, d.C = C, d.ldc = ldc;
     d.alpha = 1.f, d.beta = beta, d.bias = bias, d.half = half;
     d.deterministic = ctx->deterministic;
+    d.rtc = ctx->rtc;
     return bg_gemm_cuda(&d, BG_GEMM_AUTO, ctx->stream, err, errn);
 }
 

@@ -18,6 +18,9 @@
 #include "harness.h"
 #include "../train/step_cuda.h"
 #include "../models/model.h"
+#ifdef BG_WITH_CUDA
+#include "../kernels/rtc/rtc.h"
+#endif
 
 #define B 32
 #define HW 16
@@ -62,8 +65,10 @@ static void free_result(bg_ctx *h, run_result *r)
     r->n = 0;
 }
 
-/* Train STEPS steps on `device`; graph/amp for CUDA. */
-static bool train(bg_t *tc, bg_ctx *h, bg_device device, bool graph, bool amp, const batches *data, run_result *out)
+/* Train STEPS steps on `device`; graph/amp for CUDA; rtc: the context's
+ * NVRTC specialisation cache (NULL: precompiled kernels). */
+static bool train_rtc(bg_t *tc, bg_ctx *h, bg_device device, bool graph, bool amp, const batches *data, run_result *out,
+                      struct bg_rtc *rtc)
 {
     memset(out, 0, sizeof *out);
     bg_ctx ctx;
@@ -71,6 +76,7 @@ static bool train(bg_t *tc, bg_ctx *h, bg_device device, bool graph, bool amp, c
         CHECK(false, "context: %s", bg_errmsg(&ctx));
         return false;
     }
+    ctx.rtc = rtc;
     bg_model *m = NULL;
     bg_trainer tr = {0};
     bool ok = false;
@@ -124,6 +130,11 @@ out:
     return ok;
 }
 
+static bool train(bg_t *tc, bg_ctx *h, bg_device device, bool graph, bool amp, const batches *data, run_result *out)
+{
+    return train_rtc(tc, h, device, graph, amp, data, out, NULL);
+}
+
 BG_GPU_TEST(gpu_train_small_cnn_matches_cpu)
 {
     batches data;
@@ -175,6 +186,41 @@ BG_GPU_TEST(gpu_train_deterministic_graph_and_eager)
     free_result(&h, &eager);
     free(data.x);
     free(data.y);
+}
+
+/* budgie train hands the context an NVRTC cache (recipe key rtc): the
+ * specialised kernels take the precompiled ones' tiles and, in a
+ * deterministic context, their split-K plan, so a training run is bit for
+ * bit the same with and without it. */
+BG_GPU_TEST(gpu_train_nvrtc_matches_precompiled)
+{
+#ifdef BG_WITH_CUDA
+    batches data;
+    make_batches(&data);
+    run_result pre, spec;
+    bg_ctx h;
+    bg_test_ctx(&h, 0);
+    bg_rtc *r = bg_rtc_new("");
+    CHECK(r != NULL, "bg_rtc_new");
+    if (r && train(tc, &h, BG_CUDA, true, false, &data, &pre) &&
+        train_rtc(tc, &h, BG_CUDA, true, false, &data, &spec, r)) {
+        CHECK(identical(&pre, &spec), "training with NVRTC-specialised kernels differs from the precompiled ones");
+        int compiled = 0, disk = 0, mem = 0, failed = 0;
+        bg_rtc_stats(r, &compiled, &disk, &mem, &failed);
+        if (bg_rtc_available(r))
+            CHECK(compiled > 0 && failed == 0, "nvrtc: %d compiled, %d failed", compiled, failed);
+        else
+            printf("    note: %s\n", bg_rtc_note(r) ? bg_rtc_note(r) : "NVRTC unavailable");
+        printf("    small CNN, %d steps with NVRTC: %d kernels compiled, %d served from memory\n", STEPS, compiled, mem);
+    }
+    bg_rtc_free(r);
+    free_result(&h, &pre);
+    free_result(&h, &spec);
+    free(data.x);
+    free(data.y);
+#else
+    SKIP("CPU-only build");
+#endif
 }
 
 BG_GPU_TEST(gpu_train_mixed_precision)

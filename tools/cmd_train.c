@@ -23,6 +23,9 @@
 #include "../train/recipe.h"
 #include "../train/step_cuda.h"
 #include "verbs.h"
+#ifdef BG_WITH_CUDA
+#include "../kernels/rtc/rtc.h"
+#endif
 
 static void usage(FILE *f)
 {
@@ -370,6 +373,10 @@ int bg_cmd_train(int argc, char **argv)
     char *rtext = NULL; /* the recipe as the checkpoints keep it: after the profile resolved any "auto" */
     const char *weights = ckpt_path;
     if (bg_ctx_init(&ctx, device, (uint64_t)r.seed)) goto fail;
+#ifdef BG_WITH_CUDA
+    /* specialised kernels take the precompiled ones' tiles and plans: same bits, fewer integer divisions */
+    if (device == BG_CUDA && strcmp(r.rtc, "off")) ctx.rtc = bg_rtc_new(NULL);
+#endif
     /* the cap bounds the run device's allocator (on the CPU: every tensor the engine holds) */
     if (r.mem_cap > 0) ctx.alloc[device].cap = (size_t)r.mem_cap;
     snprintf(buf, sizeof buf, "%s/log.jsonl", r.out);
@@ -579,6 +586,14 @@ fail:
     bg_loader_free(&ld);
     bg_dataset_free(&train);
     bg_dataset_free(&test);
+#ifdef BG_WITH_CUDA
+    if (ctx.rtc) {
+        const char *note = bg_rtc_note(ctx.rtc);
+        if (note) fprintf(stderr, "budgie train: %s\n", note);
+        bg_rtc_free(ctx.rtc);
+        ctx.rtc = NULL;
+    }
+#endif
     bg_ctx_free(&ctx);
     sigaction(SIGPIPE, &old_pipe, NULL);
     return rc;

@@ -65,6 +65,8 @@ static const key_spec KEYS[] = {
     {"device", K_CHOICE, false, F(device), S(device), 0, 0, "auto|cpu|cuda", "auto: cuda when a device is present"},
     {"gpu_data", K_CHOICE, false, F(gpu_data), S(gpu_data), 0, 0, "auto|off",
      "auto: on CUDA, the training set on the device, batches assembled and augmented there"},
+    {"rtc", K_CHOICE, false, F(rtc), S(rtc), 0, 0, "auto|off",
+     "auto: on CUDA, conv/GEMM kernels specialised to each layer's shape by NVRTC (cached on disk) when it loads"},
     {"seed", K_INT, false, F(seed), 0, 0, 9.007199254740992e15, NULL, "seed of init, subsets, order and augmentation"},
     {"log_every", K_INT, false, F(log_every), 0, 0, 1e9, NULL, "also a JSON log line every this many steps (0 = per epoch only)"},
     {"checkpoint_every", K_NUM, false, F(checkpoint_every), 0, 0, 1e9, NULL,
@@ -95,6 +97,7 @@ void bg_recipe_defaults(bg_recipe *r)
     r->budget_s = 120;
     snprintf(r->device, sizeof r->device, "auto");
     snprintf(r->gpu_data, sizeof r->gpu_data, "auto");
+    snprintf(r->rtc, sizeof r->rtc, "auto");
 }
 
 static const key_spec *find_key(const char *name)

@@ -47,6 +47,7 @@ typedef struct {
     char device[8];            /* auto | cpu | cuda */
     char gpu_data[8];          /* auto: on CUDA the training set lives on the device and batches are
                                   assembled and augmented there | off: host batches */
+    char rtc[8];               /* auto: on CUDA, NVRTC-specialised conv/GEMM kernels when NVRTC loads | off */
     int64_t seed;
     int64_t log_every;         /* > 0: a JSON log line every this many steps too */
     double checkpoint_every;   /* > 0: last.safetensors also every this many seconds between steps */
