@@ -76,6 +76,7 @@ typedef struct {
     bg_tensor *logits, *loss;  /* host f32 copies */
     bg_tensor *grads[256];     /* host f32 copies of every parameter gradient, in model order */
     int n_grads, n_fused, n_nodes;
+    double tape_bytes;         /* node outputs and saved tensors: what the tape keeps */
 } step_out;
 
 static void step_out_free(bg_ctx *h, step_out *o)
@@ -121,7 +122,12 @@ static bool model_step(bg_t *tc, bg_ctx *h, bg_ctx *ctx, bg_model *m, bg_device 
             const bg_tensor *t = m->sd[i].t;
             if (t->grad) o->grads[o->n_grads++] = host_copy(h, ctx, t->grad);
         }
-        for (int i = 0; i < g->n_nodes; i++) o->n_fused += is_fused_row(g->nodes[i].op);
+        for (int i = 0; i < g->n_nodes; i++) {
+            const bg_node *nd = &g->nodes[i];
+            o->n_fused += is_fused_row(nd->op);
+            for (int k = 0; k < nd->n_out; k++) o->tape_bytes += (double)bg_nbytes(nd->out[k]);
+            for (int k = 0; k < nd->n_saved; k++) o->tape_bytes += (double)bg_nbytes(nd->saved[k]);
+        }
         o->n_nodes = g->n_nodes;
     }
     bg_tensor_free(h, hx);
@@ -160,6 +166,11 @@ static void compare_fused(bg_t *tc, bg_device dev, const char *spec, int side, i
               min_fused);
         CHECK(u.n_fused == 0, "%s: the unfused graph holds %d fused rows", spec, u.n_fused);
         CHECK(f.n_nodes < u.n_nodes, "%s: fused graph has %d nodes, unfused %d", spec, f.n_nodes, u.n_nodes);
+        CHECK(f.tape_bytes < u.tape_bytes, "%s: the fused tape keeps %.0f bytes, the unfused %.0f", spec, f.tape_bytes,
+              u.tape_bytes);
+        if (dev == BG_CPU)
+            printf("    %s: %d nodes (%d fused) vs %d; tape %.2f MiB vs %.2f MiB (%.0f%%)\n", spec, f.n_nodes, f.n_fused,
+                   u.n_nodes, f.tape_bytes / 1048576, u.tape_bytes / 1048576, 100 * f.tape_bytes / u.tape_bytes);
         CHECK(f.n_grads == u.n_grads && f.n_grads > 0, "%s: %d vs %d gradients", spec, f.n_grads, u.n_grads);
         const bg_tensor *pa[258], *pb[258];
         const char *what[258];
