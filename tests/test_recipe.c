@@ -40,7 +40,7 @@ BG_TEST(recipe_values_are_strict)
     CHECK_ERR(&ctx, bg_recipe_set(&ctx, &r, "epochs", "-1", "--epochs"), BG_ERR_ARG, "epochs = -1 is outside");
     CHECK_ERR(&ctx, bg_recipe_set(&ctx, &r, "batch", "0", "--batch"), BG_ERR_ARG, "batch = 0 is outside");
     CHECK_ERR(&ctx, bg_recipe_set(&ctx, &r, "aug", "autoaugment", "--aug"), BG_ERR_ARG,
-              "aug must be one of none|crop-flip|haet, got 'autoaugment'");
+              "aug must be one of none|crop-flip|haet|rrc-flip, got 'autoaugment'");
     CHECK_ERR(&ctx, bg_recipe_set(&ctx, &r, "lrr", "3", "--lrr"), BG_ERR_ARG, "--lrr: unknown key 'lrr' (keys: model");
     CHECK_ERR(&ctx, bg_recipe_set(&ctx, &r, "nesterov", "yes", "--nesterov"), BG_ERR_ARG, "must be 0 or 1");
     CHECK_ERR(&ctx, bg_recipe_set(&ctx, &r, "mem_cap", "6X", "--mem-cap"), BG_ERR_ARG, "byte count");
