@@ -69,6 +69,9 @@ static const key_spec KEYS[] = {
      "cosine_time: the lr reaches eta_min exactly when the budget ends; cosine_epoch: closed-form cosine "
      "over t_max epochs; cosine_torch_epoch: torch's CosineAnnealingLR stepped per epoch (rises after t_max)"},
     {"eta_min", K_NUM, false, F(eta_min), 0, 0, 1e3, NULL, "the schedule's floor"},
+    {"warmup", K_INT, false, F(warmup), 0, 0, 1e9, NULL, "epoch schedules: linear warmup over this many epochs (0 = none)"},
+    {"warmup_frac", K_NUM, false, F(warmup_frac), 0, 0, 0.9, NULL,
+     "cosine_time: linear warmup over this fraction of the budget, then the cosine (0 = none)"},
     {"t_max", K_INT, false, F(t_max), 0, 0, 1e9, NULL, "epoch schedules: epochs to reach eta_min"},
     {"sched_freeze", K_INT, false, F(sched_freeze), 0, 0, 1e9, NULL,
      "epoch schedules: the epoch counter stops here (0 = never)"},
@@ -463,6 +466,8 @@ void bg_recipe_schedule(const bg_recipe *r, bg_sched *s, bool *per_epoch, int64_
     else *s = bg_sched_make(BG_SCHED_COSINE_TORCH, r->lr);
     s->eta_min = r->eta_min;
     s->t_max = r->t_max;
+    s->warmup = r->warmup;
+    s->warmup_frac = r->warmup_frac;
     *per_epoch = strcmp(r->schedule, "cosine_time") != 0;
     *freeze = r->sched_freeze;
 }

@@ -45,6 +45,8 @@ typedef struct {
     double label_smoothing;
     char schedule[24];         /* cosine_time | cosine_epoch | cosine_torch_epoch | constant */
     double eta_min;
+    int64_t warmup;            /* epoch schedules: linear warmup over this many epochs (0 = none) */
+    double warmup_frac;        /* cosine_time: linear warmup over this fraction of the budget (0 = none) */
     int64_t t_max;             /* epoch schedules: the epoch where lr reaches eta_min */
     int64_t sched_freeze;      /* epoch schedules: the counter stops here (0 = never; HAET: 262) */
     int64_t batch, eval_batch;
