@@ -60,8 +60,9 @@ typedef struct {
     double t0;              /* CLOCK_MONOTONIC seconds the budget counts from (0 = now) */
     double reserve_s;       /* kept free at the end for the caller's own final work */
     double final_eval_factor; /* > 0: the caller evaluates once more after the run (a test-time ensemble)
-                                 at about this many times the cost of an epoch's evaluation; that time
-                                 is kept free too, like the final checkpoint's */
+                                 at about this many times the cost of an epoch's evaluation; from the
+                                 first measured evaluation on, that time is kept free too, like the
+                                 final checkpoint's */
     double checkpoint_every_s; /* > 0: also checkpoint between steps this often */
     int64_t eval_images;    /* images one evaluation covers, test and validation (for the estimate before the first) */
     bg_run_position start;  /* a resumed run's position (zeros: a new run) */
