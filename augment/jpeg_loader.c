@@ -373,7 +373,7 @@ bg_status bg_jpeg_loader_start(bg_ctx *ctx, const bg_jpeg_list *list, const bg_j
         return bg_fail(ctx, BG_ERR_ARG, "bg_jpeg_loader_start: NULL argument or empty image list");
     bg_jpeg_loader_opts o = *opts;
     if (o.batch <= 0 || o.size <= 0 || o.size > 8192 || o.threads < 0 || o.threads > 256 || o.prefetch < 0 ||
-        o.prefetch > 1024 || o.epochs < 0 || o.resize < 0)
+        o.prefetch > 1024 || o.epochs < 0 || o.resize < 0 || o.first_batch < 0)
         return bg_fail(ctx, BG_ERR_ARG,
                        "jpeg loader: batch %d, size %d, threads %d, prefetch %d, epochs %lld, resize %d: out of range",
                        o.batch, o.size, o.threads, o.prefetch, (long long)o.epochs, o.resize);
@@ -444,8 +444,10 @@ bg_status bg_jpeg_loader_start(bg_ctx *ctx, const bg_jpeg_list *list, const bg_j
             s = bg_fail(ctx, BG_ERR_OOM, "jpeg loader: out of host memory for %d batches of %zu bytes", ld->K, bytes);
             goto fail;
         }
-        slot_assign(ld, sl, k);
     }
+    /* batch number seq lives in slot seq % K, from the first one on */
+    for (int k = 0; k < ld->K; k++) slot_assign(ld, &ld->slots[(o.first_batch + k) % ld->K], o.first_batch + k);
+    ld->claim_seq = ld->next_seq = o.first_batch;
     for (int i = 0; i < ld->nthreads; i++) {
         int e = pthread_create(&ld->th[i], NULL, worker_main, ld);
         if (e) {

@@ -45,6 +45,13 @@ typedef struct {
 bg_status bg_jpeg_list_folder(bg_ctx *ctx, const char *root, int max_per_class, bg_jpeg_list *list);
 /* Safe on a zeroed or half-built list; zeroes it. */
 void bg_jpeg_list_free(bg_jpeg_list *list);
+/* Seeded class-balanced subsets of a list (augment/jpeg_subset.c), drawn by
+ * the same samplers as the in-memory data sets (bg_subset_per_class,
+ * bg_split_per_class): `keep` of each class (0 = all), then `split` of each
+ * kept class carved out into *split_out (may be NULL when split is 0). The
+ * outputs own copies of the paths and class names. */
+bg_status bg_jpeg_list_subset(bg_ctx *ctx, const bg_jpeg_list *src, const char *name, int keep, uint64_t seed,
+                              int split, uint64_t split_seed, bg_jpeg_list *out, bg_jpeg_list *split_out);
 
 typedef struct {
     int batch;            /* images per batch (> 0) */
@@ -62,6 +69,9 @@ typedef struct {
     bool f16;             /* output IEEE half instead of f32 */
     bool skip_bad;        /* replace unreadable images, counted, instead of failing */
     uint64_t seed;
+    int64_t first_batch;  /* start at this batch number (epoch * steps_per_epoch + index): a resumed
+                             run's position. Every batch is a function of its number, so the stream
+                             from here is exactly the one a start at 0 would have reached */
 } bg_jpeg_loader_opts;
 
 typedef struct {

@@ -111,6 +111,38 @@ bg_status bg_loader_val_batch(bg_loader *ld, int64_t first, int n, float *x, int
     return eval_batch(ld, ld->train, ld->val_idx, ld->n_val, "validation", first, n, x, y);
 }
 
+/* One pass over the test subset or the validation split in chunks. */
+static bg_status each(bg_loader *ld, bool val, int chunk, bg_chunk_fn fn, void *arg)
+{
+    const bg_dataset *ds = val ? ld->train : ld->test;
+    const int64_t total = val ? ld->n_val : ld->n_test;
+    float *x = malloc((size_t)(chunk > 0 ? chunk : 1) * ds->h * ds->w * ds->c * sizeof *x);
+    int32_t *y = malloc((size_t)(chunk > 0 ? chunk : 1) * sizeof *y);
+    bg_status s = x && y ? BG_OK : bg_fail(ld->ctx, BG_ERR_OOM, "loader: out of host memory for %d images", chunk);
+    for (int64_t first = 0; !s && first < total; first += chunk) {
+        const int n = (int)(total - first < chunk ? total - first : chunk);
+        s = val ? bg_loader_val_batch(ld, first, n, x, y) : bg_loader_test_batch(ld, first, n, x, y);
+        if (!s) s = fn(arg, first, n, x, y);
+    }
+    free(x), free(y);
+    return s;
+}
+
+static bg_status each_test(void *impl, int chunk, bg_chunk_fn fn, void *arg) { return each(impl, false, chunk, fn, arg); }
+static bg_status each_val(void *impl, int chunk, bg_chunk_fn fn, void *arg) { return each(impl, true, chunk, fn, arg); }
+
+bg_eval_set bg_loader_test_set(bg_loader *ld)
+{
+    return (bg_eval_set){.n = ld->n_test, .h = ld->test->h, .w = ld->test->w, .c = ld->test->c,
+                         .k = ld->test->n_classes, .each = each_test, .impl = ld};
+}
+
+bg_eval_set bg_loader_val_set(bg_loader *ld)
+{
+    return (bg_eval_set){.n = ld->n_val, .h = ld->train->h, .w = ld->train->w, .c = ld->train->c,
+                         .k = ld->train->n_classes, .each = each_val, .impl = ld};
+}
+
 void bg_loader_free(bg_loader *ld)
 {
     free(ld->train_idx), free(ld->test_idx), free(ld->order), free(ld->val_idx);

@@ -7,6 +7,7 @@
 #define BG_LOADER_H
 #include "../engine/tensor.h"
 #include "dataset.h"
+#include "eval_set.h"
 #include "transforms.h"
 
 typedef struct {
@@ -44,6 +45,9 @@ bg_status bg_loader_val_batch(bg_loader *ld, int64_t first, int n, float *x, int
 /* Test images first..first+n-1 of the subset, normalised (x: n*h*w*c
  * floats), and their labels into y (may be NULL). */
 bg_status bg_loader_test_batch(bg_loader *ld, int64_t first, int n, float *x, int32_t *y);
+/* The test subset and the validation split as evaluation sets (eval_set.h). */
+bg_eval_set bg_loader_test_set(bg_loader *ld);
+bg_eval_set bg_loader_val_set(bg_loader *ld);
 void bg_loader_free(bg_loader *ld);
 
 #endif

@@ -40,7 +40,7 @@ BG_TEST(recipe_values_are_strict)
     CHECK_ERR(&ctx, bg_recipe_set(&ctx, &r, "epochs", "-1", "--epochs"), BG_ERR_ARG, "epochs = -1 is outside");
     CHECK_ERR(&ctx, bg_recipe_set(&ctx, &r, "batch", "0", "--batch"), BG_ERR_ARG, "batch = 0 is outside");
     CHECK_ERR(&ctx, bg_recipe_set(&ctx, &r, "aug", "autoaugment", "--aug"), BG_ERR_ARG,
-              "aug must be one of none|crop-flip|haet, got 'autoaugment'");
+              "aug must be one of none|crop-flip|haet|rrc-flip, got 'autoaugment'");
     CHECK_ERR(&ctx, bg_recipe_set(&ctx, &r, "lrr", "3", "--lrr"), BG_ERR_ARG, "--lrr: unknown key 'lrr' (keys: model");
     CHECK_ERR(&ctx, bg_recipe_set(&ctx, &r, "nesterov", "yes", "--nesterov"), BG_ERR_ARG, "must be 0 or 1");
     CHECK_ERR(&ctx, bg_recipe_set(&ctx, &r, "mem_cap", "6X", "--mem-cap"), BG_ERR_ARG, "byte count");
@@ -211,6 +211,47 @@ BG_TEST(recipe_haet2021_is_the_seed)
     bg_recipe_defaults(&f);
     CHECK_OK(&ctx, bg_recipe_load(&ctx, &f, "recipes/default"));
     CHECK(same_recipe(&d, &f), "recipes/default differs from the built-in defaults");
+    bg_ctx_free(&ctx);
+}
+
+
+/* recipes/rcv2023 holds what seed-spec §3.5 pins for KakaoBank's method
+ * (resnest50d_1s4x24d, AdamW + cosine, AMP, a 6 GB cap, batch and epochs
+ * from the profile phase, train 160 / test 224, the flip + 160/224
+ * ensemble, 9 hours), its text round-trips, and its warmup ramps the
+ * time-based cosine as documented. */
+BG_TEST(recipe_rcv2023_is_the_seed)
+{
+    bg_ctx ctx;
+    bg_test_ctx(&ctx, 1);
+    bg_recipe r;
+    bg_recipe_defaults(&r);
+    CHECK_OK(&ctx, bg_recipe_load(&ctx, &r, "recipes/rcv2023"));
+    CHECK_OK(&ctx, bg_recipe_check(&ctx, &r));
+    CHECK(!strcmp(r.model, "resnest50d_1s4x24d"), "model %s (classes follow the data)", r.model);
+    CHECK(bg_recipe_is_jpeg(&r) && r.train_size == 160 && r.test_size == 224 && !strcmp(r.aug, "rrc-flip") &&
+              !strcmp(r.normalize, "imagenet"), "the JPEG path at 160 / 224");
+    CHECK(r.n_test_sizes == 2 && r.test_sizes[0] == 160 && r.test_sizes[1] == 224 && !strcmp(r.tta, "flip") &&
+              bg_recipe_has_ensemble(&r), "the flip + 160/224 ensemble");
+    CHECK(!strcmp(r.optimizer, "adamw") && !strcmp(r.schedule, "cosine_time") && !strcmp(r.precision, "amp"),
+          "AdamW, cosine, AMP");
+    CHECK(r.mem_cap == 6.0 * 1073741824.0 && r.batch == -1 && r.epochs == -1, "6 GB cap, batch and epochs auto");
+    CHECK(r.budget_s == 9 * 3600.0 && !strcmp(r.budget_gpu, "a100"), "9 hours of the spec's A100 variant");
+    CHECK(!strcmp(r.select, "val") && r.val_per_class > 0, "best by a validation split");
+    /* the text a run folder keeps reads back as the same recipe */
+    char *text = bg_recipe_text(&r);
+    bg_recipe back;
+    bg_recipe_defaults(&back);
+    CHECK(text != NULL, "recipe text");
+    if (text) CHECK_OK(&ctx, bg_recipe_load_text(&ctx, &back, text, "rcv2023 text"));
+    snprintf(back.name, sizeof back.name, "%s", r.name);
+    CHECK(same_recipe(&r, &back), "recipes/rcv2023 does not round-trip through its text");
+    free(text);
+    bg_run_config cfg = {.budget_s = 1000};
+    bg_recipe_schedule(&r, &cfg.sched, &cfg.sched_per_epoch, &cfg.sched_freeze);
+    CHECK_OK(&ctx, bg_sched_check(&ctx, &cfg.sched));
+    CHECK_NEAR(bg_run_lr(&cfg, 15.0, 0, 0), 0.5e-3, 1e-9, "halfway up the 3% warmup");
+    CHECK(bg_run_lr(&cfg, 30.0, 0, 0) > 0.99e-3 && bg_run_lr(&cfg, 999.0, 0, 0) < 1e-6, "cosine after the warmup");
     bg_ctx_free(&ctx);
 }
 

@@ -52,8 +52,10 @@ static void resolve(const char *arg, char *out, size_t cap)
 
 static bool same_test_set(const bg_recipe *a, const bg_recipe *b)
 {
+    const int ta = (int)(a->test_size ? a->test_size : a->train_size), tb = (int)(b->test_size ? b->test_size : b->train_size);
     return !strcmp(a->data, b->data) && a->test_per_class == b->test_per_class && a->seed == b->seed &&
-           !strcmp(a->normalize, b->normalize);
+           !strcmp(a->normalize, b->normalize) && bg_recipe_is_jpeg(a) == bg_recipe_is_jpeg(b) &&
+           (!bg_recipe_is_jpeg(a) || ta == tb);
 }
 
 int bg_cmd_eval(int argc, char **argv)
@@ -95,8 +97,8 @@ int bg_cmd_eval(int argc, char **argv)
     int rc = 2;
     bg_dataset train = {0}, test = {0};
     bg_loader ld = {0};
+    bg_jpeg_data jd = {0};
     double *scores = NULL;
-    float *x = NULL;
     int32_t *labels = NULL;
     bg_metrics m = {0};
     if (!meta || !rec) {
@@ -110,28 +112,41 @@ int bg_cmd_eval(int argc, char **argv)
             goto out;
         snprintf(models[i], sizeof models[i], "%s", meta->model);
         if (i && !same_test_set(&rec[0], &rec[i])) {
-            bg_fail(&ctx, BG_ERR_ARG, "%s was tested on another set than %s (data, test_per_class, seed or "
-                    "normalisation differ)", ckpt[i], ckpt[0]);
+            bg_fail(&ctx, BG_ERR_ARG, "%s was tested on another set than %s (data, data path, test_size, test_per_class, seed "
+                    "or normalisation differ)", ckpt[i], ckpt[0]);
             goto out;
         }
     }
     rc = 1;
     const bg_recipe *r = &rec[0];
     const char *data = bg_recipe_data_dir(r);
-    const char *fmt;
-    if (bg_open_train_test(&ctx, data, 0, &train, &test, &fmt)) goto out;
-    bg_batch_opts plain = {0};
-    bg_recipe_normalisation(r, &plain);
-    if (bg_loader_init(&ld, &ctx, &train, &test, 1, (int)r->test_per_class, 1, &plain, &plain, (uint64_t)r->seed)) goto out;
-    const int k = test.n_classes, h = test.h, w = test.w, c = test.c, chunk = 100;
-    scores = calloc((size_t)ld.n_test * k + 1, sizeof *scores);
-    x = malloc((size_t)chunk * h * w * c * sizeof *x);
-    labels = malloc((size_t)ld.n_test * sizeof *labels + 1);
-    if (!scores || !x || !labels) {
-        bg_fail(&ctx, BG_ERR_OOM, "out of host memory for %lld test images", (long long)ld.n_test);
+    /* the run's test set, through the run's own data path */
+    bg_eval_set set;
+    const char **class_names = NULL;
+    if (bg_recipe_is_jpeg(r)) {
+        bg_jpeg_data_opts jo;
+        bg_recipe_jpeg_opts(r, 1, &jo);
+        if (bg_jpeg_data_open(&ctx, data, &jo, &jd)) goto out;
+        set = bg_jpeg_data_test_set(&jd);
+        class_names = (const char **)jd.test.class_names;
+    } else {
+        const char *fmt;
+        if (bg_open_train_test(&ctx, data, 0, &train, &test, &fmt)) goto out;
+        bg_batch_opts plain = {0};
+        bg_recipe_normalisation(r, &plain);
+        if (bg_loader_init(&ld, &ctx, &train, &test, 1, (int)r->test_per_class, 1, &plain, &plain, (uint64_t)r->seed))
+            goto out;
+        set = bg_loader_test_set(&ld);
+        class_names = (const char **)test.class_names;
+    }
+    const int k = set.k;
+    scores = calloc((size_t)set.n * k + 1, sizeof *scores);
+    labels = malloc((size_t)set.n * sizeof *labels + 1);
+    if (!scores || !labels) {
+        bg_fail(&ctx, BG_ERR_OOM, "out of host memory for %lld test images", (long long)set.n);
         goto out;
     }
-    if (!n_sizes) sizes[n_sizes++] = h;
+    if (!n_sizes) sizes[n_sizes++] = set.h;
     int views = 0;
     for (int i = 0; i < n_paths; i++) {
         bg_model *model = NULL;
@@ -139,31 +154,18 @@ int bg_cmd_eval(int argc, char **argv)
             bg_model_free(&ctx, model);
             goto out;
         }
-        for (int si = 0; si < n_sizes; si++) {
-            bg_trainer tr = {0};
-            bg_optim_config oc = bg_optim_defaults(BG_OPT_SGD);
-            oc.lr = 0;
-            bg_status s = bg_trainer_init(&tr, &ctx, device, bg_model_forward, model, 1, chunk, sizes[si], sizes[si], c,
-                                          &oc, 0.0f);
-            for (int64_t first = 0; !s && first < ld.n_test; first += chunk) {
-                const int n = (int)(ld.n_test - first < chunk ? ld.n_test - first : chunk);
-                s = bg_loader_test_batch(&ld, first, n, x, labels + first);
-                for (int f = 0; !s && f < (flip ? 2 : 1); f++)
-                    s = bg_ensemble_add_view(&tr, x, n, h, w, c, f == 1, logits, scores + (size_t)first * k, k);
-            }
-            bg_trainer_free(&tr);
-            if (s) {
-                char msg[sizeof ctx.err];
-                snprintf(msg, sizeof msg, "%s", bg_errmsg(&ctx));
-                bg_fail(&ctx, s, "%s at %dx%d: %s", ckpt[i], sizes[si], sizes[si], msg);
-                bg_model_free(&ctx, model);
-                goto out;
-            }
-            views += flip ? 2 : 1;
+        /* the first run's evaluation batch: `budgie train`'s final ensemble uses it too, so both see the same bits */
+        if (bg_ensemble_scores(&ctx, device, bg_model_forward, model, &set, sizes, n_sizes, flip, logits,
+                               (int)r->eval_batch, scores, labels, &views)) {
+            char msg[sizeof ctx.err];
+            snprintf(msg, sizeof msg, "%s", bg_errmsg(&ctx));
+            bg_fail(&ctx, ctx.status, "%s %s", ckpt[i], msg);
+            bg_model_free(&ctx, model);
+            goto out;
         }
         bg_model_free(&ctx, model);
     }
-    if (bg_metrics_compute(&ctx, scores, labels, ld.n_test, k, &m)) goto out;
+    if (bg_metrics_compute(&ctx, scores, labels, set.n, k, &m)) goto out;
     if (json) {
         json_t *o = json_pack("{s:I, s:i, s:i, s:f, s:f, s:s, s:b}", "images", (json_int_t)m.n, "classes", k, "views",
                               views, "top1", m.top1, "top5", m.top5, "average", logits ? "logits" : "probs", "flip", flip);
@@ -187,7 +189,7 @@ int bg_cmd_eval(int argc, char **argv)
                views / n_paths, logits ? "logits" : "probabilities", (long long)m.n, data, k);
         printf("top-1 %.2f%%   top-5 %.2f%%\n\nper class:\n", 100 * m.top1, 100 * m.top5);
         for (int j = 0; j < k; j++)
-            printf("  %-12s %6.2f%%\n", test.class_names ? test.class_names[j] : "?", 100 * m.per_class[j]);
+            printf("  %-12s %6.2f%%\n", class_names ? class_names[j] : "?", 100 * m.per_class[j]);
         printf("\nconfusion (rows: true class, columns: predicted)\n      ");
         for (int q = 0; q < k; q++) printf("%5d", q);
         printf("\n");
@@ -201,7 +203,8 @@ int bg_cmd_eval(int argc, char **argv)
 out:
     if (rc) fprintf(stderr, "budgie eval: %s\n", bg_errmsg(&ctx));
     bg_metrics_free(&m);
-    free(scores), free(x), free(labels), free(meta), free(rec);
+    free(scores), free(labels), free(meta), free(rec);
+    bg_jpeg_data_free(&jd);
     bg_loader_free(&ld);
     bg_dataset_free(&train);
     bg_dataset_free(&test);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,11 +14,13 @@
 #include <time.h>
 #include <unistd.h>
 #include "../augment/data_source.h"
+#include "../augment/jpeg_data.h"
 #include "../augment/loader.h"
 #include "../engine/version.h"
 #include "../models/model.h"
 #include "../train/budget_run.h"
 #include "../train/checkpoint.h"
+#include "../train/ensemble.h"
 #include "../train/profile.h"
 #include "../train/evaluate.h"
 #include "../train/recipe.h"
@@ -33,7 +36,7 @@ static void usage(FILE *f)
             "usage: budgie train [RECIPE] [--key value | --key=value ...] [--print-recipe]\n"
             "       budgie train --resume RUN_DIR [--budget B] [--epochs N] [--checkpoint-every S]\n"
             "\n"
-            "A budgeted training run. RECIPE is a `key = value` file (recipes/default, recipes/haet2021),\n"
+            "A budgeted training run. RECIPE is a `key = value` file (recipes/default, recipes/haet2021, rcv2023),\n"
             "or the name of one in recipes/; without it the built-in defaults run (a short HAET-style\n"
             "run of the small CNN). Any key can be overridden on the command line ('-' or '_' in names).\n"
             "Every key is checked, the model spec parsed and the run folder created before any data is\n"
@@ -159,6 +162,9 @@ static void on_signal(int sig)
 
 typedef struct {
     bg_loader *ld;
+    bg_jpeg_data *jd;          /* the jpeg-folder path's data (NULL on the memory path) */
+    bg_eval_set test_set, val_set;
+    bg_trainer *etr;           /* the eval-only trainer at test_size (NULL: the training trainer evaluates) */
     bg_model *model;
     bg_ctx *ctx;
     const char *path, *best_path;
@@ -195,7 +201,9 @@ static void log_extra(void *d, bg_trainer *tr, void *obj)
 
 static bg_status next_batch(void *d, int64_t e, int64_t k, int64_t s, float *x, int32_t *y)
 {
-    return bg_loader_next_batch(((ckpt_data *)d)->ld, e, k, s, x, y);
+    ckpt_data *cd = d;
+    if (cd->jd) return bg_jpeg_data_next_batch(cd->jd, e, k, x, y);
+    return bg_loader_next_batch(cd->ld, e, k, s, x, y);
 }
 
 static bg_status next_batch_device(void *d, int64_t e, int64_t k, int64_t s, bg_tensor *x, int32_t *y)
@@ -203,10 +211,16 @@ static bg_status next_batch_device(void *d, int64_t e, int64_t k, int64_t s, bg_
     return bg_loader_next_batch_device(((ckpt_data *)d)->ld, e, k, s, x, y);
 }
 
-static bg_status evaluate(void *d, bg_trainer *tr, double *acc) { return bg_evaluate_loader(((ckpt_data *)d)->ld, tr, acc); }
+static bg_status evaluate(void *d, bg_trainer *tr, double *acc)
+{
+    ckpt_data *cd = d;
+    return bg_evaluate_set(&cd->test_set, cd->etr ? cd->etr : tr, acc);
+}
+
 static bg_status validate(void *d, bg_trainer *tr, double *acc)
 {
-    return bg_evaluate_loader_val(((ckpt_data *)d)->ld, tr, acc);
+    ckpt_data *cd = d;
+    return bg_evaluate_set(&cd->val_set, cd->etr ? cd->etr : tr, acc);
 }
 
 static bg_status save_to(ckpt_data *cd, const char *path, bg_trainer *tr, const bg_run_position *pos);
@@ -233,6 +247,34 @@ static bg_status save_to(ckpt_data *cd, const char *path, bg_trainer *tr, const 
     snprintf(meta->recipe, sizeof meta->recipe, "%s", cd->recipe_text);
     bg_status s = bg_ckpt_save(cd->ctx, path, cd->model, tr, meta);
     free(meta);
+    return s;
+}
+
+/* The final test-time ensemble (keys tta, test_sizes, tta_average) of a
+ * checkpoint: a fresh f32 model loaded from the file and scored by the code
+ * `budgie eval` runs (train/ensemble.h), with the run's evaluation batch, so
+ * `budgie eval RUN --tta flip --sizes ...` reports the same accuracy. */
+static bg_status final_ensemble(bg_ctx *ctx, bg_device device, const bg_recipe *r, const char *spec, const char *ckpt,
+                                const bg_eval_set *set, double *top1, int *views)
+{
+    int sizes[4], n = 0;
+    for (int i = 0; i < r->n_test_sizes && i < 4; i++) sizes[n++] = (int)r->test_sizes[i];
+    if (!n) sizes[n++] = set->h;
+    double *scores = calloc((size_t)set->n * set->k + 1, sizeof *scores);
+    int32_t *labels = malloc((size_t)set->n * sizeof *labels + 1);
+    bg_model *m = NULL;
+    bg_metrics mt = {0};
+    bg_status s = scores && labels ? BG_OK : bg_fail(ctx, BG_ERR_OOM, "ensemble: out of host memory for %lld test images",
+                                                     (long long)set->n);
+    if (!s) s = bg_model_new(ctx, device, spec, &m);
+    if (!s) s = bg_ckpt_load_model(ctx, ckpt, m);
+    if (!s) s = bg_ensemble_scores(ctx, device, bg_model_forward, m, set, sizes, n, !strcmp(r->tta, "flip"),
+                                   !strcmp(r->tta_average, "logits"), (int)r->eval_batch, scores, labels, views);
+    if (!s) s = bg_metrics_compute(ctx, scores, labels, set->n, set->k, &mt);
+    if (!s) *top1 = mt.top1;
+    bg_metrics_free(&mt);
+    bg_model_free(ctx, m);
+    free(scores), free(labels);
     return s;
 }
 
@@ -363,7 +405,12 @@ int bg_cmd_train(int argc, char **argv)
     sigaction(SIGPIPE, &ign, &old_pipe);
     bg_dataset train = {0}, test = {0};
     bg_loader ld = {0};
-    bg_trainer tr = {0};
+    bg_jpeg_data jd = {0};
+    const bool jpeg = bg_recipe_is_jpeg(&r);
+    int in_h = 0, in_w = 0, in_c = 0, n_classes = 0;
+    const int test_side = (int)(r.test_size > 0 ? r.test_size : r.train_size);
+    int64_t n_train = 0, n_val = 0, n_test = 0, spe = 0;
+    bg_trainer tr = {0}, etr = {0};
     bg_gpu_dataset gpu_ds = {0};
     bg_model *model = NULL;
     FILE *logf = NULL, *tee_f = NULL;
@@ -395,7 +442,16 @@ int bg_cmd_train(int argc, char **argv)
         fprintf(stderr, "budgie train: resuming %s at epoch %lld, step %lld (%.1f s of the budget spent)\n", r.out,
                 (long long)resume->pos.epoch, (long long)resume->pos.step, resume->pos.elapsed_s);
     fprintf(stderr, "budgie train: recipe %s; budget %s; reading %s ...\n", r.name, budget_note, data);
-    if (bg_open_train_test(&ctx, data, 0, &train, &test, &fmt)) goto fail;
+    if (jpeg) { /* listed only: images are decoded as batches are needed */
+        bg_jpeg_data_opts jo;
+        bg_recipe_jpeg_opts(&r, r.batch > 0 ? r.batch : 1, &jo);
+        if (bg_jpeg_data_open(&ctx, data, &jo, &jd)) goto fail;
+        fmt = "jpeg-folder";
+        in_h = in_w = (int)r.train_size, in_c = 3, n_classes = jd.train.n_classes;
+    } else {
+        if (bg_open_train_test(&ctx, data, 0, &train, &test, &fmt)) goto fail;
+        in_h = train.h, in_w = train.w, in_c = train.c, n_classes = train.n_classes;
+    }
     const bool augment = strcmp(r.aug, "none") != 0, haet = !strcmp(r.aug, "haet");
     if (haet && train.c != 3) {
         bg_fail(&ctx, BG_ERR_ARG, "aug haet needs RGB images; %s has %d channel(s)", data, train.c);
@@ -406,26 +462,28 @@ int bg_cmd_train(int argc, char **argv)
     bg_batch_opts test_opts = {0};
     bg_recipe_normalisation(&r, &train_opts);
     bg_recipe_normalisation(&r, &test_opts);
-    /* the small CNN follows the data's channels and classes unless the spec fixes them */
+    /* Every zoo model takes the data's class count unless the spec fixes it
+     * (resnest50d_1s4x24d: 10 on Imagenette, 100 on the challenge's set);
+     * the small CNN also follows the data's channels. */
     char spec[256];
     snprintf(spec, sizeof spec, "%s", r.model);
-    if (!strncmp(r.model, "small_cnn", 9) && (r.model[9] == 0 || r.model[9] == ':')) {
-        size_t n = strlen(spec);
-        if (!bg_model_spec_has_key(r.model, "c"))
-            n += (size_t)snprintf(spec + n, sizeof spec - n, "%sc=%d", strchr(spec, ':') ? "," : ":", train.c);
-        if (!bg_model_spec_has_key(r.model, "classes"))
-            snprintf(spec + n, sizeof spec - n, "%sclasses=%d", strchr(spec, ':') ? "," : ":", train.n_classes);
-    }
+    size_t sn = strlen(spec);
+    if (!strncmp(r.model, "small_cnn", 9) && (r.model[9] == 0 || r.model[9] == ':') && !bg_model_spec_has_key(r.model, "c"))
+        sn += (size_t)snprintf(spec + sn, sizeof spec - sn, "%sc=%d", strchr(spec, ':') ? "," : ":", in_c);
+    if (!bg_model_spec_has_key(r.model, "classes"))
+        snprintf(spec + sn, sizeof spec - sn, "%sclasses=%d", strchr(spec, ':') ? "," : ":", n_classes);
     /* batch = auto / epochs = auto: the profile phase, on this run's model, input and precision */
     bg_profile_result prof = {0};
     if (r.batch < 0 || r.epochs < 0) {
         const int64_t per = r.train_per_class > 0 ? r.train_per_class : train.n / (train.n_classes ? train.n_classes : 1);
         /* GPU-resident data takes its share of the cap before any step */
-        const double data_bytes = device == BG_CUDA && strcmp(r.gpu_data, "off")
+        const double data_bytes = !jpeg && device == BG_CUDA && strcmp(r.gpu_data, "off")
                                       ? (double)train.n * train.h * train.w * train.c + 1048576.0 : 0;
-        bg_profile_query q = {.spec = spec, .size = train.h == train.w ? train.h : 0, .amp = !strcmp(r.precision, "amp"),
+        bg_profile_query q = {.spec = spec, .size = jpeg ? in_h : train.h == train.w ? train.h : 0,
+                              .eval_size = jpeg ? test_side : 0, .amp = !strcmp(r.precision, "amp"),
                               .device = device, .mem_cap = r.mem_cap - data_bytes, .max_batch = r.batch > 0 ? r.batch : 0, .eval_batch = r.eval_batch,
-                              .n_train = (per - r.val_per_class) * train.n_classes, .seed = (uint64_t)r.seed};
+                              .n_train = jpeg ? jd.train.n : (per - r.val_per_class) * train.n_classes,
+                              .seed = (uint64_t)r.seed};
         if (r.batch > 0) q.max_batch = r.batch; /* epochs = auto with a fixed batch: time that batch */
         const double tp = bg_monotonic_s();
         if (bg_profile(&ctx, &q, &prof)) goto fail;
@@ -443,11 +501,17 @@ int bg_cmd_train(int argc, char **argv)
                 bg_monotonic_s() - tp);
     }
     rtext = bg_recipe_text(&r);
-    if (bg_loader_init(&ld, &ctx, &train, &test, (int)r.train_per_class, (int)r.test_per_class, (int)r.batch,
-                       &train_opts, &test_opts, (uint64_t)r.seed))
-        goto fail;
-    if (r.val_per_class > 0 && bg_loader_split_val(&ld, (int)r.val_per_class)) goto fail;
-    const bool gpu_data = device == BG_CUDA && strcmp(r.gpu_data, "off");
+    if (jpeg) {
+        if (bg_jpeg_data_set_batch(&jd, (int)r.batch)) goto fail;
+        n_train = jd.train.n, n_val = jd.val.n, n_test = jd.test.n, spe = jd.steps_per_epoch;
+    } else {
+        if (bg_loader_init(&ld, &ctx, &train, &test, (int)r.train_per_class, (int)r.test_per_class, (int)r.batch,
+                           &train_opts, &test_opts, (uint64_t)r.seed))
+            goto fail;
+        if (r.val_per_class > 0 && bg_loader_split_val(&ld, (int)r.val_per_class)) goto fail;
+        n_train = ld.n_train, n_val = ld.n_val, n_test = ld.n_test, spe = bg_loader_steps_per_epoch(&ld);
+    }
+    const bool gpu_data = !jpeg && device == BG_CUDA && strcmp(r.gpu_data, "off");
     if (gpu_data) {
         if (bg_gpu_dataset_upload(&ctx, &train, &gpu_ds)) goto fail;
         ld.gpu = &gpu_ds;
@@ -459,21 +523,33 @@ int bg_cmd_train(int argc, char **argv)
     oc.weight_decay = r.wd;
     if (kind == BG_OPT_SGD) oc.momentum = r.momentum, oc.nesterov = r.nesterov;
     if (bg_model_new(&ctx, device, spec, &model)) goto fail;
-    if (model->n_classes != train.n_classes || model->in_c != train.c) {
+    if (model->n_classes != n_classes || model->in_c != in_c) {
         bg_fail(&ctx, BG_ERR_SHAPE, "model '%s' takes %d channels and %d classes; the data has %d and %d (set classes= in the spec)",
-                model->spec, model->in_c, model->n_classes, train.c, train.n_classes);
+                model->spec, model->in_c, model->n_classes, in_c, n_classes);
         goto fail;
     }
     const bool amp = !strcmp(r.precision, "amp");
     if (amp && bg_model_to(&ctx, model, device, BG_F16)) goto fail;
-    if (bg_trainer_init(&tr, &ctx, device, bg_model_forward, model, (int)r.batch, (int)r.eval_batch, train.h, train.w,
-                        train.c, &oc, (float)r.label_smoothing))
+    if (bg_trainer_init(&tr, &ctx, device, bg_model_forward, model, (int)r.batch, (int)r.eval_batch, in_h, in_w,
+                        in_c, &oc, (float)r.label_smoothing))
         goto fail;
     if (device == BG_CUDA) {
         bg_trainer_cuda_opts co = bg_trainer_cuda_defaults();
         co.amp = amp;
         if (resume && resume->has_scaler) co.scaler = resume->scaler;
         if (bg_trainer_set_cuda(&tr, &co)) goto fail;
+    }
+    /* Evaluation at another side than training (train 160, test 224): an
+     * eval-only trainer sharing the model's parameters and BN statistics. */
+    if (jpeg && test_side != in_h) {
+        if (bg_trainer_init(&etr, &ctx, device, bg_model_forward, model, 1, (int)r.eval_batch, test_side, test_side,
+                            in_c, &oc, 0.0f))
+            goto fail;
+        if (device == BG_CUDA) {
+            bg_trainer_cuda_opts co = bg_trainer_cuda_defaults();
+            co.amp = amp;
+            if (bg_trainer_set_cuda(&etr, &co)) goto fail;
+        }
     }
     if (resume) {
         if (strcmp(resume->model, model->spec)) {
@@ -493,8 +569,8 @@ int bg_cmd_train(int argc, char **argv)
     const double save_cost = 3 * (bg_monotonic_s() - ts);
     unlink(probe);
     fprintf(stderr, "budgie train: %s on %s data (%s), %lld train / %lld test images of %dx%dx%d, %d classes, %s, %s%s; "
-            "run folder %s\n", model->spec, fmt, data, (long long)ld.n_train, (long long)ld.n_test, train.h, train.w,
-            train.c, train.n_classes, bg_device_name(device), r.precision,
+            "run folder %s\n", model->spec, fmt, data, (long long)n_train, (long long)n_test, in_h, in_w,
+            in_c, n_classes, bg_device_name(device), r.precision,
             gpu_data ? ", data and augmentation on the GPU" : "", r.out);
     char dev_line[256], build_line[256];
     bg_device_describe(dev_line, sizeof dev_line);
@@ -503,7 +579,7 @@ int bg_cmd_train(int argc, char **argv)
     log_line(tee_f,
              json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:f, s:f, s:s, s:s, s:s, s:s, s:s}", "config",
                        "train", "recipe", r.name, "model", model->spec, "data", data, "format", fmt, "run", r.out,
-                       "seed", (json_int_t)r.seed, "n_train", (json_int_t)ld.n_train, "n_val", (json_int_t)ld.n_val, "n_test", (json_int_t)ld.n_test,
+                       "seed", (json_int_t)r.seed, "n_train", (json_int_t)n_train, "n_val", (json_int_t)n_val, "n_test", (json_int_t)n_test,
                        "budget", r.budget, "budget_s", budget, "startup_s", bg_monotonic_s() - t0, "device",
                        bg_device_name(device), "gpu", dev_line, "build", build_line, "commit", bg_build_commit(),
                        "precision", r.precision));
@@ -513,16 +589,33 @@ int bg_cmd_train(int argc, char **argv)
     bg_recipe_schedule(&r, &sc, &per_epoch, &freeze);
     char best_path[640];
     snprintf(best_path, sizeof best_path, "%s/best.safetensors", r.out);
-    ckpt_data cd = {.ld = &ld, .model = model, .ctx = &ctx, .path = ckpt_path, .best_path = best_path,
+    /* the final ensemble costs about its views, weighted by their pixels, times the test share of an epoch's evaluation */
+    double ens_factor = 0;
+    if (bg_recipe_has_ensemble(&r)) {
+        const int base = jpeg ? test_side : in_h, flips = !strcmp(r.tta, "flip") ? 2 : 1;
+        for (int i = 0; i < (r.n_test_sizes ? r.n_test_sizes : 1); i++) {
+            const double side = r.n_test_sizes ? (double)r.test_sizes[i] : base;
+            ens_factor += flips * side * side / ((double)base * base);
+        }
+        ens_factor *= (double)n_test / (double)(n_test + n_val > 0 ? n_test + n_val : 1);
+    }
+    /* evaluation images in training-image units: a 224 side costs about (224/160)^2 of a 160 one */
+    const double eval_scale = jpeg ? (double)test_side * test_side / ((double)in_h * in_h) : 1.0;
+    ckpt_data cd = {.ld = &ld, .jd = jpeg ? &jd : NULL, .etr = etr.ctx ? &etr : NULL,
+                    .test_set = jpeg ? bg_jpeg_data_test_set(&jd) : bg_loader_test_set(&ld),
+                    .val_set = jpeg ? bg_jpeg_data_val_set(&jd) : bg_loader_val_set(&ld), .model = model, .ctx = &ctx, .path = ckpt_path, .best_path = best_path,
                     .recipe_text = rtext ? rtext : "", .device = device, .progress = isatty(2) != 0,
-                    .steps_per_epoch = bg_loader_steps_per_epoch(&ld), .t0 = t0, .budget = budget,
+                    .steps_per_epoch = spe, .t0 = t0, .budget = budget,
                     .elapsed_before = resume ? resume->pos.elapsed_s : 0};
     bg_run_config rc_cfg = {
         .next_batch = next_batch, .evaluate = evaluate, .checkpoint = save_checkpoint, .data = &cd,
-        .steps_per_epoch = bg_loader_steps_per_epoch(&ld), .budget_s = budget, .max_epochs = r.epochs,
-        .sched = sc, .sched_per_epoch = per_epoch, .sched_freeze = freeze, .t0 = t0, .reserve_s = save_cost + 0.05,
-        .checkpoint_every_s = r.checkpoint_every, .eval_images = ld.n_test + ld.n_val, .stop = &stop_flag, .log = tee_f,
-        .next_batch_device = gpu_data ? next_batch_device : NULL, .validate = ld.n_val ? validate : NULL,
+        .steps_per_epoch = spe, .budget_s = budget, .max_epochs = r.epochs,
+        .sched = sc, .sched_per_epoch = per_epoch, .sched_freeze = freeze, .t0 = t0,
+        /* the final save, and with an ensemble the load of the chosen checkpoint (a save's cost, at most) */
+        .reserve_s = save_cost * (ens_factor > 0 ? 2 : 1) + 0.05, .final_eval_factor = ens_factor,
+        .checkpoint_every_s = r.checkpoint_every, .eval_images = (int64_t)ceil((double)(n_test + n_val) * eval_scale),
+        .stop = &stop_flag, .log = tee_f,
+        .next_batch_device = gpu_data ? next_batch_device : NULL, .validate = n_val ? validate : NULL,
         .checkpoint_best = strcmp(r.select, "none") ? save_best : NULL,
         .select_on_test = !strcmp(r.select, "test"), .on_step = on_step, .log_every = r.log_every,
         .log_extra = log_extra,
@@ -543,10 +636,45 @@ int bg_cmd_train(int argc, char **argv)
                 "starting up); nothing was trained", r.budget, budget, bg_monotonic_s() - t0);
         goto fail;
     }
+    /* the final ensemble, inside the budget: the loop kept its estimated time free */
+    double ens_top1 = -1;
+    int ens_views = 0;
+    const char *ens_ckpt = NULL;
+    char ens_text[1024] = "";
+    if (!res.stopped_by_signal && ens_factor > 0) {
+        struct stat st;
+        ens_ckpt = strcmp(r.select, "none") && res.end.best_select >= 0 && stat(best_path, &st) == 0 ? best_path : weights;
+        const double spent = bg_monotonic_s() - t0 + (resume ? resume->pos.elapsed_s : 0);
+        const double est = ens_factor * res.eval_s + save_cost;
+        char sizes_txt[64] = "";
+        for (int i = 0; i < r.n_test_sizes; i++)
+            snprintf(sizes_txt + strlen(sizes_txt), sizeof sizes_txt - strlen(sizes_txt), "%s%lld", i ? "," : "",
+                     (long long)r.test_sizes[i]);
+        if (!sizes_txt[0]) snprintf(sizes_txt, sizeof sizes_txt, "%d", jpeg ? test_side : in_h);
+        if (spent + 1.5 * est > budget) { /* the loop's margin (train/budget_run.c) */
+            snprintf(ens_text, sizeof ens_text, "ensemble skipped: about %.1f s needed, %.1f s of the budget left", est,
+                     budget - spent);
+            log_line(tee_f, json_pack("{s:s, s:s, s:f, s:f}", "ensemble", "skipped", "reason", ens_text, "estimate_s",
+                                      est, "budget_left_s", budget - spent));
+        } else {
+            /* the training graphs' memory goes back before the views' eval graphs take theirs */
+            bg_trainer_free(&etr);
+            bg_trainer_free(&tr);
+            const double te = bg_monotonic_s();
+            if (final_ensemble(&ctx, device, &r, model->spec, ens_ckpt, &cd.test_set, &ens_top1, &ens_views)) goto fail;
+            snprintf(ens_text, sizeof ens_text, "ensemble of %s (tta %s, sizes %s, %s averaged, %d views): test "
+                     "accuracy %.2f%%", ens_ckpt, r.tta, sizes_txt, r.tta_average, ens_views, 100 * ens_top1);
+            log_line(tee_f, json_pack("{s:s, s:f, s:i, s:s, s:s, s:s, s:f, s:f, s:f}", "ensemble", ens_ckpt, "top1",
+                                      ens_top1, "views", ens_views, "sizes", sizes_txt, "tta", r.tta, "average",
+                                      r.tta_average, "ensemble_s", bg_monotonic_s() - te, "estimate_s", est,
+                                      "elapsed_s", bg_monotonic_s() - t0 + (resume ? resume->pos.elapsed_s : 0)));
+        }
+    }
     const double total = bg_monotonic_s() - t0 + (resume ? resume->pos.elapsed_s : 0);
-    log_line(tee_f,
-             json_pack("{s:s, s:f, s:f, s:f, s:s}", "saved", weights, "total_s", total, "budget_s", budget,
-                       "checkpoint_s", res.checkpoint_s, "note", total <= budget ? "within budget" : "over budget"));
+    json_t *saved = json_pack("{s:s, s:f, s:f, s:f, s:s}", "saved", weights, "total_s", total, "budget_s", budget,
+                              "checkpoint_s", res.checkpoint_s, "note", total <= budget ? "within budget" : "over budget");
+    if (saved && ens_top1 >= 0) json_object_set_new(saved, "ensemble_top1", json_real(ens_top1));
+    log_line(tee_f, saved);
     if (res.stopped_by_signal) {
         fprintf(stderr, "budgie train: stopped by signal %d after step %lld; checkpoint in %s (budgie train --resume %s)\n",
                 (int)stop_signal, (long long)res.end.step, weights, r.out);
@@ -562,6 +690,7 @@ int bg_cmd_train(int argc, char **argv)
                 r.select, 100 * bm->pos.best_select, (long long)bm->pos.epochs_done, 100 * bm->pos.last_accuracy,
                 !strcmp(r.select, "test") ? " (chosen on the test split as the seed did: optimistic)" : "");
     free(bm);
+    if (ens_text[0]) fprintf(stderr, "  %s\n", ens_text);
     rc = 0;
 fail:
     if (rc && !stop_flag) {
@@ -580,8 +709,10 @@ fail:
     free(resume);
     if (tee_f) fclose(tee_f);
     if (logf) fclose(logf);
+    bg_trainer_free(&etr);
     bg_trainer_free(&tr);
     bg_gpu_dataset_free(&ctx, &gpu_ds);
+    bg_jpeg_data_free(&jd);
     bg_model_free(&ctx, model);
     bg_loader_free(&ld);
     bg_dataset_free(&train);

@@ -3,6 +3,11 @@
 # (messages go to stderr, so `d=$(tools/fetch_data.sh)` works).
 #
 #   tools/fetch_data.sh [cifar10-jpeg.tar.gz]
+#   tools/fetch_data.sh imagenette [imagenette2-224.tar]
+#
+# imagenette: the bundled Imagenette tar (default ../shared/data/imagenette2-224.tar)
+# is unpacked the same way into .cache/imagenette2-224/ (train/<wnid>/*.JPEG and
+# val/<wnid>/*.JPEG), the data of recipes/rcv2023.
 #
 # 1. The bundled CIFAR-10 JPEG tarball (default ../shared/data/cifar10-jpeg.tar.gz
 #    relative to the repo root) is unpacked once into the ignored .cache/cifar10/
@@ -14,8 +19,19 @@
 set -eu
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-tarball=${1:-$repo/../shared/data/cifar10-jpeg.tar.gz}
-cache=$repo/.cache/cifar10
+name=cifar10
+untar="tar -xzf"
+need=test
+if [ $# -ge 1 ] && [ "$1" = imagenette ]; then
+    shift
+    name=imagenette2-224
+    untar="tar -xf"
+    need=val
+    tarball=${1:-$repo/../shared/data/imagenette2-224.tar}
+else
+    tarball=${1:-$repo/../shared/data/cifar10-jpeg.tar.gz}
+fi
+cache=$repo/.cache/$name
 fmnist=/usr/share/datasets/fashion-mnist
 
 if [ $# -ge 1 ] && [ ! -f "$1" ]; then
@@ -26,12 +42,12 @@ fi
 if [ -f "$tarball" ]; then
     if [ ! -f "$cache/.done" ]; then
         mkdir -p "$repo/.cache"
-        tmp=$(mktemp -d "$repo/.cache/cifar10.partial.XXXXXX")
+        tmp=$(mktemp -d "$repo/.cache/$name.partial.XXXXXX")
         trap 'rm -rf "$tmp"' EXIT INT TERM
         echo "fetch_data: unpacking $tarball into $cache" >&2
-        tar -xzf "$tarball" -C "$tmp"
-        if [ ! -d "$tmp/train" ] || [ ! -d "$tmp/test" ]; then
-            echo "fetch_data: $tarball has no train/ and test/ folders" >&2
+        $untar "$tarball" -C "$tmp"
+        if [ ! -d "$tmp/train" ] || [ ! -d "$tmp/$need" ]; then
+            echo "fetch_data: $tarball has no train/ and $need/ folders" >&2
             exit 1
         fi
         touch "$tmp/.done"
@@ -48,6 +64,11 @@ if [ -f "$tarball" ]; then
     fi
     echo "$cache"
     exit 0
+fi
+
+if [ "$name" != cifar10 ]; then
+    echo "fetch_data: $tarball: no such file" >&2
+    exit 1
 fi
 
 if [ -d "$fmnist" ]; then

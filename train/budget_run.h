@@ -59,6 +59,10 @@ typedef struct {
     int64_t sched_freeze;   /* > 0: the counter stops there (HAET steps its scheduler only while epoch <= 260) */
     double t0;              /* CLOCK_MONOTONIC seconds the budget counts from (0 = now) */
     double reserve_s;       /* kept free at the end for the caller's own final work */
+    double final_eval_factor; /* > 0: the caller evaluates once more after the run (a test-time ensemble)
+                                 at about this many times the cost of an epoch's evaluation; from the
+                                 first measured evaluation on, that time is kept free too, like the
+                                 final checkpoint's */
     double checkpoint_every_s; /* > 0: also checkpoint between steps this often */
     int64_t eval_images;    /* images one evaluation covers, test and validation (for the estimate before the first) */
     bg_run_position start;  /* a resumed run's position (zeros: a new run) */
@@ -77,6 +81,7 @@ typedef struct {
     bool eval_skipped;      /* an evaluation was left out because it would have overrun the budget */
     bg_run_position end;    /* where the run stopped (as checkpointed) */
     double checkpoint_s;    /* the slowest checkpoint */
+    double eval_s;          /* an epoch's evaluation: the last one measured, else the estimate */
 } bg_run_result;
 
 bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg, bg_run_result *res);

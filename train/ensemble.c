@@ -1,6 +1,7 @@
 /* Test-time augmentation, ensembles and their metrics (see ensemble.h). */
 #include "ensemble.h"
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,6 +73,48 @@ bg_status bg_ensemble_add_view(bg_trainer *tr, const float *x, int n, int h, int
         for (int j = 1; j < k; j++) mx = fmax(mx, row[j]);
         for (int j = 0; j < k; j++) sum += exp(row[j] - mx);
         for (int j = 0; j < k; j++) out[j] += exp(row[j] - mx) / sum;
+    }
+    return BG_OK;
+}
+
+typedef struct {
+    bg_trainer *tr;
+    const bg_eval_set *set;
+    bool flip, logits;
+    double *scores;
+    int32_t *labels;
+} view_pass;
+
+static bg_status add_chunk(void *arg, int64_t first, int n, const float *x, const int32_t *y)
+{
+    view_pass *p = arg;
+    const bg_eval_set *set = p->set;
+    memcpy(p->labels + first, y, (size_t)n * sizeof *y);
+    bg_status s = BG_OK;
+    for (int f = 0; !s && f < (p->flip ? 2 : 1); f++)
+        s = bg_ensemble_add_view(p->tr, x, n, set->h, set->w, set->c, f == 1, p->logits,
+                                 p->scores + (size_t)first * set->k, set->k);
+    return s;
+}
+
+bg_status bg_ensemble_scores(bg_ctx *ctx, bg_device device, bg_forward_fn forward, void *model, const bg_eval_set *set,
+                             const int *sizes, int n_sizes, bool flip, bool average_logits, int chunk, double *scores,
+                             int32_t *labels, int *views)
+{
+    for (int si = 0; si < n_sizes; si++) {
+        bg_trainer tr = {0};
+        bg_optim_config oc = bg_optim_defaults(BG_OPT_SGD);
+        oc.lr = 0;
+        bg_status s = bg_trainer_init(&tr, ctx, device, forward, model, 1, chunk, sizes[si], sizes[si], set->c, &oc, 0.0f);
+        view_pass p = {&tr, set, flip, average_logits, scores, labels};
+        if (!s) s = bg_eval_set_each(set, chunk, add_chunk, &p);
+        bg_trainer_free(&tr);
+        if (s) {
+            char msg[sizeof ctx->err];
+            snprintf(msg, sizeof msg, "%s", bg_errmsg(ctx));
+            return bg_fail(ctx, s, "at %dx%d: %s", sizes[si], sizes[si], msg);
+        }
+        if (views) *views += flip ? 2 : 1;
     }
     return BG_OK;
 }

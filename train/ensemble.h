@@ -6,6 +6,7 @@
 #define BG_ENSEMBLE_H
 #include <stdbool.h>
 #include <stdint.h>
+#include "../augment/eval_set.h"
 #include "trainer.h"
 
 /* Bilinear resize of n NHWC float images h x w -> oh x ow with half-pixel
@@ -22,6 +23,16 @@ void bg_flip_nhwc_f32(float *x, int n, int h, int w, int c);
  * flip mirrors them first. */
 bg_status bg_ensemble_add_view(bg_trainer *tr, const float *x, int n, int h, int w, int c, bool flip,
                                bool average_logits, double *scores, int k);
+
+/* Add one model's views of every image of a set to scores (set->n rows of
+ * set->k): for each side in sizes (n_sizes > 0), the images resized to it
+ * through an eval-only trainer of `chunk` images, and with flip their
+ * mirrors too; labels (set->n) get the set's labels. *views (may be NULL)
+ * is increased by the views added per image. What `budgie eval` and the
+ * final ensemble of `budgie train` both run. */
+bg_status bg_ensemble_scores(bg_ctx *ctx, bg_device device, bg_forward_fn forward, void *model, const bg_eval_set *set,
+                             const int *sizes, int n_sizes, bool flip, bool average_logits, int chunk, double *scores,
+                             int32_t *labels, int *views);
 
 typedef struct {
     int64_t n;

@@ -29,7 +29,7 @@ static bg_status try_batch(const bg_profile_query *q, int64_t batch, int steps, 
     bg_ctx ctx;
     bg_status s = bg_ctx_init(&ctx, q->device, q->seed);
     bg_model *m = NULL;
-    bg_trainer tr = {0};
+    bg_trainer tr = {0}, etr = {0};
     float *x = NULL;
     int32_t *y = NULL;
     if (s) goto out;
@@ -47,7 +47,17 @@ static bg_status try_batch(const bg_profile_query *q, int64_t batch, int steps, 
         co.amp = q->amp;
         if ((s = bg_trainer_set_cuda(&tr, &co))) goto out;
     }
-    const size_t n = (size_t)(batch > eval_batch ? batch : eval_batch) * h * w * c;
+    const int es = q->eval_size > 0 && q->eval_size != h ? q->eval_size : 0, side = es > h ? es : h;
+    if (es) { /* the run's eval-only trainer at the test size, sharing the model */
+        if ((s = bg_trainer_init(&etr, &ctx, q->device, bg_model_forward, m, 1, eval_batch, es, es, c, &oc, 0.0f)))
+            goto out;
+        if (q->device == BG_CUDA) {
+            bg_trainer_cuda_opts co = bg_trainer_cuda_defaults();
+            co.amp = q->amp;
+            if ((s = bg_trainer_set_cuda(&etr, &co))) goto out;
+        }
+    }
+    const size_t n = (size_t)(batch > eval_batch ? batch : eval_batch) * side * (w > side ? w : side) * c;
     x = malloc(n * sizeof *x), y = malloc((size_t)batch * sizeof *y);
     if (!x || !y) {
         s = bg_fail(&ctx, BG_ERR_OOM, "profile: out of host memory for a batch of %lld", (long long)batch);
@@ -69,7 +79,7 @@ static bg_status try_batch(const bg_profile_query *q, int64_t batch, int steps, 
             s = bg_fail(&ctx, BG_ERR_OOM, "profile: out of host memory");
             goto out;
         }
-        s = bg_trainer_predict(&tr, x, eval_batch, pred);
+        s = bg_trainer_predict(es ? &etr : &tr, x, eval_batch, pred);
         free(pred);
         if (s) goto out;
         /* and a training step with the eval graph alive, as every epoch after the first has */
@@ -94,6 +104,7 @@ out:
         snprintf(note, cap, "%s", bg_errmsg(&ctx));
     }
     free(x), free(y);
+    bg_trainer_free(&etr);
     bg_trainer_free(&tr);
     bg_model_free(&ctx, m);
     bg_ctx_free(&ctx);

@@ -25,6 +25,8 @@ typedef struct {
     int64_t max_batch;      /* search bound (0 = 4096) */
     int64_t eval_batch;     /* > 0: each trial also evaluates this many images, as a run does between epochs
                                (the eval graph lives beside the training one, so it counts against the cap) */
+    int eval_size;          /* > 0 and not size: the evaluation runs at this side, through a second
+                               eval-only trainer beside the training one (as budgie train's test_size) */
     int64_t n_train;        /* images per epoch */
     double budget_s;        /* for epochs_in_budget */
     uint64_t seed;

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { K_STR, K_INT, K_NUM, K_BOOL, K_CHOICE, K_BYTES, K_BUDGET } key_type;
+typedef enum { K_STR, K_INT, K_NUM, K_BOOL, K_CHOICE, K_BYTES, K_BUDGET, K_SIZES } key_type;
 
 typedef struct {
     const char *name;
@@ -26,18 +26,38 @@ typedef struct {
 static const key_spec KEYS[] = {
     {"model", K_STR, false, F(model), S(model), 0, 0, NULL, "model-zoo spec (budgie model list), e.g. senet18:w=0.67"},
     {"data", K_STR, false, F(data), S(data), 0, 0, NULL, "data folder; empty: .cache/cifar10, else Fashion-MNIST"},
+    {"data_format", K_CHOICE, false, F(data_format), S(data_format), 0, 0, "auto|memory|jpeg-folder",
+     "memory: decode the whole set once at its own size (CIFAR binary, idx, small image folders); jpeg-folder: "
+     "stream train/<class>/*.JPEG through the threaded loader with RandomResizedCrop; auto: jpeg-folder when "
+     "train_size is set"},
+    {"train_size", K_INT, false, F(train_size), 0, 0, 4096, NULL,
+     "jpeg-folder: training input side (RandomResizedCrop output; 0 = the memory path's own size)"},
+    {"test_size", K_INT, false, F(test_size), 0, 0, 4096, NULL,
+     "jpeg-folder: evaluation input side, resize to size*256/224 then centre crop (0 = train_size)"},
+    {"test_sizes", K_SIZES, false, F(test_sizes), 4, 4, 4096, NULL,
+     "final ensemble: input sides of its views, e.g. 160,224 (resized from the test images; empty = none)"},
+    {"tta", K_CHOICE, false, F(tta), S(tta), 0, 0, "none|flip",
+     "final ensemble: flip adds each image's mirror as a view (with test_sizes, at every size)"},
+    {"tta_average", K_CHOICE, false, F(tta_average), S(tta_average), 0, 0, "probs|logits",
+     "final ensemble: average softmax probabilities or logits over the views"},
+    {"loader_threads", K_INT, false, F(loader_threads), 0, 0, 256, NULL, "jpeg-folder: decode threads (0 = 4)"},
+    {"prefetch", K_INT, false, F(prefetch), 0, 0, 1024, NULL,
+     "jpeg-folder: decoded batches kept ready ahead of the step (0 = 2 x loader_threads)"},
+    {"rrc_scale_min", K_NUM, false, F(rrc_scale_min), 0, 0.01, 1, NULL, "jpeg-folder: RandomResizedCrop smallest area fraction"},
+    {"rrc_scale_max", K_NUM, false, F(rrc_scale_max), 0, 0.01, 1, NULL, "jpeg-folder: RandomResizedCrop largest area fraction"},
     {"train_per_class", K_INT, false, F(train_per_class), 0, 0, 1e9, NULL, "seeded training subset per class (0 = all)"},
     {"test_per_class", K_INT, false, F(test_per_class), 0, 0, 1e9, NULL, "seeded test subset per class (0 = all)"},
     {"val_per_class", K_INT, false, F(val_per_class), 0, 0, 1e9, NULL,
      "validation images per class, carved out of the training subset (never trained on)"},
     {"select", K_CHOICE, false, F(select), S(select), 0, 0, "val|test|none",
      "what best.safetensors is chosen on: val (the validation split), test (the HAET seed's way: optimistic), none"},
-    {"aug", K_CHOICE, false, F(aug), S(aug), 0, 0, "none|crop-flip|haet",
-     "training augmentation: haet = crop, flip, AutoAugment (PIL numerics), Cutout"},
+    {"aug", K_CHOICE, false, F(aug), S(aug), 0, 0, "none|crop-flip|haet|rrc-flip",
+     "training augmentation: haet = crop, flip, AutoAugment (PIL numerics), Cutout; rrc-flip (jpeg-folder) = "
+     "RandomResizedCrop + flip"},
     {"crop_pad", K_INT, false, F(crop_pad), 0, 0, 64, NULL, "zero padding before the random crop"},
     {"cutout", K_INT, false, F(cutout), 0, 0, 1024, NULL, "haet: Cutout square side (0 = none)"},
-    {"normalize", K_CHOICE, false, F(normalize), S(normalize), 0, 0, "cifar10|half",
-     "cifar10: HAET's mean/std; half: mean 0.5, std 0.25"},
+    {"normalize", K_CHOICE, false, F(normalize), S(normalize), 0, 0, "cifar10|half|imagenet",
+     "cifar10: HAET's mean/std; half: mean 0.5, std 0.25; imagenet: 0.485,0.456,0.406 / 0.229,0.224,0.225"},
     {"optimizer", K_CHOICE, false, F(optimizer), S(optimizer), 0, 0, "sgd|adam|adamw|adamax|adagrad|adadelta|asgd",
      "optimizer (weight decay coupled L2, AdamW decoupled)"},
     {"lr", K_NUM, false, F(lr), 0, 0, 1e3, NULL, "base learning rate"},
@@ -49,6 +69,9 @@ static const key_spec KEYS[] = {
      "cosine_time: the lr reaches eta_min exactly when the budget ends; cosine_epoch: closed-form cosine "
      "over t_max epochs; cosine_torch_epoch: torch's CosineAnnealingLR stepped per epoch (rises after t_max)"},
     {"eta_min", K_NUM, false, F(eta_min), 0, 0, 1e3, NULL, "the schedule's floor"},
+    {"warmup", K_INT, false, F(warmup), 0, 0, 1e9, NULL, "epoch schedules: linear warmup over this many epochs (0 = none)"},
+    {"warmup_frac", K_NUM, false, F(warmup_frac), 0, 0, 0.9, NULL,
+     "cosine_time: linear warmup over this fraction of the budget, then the cosine (0 = none)"},
     {"t_max", K_INT, false, F(t_max), 0, 0, 1e9, NULL, "epoch schedules: epochs to reach eta_min"},
     {"sched_freeze", K_INT, false, F(sched_freeze), 0, 0, 1e9, NULL,
      "epoch schedules: the epoch counter stops here (0 = never)"},
@@ -98,6 +121,10 @@ void bg_recipe_defaults(bg_recipe *r)
     snprintf(r->device, sizeof r->device, "auto");
     snprintf(r->gpu_data, sizeof r->gpu_data, "auto");
     snprintf(r->rtc, sizeof r->rtc, "auto");
+    snprintf(r->data_format, sizeof r->data_format, "auto");
+    snprintf(r->tta, sizeof r->tta, "none");
+    snprintf(r->tta_average, sizeof r->tta_average, "probs");
+    r->rrc_scale_min = 0.08, r->rrc_scale_max = 1;
 }
 
 static const key_spec *find_key(const char *name)
@@ -258,6 +285,28 @@ bg_status bg_recipe_set(bg_ctx *ctx, bg_recipe *r, const char *key, const char *
             return bg_fail(ctx, BG_ERR_ARG, "%s: %s = %s is outside [%g, %g]", where, key, value, k->min, k->max);
         *(double *)field = v;
         return BG_OK;
+    case K_SIZES: { /* "" or "S1,S2,...": at most k->cap sides in [k->min, k->max] */
+        int64_t v64[8];
+        int n = 0;
+        char buf[128];
+        if (strlen(value) >= sizeof buf)
+            return bg_fail(ctx, BG_ERR_ARG, "%s: %s '%s' is too long", where, key, value);
+        snprintf(buf, sizeof buf, "%s", value);
+        for (char *p = buf, *e; *value; p = e + 1) {
+            e = strchr(p, ',');
+            if (e) *e = 0;
+            if (n == (int)k->cap)
+                return bg_fail(ctx, BG_ERR_ARG, "%s: %s '%s' lists more than %zu sides", where, key, value, k->cap);
+            if (!bg_parse_finite(p, &v) || v != floor(v) || v < k->min || v > k->max)
+                return bg_fail(ctx, BG_ERR_ARG, "%s: %s '%s': '%s' is not a side in [%g, %g] (e.g. 160,224)", where,
+                               key, value, p, k->min, k->max);
+            v64[n++] = (int64_t)v;
+            if (!e) break;
+        }
+        memcpy(field, v64, (size_t)n * sizeof *v64);
+        r->n_test_sizes = n;
+        return BG_OK;
+    }
     case K_BUDGET: {
         char gpu[16];
         double s;
@@ -351,6 +400,18 @@ bg_status bg_recipe_check(bg_ctx *ctx, const bg_recipe *r)
         return bg_fail(ctx, BG_ERR_ARG, "eta_min %g is above lr %g", r->eta_min, r->lr);
     if (r->nesterov && (strcmp(r->optimizer, "sgd") || !(r->momentum > 0)))
         return bg_fail(ctx, BG_ERR_ARG, "nesterov = 1 needs optimizer sgd with momentum > 0");
+    const bool jpeg = bg_recipe_is_jpeg(r);
+    if (!strcmp(r->data_format, "jpeg-folder") && r->train_size < 1)
+        return bg_fail(ctx, BG_ERR_ARG, "data_format jpeg-folder needs train_size (the RandomResizedCrop side, e.g. 160)");
+    if (!jpeg && (r->train_size > 0 || r->test_size > 0))
+        return bg_fail(ctx, BG_ERR_ARG, "%s needs data_format jpeg-folder (the memory path trains and tests at the "
+                       "images' own size)", r->train_size > 0 ? "train_size" : "test_size");
+    if (jpeg && (!strcmp(r->aug, "crop-flip") || !strcmp(r->aug, "haet")))
+        return bg_fail(ctx, BG_ERR_ARG, "aug %s runs on the memory path; the jpeg-folder path takes rrc-flip or none", r->aug);
+    if (!jpeg && !strcmp(r->aug, "rrc-flip"))
+        return bg_fail(ctx, BG_ERR_ARG, "aug rrc-flip needs data_format jpeg-folder (and train_size)");
+    if (r->rrc_scale_min > r->rrc_scale_max)
+        return bg_fail(ctx, BG_ERR_ARG, "rrc_scale_min %g is above rrc_scale_max %g", r->rrc_scale_min, r->rrc_scale_max);
     if (!strcmp(r->precision, "amp") && !strcmp(r->device, "cpu"))
         return bg_fail(ctx, BG_ERR_ARG, "precision amp runs on CUDA only (device = cpu)");
     bg_sched sc;
@@ -366,14 +427,37 @@ const char *bg_recipe_data_dir(const bg_recipe *r)
     return bg_is_dir(".cache/cifar10") ? ".cache/cifar10" : "/usr/share/datasets/fashion-mnist";
 }
 
+bool bg_recipe_is_jpeg(const bg_recipe *r)
+{
+    return !strcmp(r->data_format, "jpeg-folder") || (!strcmp(r->data_format, "auto") && r->train_size > 0);
+}
+
+bool bg_recipe_has_ensemble(const bg_recipe *r) { return !strcmp(r->tta, "flip") || r->n_test_sizes > 0; }
+
+void bg_recipe_jpeg_opts(const bg_recipe *r, int64_t batch, bg_jpeg_data_opts *o)
+{
+    bg_batch_opts norm;
+    bg_recipe_normalisation(r, &norm);
+    *o = (bg_jpeg_data_opts){.train_per_class = (int)r->train_per_class, .val_per_class = (int)r->val_per_class,
+                             .test_per_class = (int)r->test_per_class, .batch = (int)batch,
+                             .train_size = (int)r->train_size,
+                             .test_size = (int)(r->test_size > 0 ? r->test_size : r->train_size),
+                             .augment = !strcmp(r->aug, "rrc-flip"), .scale_lo = r->rrc_scale_min,
+                             .scale_hi = r->rrc_scale_max, .threads = (int)r->loader_threads,
+                             .prefetch = (int)r->prefetch, .seed = (uint64_t)r->seed};
+    for (int c = 0; c < 3; c++) o->mean[c] = norm.mean[c], o->std[c] = norm.std[c];
+}
+
 void bg_recipe_normalisation(const bg_recipe *r, bg_batch_opts *o)
 {
     /* HAET's constants (seed-spec §1.2) for RGB; the fourth channel never has them */
     static const float CIFAR_MEAN[3] = {0.4914f, 0.4822f, 0.4465f}, CIFAR_STD[3] = {0.2023f, 0.1994f, 0.2010f};
+    /* torchvision's ImageNet constants (timm's default cfg, seed-spec §3.2) */
+    static const float IN_MEAN[3] = {0.485f, 0.456f, 0.406f}, IN_STD[3] = {0.229f, 0.224f, 0.225f};
     for (int c = 0; c < 4; c++) {
-        const bool cifar = !strcmp(r->normalize, "cifar10") && c < 3;
-        o->mean[c] = cifar ? CIFAR_MEAN[c] : 0.5f;
-        o->std[c] = cifar ? CIFAR_STD[c] : 0.25f;
+        const bool cifar = !strcmp(r->normalize, "cifar10") && c < 3, in = !strcmp(r->normalize, "imagenet") && c < 3;
+        o->mean[c] = cifar ? CIFAR_MEAN[c] : in ? IN_MEAN[c] : 0.5f;
+        o->std[c] = cifar ? CIFAR_STD[c] : in ? IN_STD[c] : 0.25f;
     }
 }
 
@@ -385,6 +469,8 @@ void bg_recipe_schedule(const bg_recipe *r, bg_sched *s, bool *per_epoch, int64_
     else *s = bg_sched_make(BG_SCHED_COSINE_TORCH, r->lr);
     s->eta_min = r->eta_min;
     s->t_max = r->t_max;
+    s->warmup = r->warmup;
+    s->warmup_frac = r->warmup_frac;
     *per_epoch = strcmp(r->schedule, "cosine_time") != 0;
     *freeze = r->sched_freeze;
 }
@@ -397,6 +483,9 @@ static void write_value(const bg_recipe *r, const key_spec *k, FILE *f)
     case K_CHOICE:
     case K_BUDGET: fprintf(f, "%s", field); break;
     case K_BOOL: fprintf(f, "%d", *(const bool *)field ? 1 : 0); break;
+    case K_SIZES:
+        for (int i = 0; i < r->n_test_sizes; i++) fprintf(f, "%s%lld", i ? "," : "", (long long)((const int64_t *)field)[i]);
+        break;
     case K_INT:
         if (k->auto_ok && *(const int64_t *)field < 0) fputs("auto", f);
         else fprintf(f, "%lld", (long long)*(const int64_t *)field);
@@ -446,7 +535,7 @@ void bg_recipe_help(FILE *f)
         if (KEYS[i].type == K_CHOICE) fprintf(f, " (%s)", KEYS[i].choices);
         fprintf(f, "; default ");
         const char *field = (const char *)&d + KEYS[i].off;
-        if ((KEYS[i].type == K_STR) && !field[0]) fprintf(f, "\"\"");
+        if ((KEYS[i].type == K_STR && !field[0]) || (KEYS[i].type == K_SIZES && !d.n_test_sizes)) fprintf(f, "\"\"");
         else write_value(&d, &KEYS[i], f);
         fputc('\n', f);
     }

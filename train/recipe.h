@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "../augment/dataset.h"
+#include "../augment/jpeg_data.h"
 #include "../engine/context.h"
 #include "sched.h"
 
@@ -22,19 +23,30 @@ typedef struct {
     char name[256];            /* the recipe file it came from, or "built-in" */
     char model[192];           /* zoo spec; small_cnn's c and classes follow the data unless given */
     char data[512];            /* "" = the default data (.cache/cifar10, else Fashion-MNIST) */
+    char data_format[16];      /* auto (jpeg-folder when train_size is set) | memory | jpeg-folder */
+    int64_t train_size;        /* jpeg-folder: RandomResizedCrop output side (0 = memory path: the images' size) */
+    int64_t test_size;         /* jpeg-folder: resize + centre-crop side for evaluation (0 = train_size) */
+    int64_t test_sizes[4];     /* the final ensemble's input sides (views resized from the test images) */
+    int n_test_sizes;          /* 0: no multi-resolution views */
+    char tta[8];               /* the final ensemble: none | flip (adds each image's mirror) */
+    char tta_average[8];       /* probs | logits */
+    int64_t loader_threads, prefetch; /* jpeg-folder: decode threads and ready batches (0 = defaults) */
+    double rrc_scale_min, rrc_scale_max; /* jpeg-folder: RandomResizedCrop area range */
     int64_t train_per_class, test_per_class; /* seeded subsets (0 = all) */
     int64_t val_per_class;     /* carved out of the training subset for choosing "best" (0 = none) */
     char select[8];            /* what "best" is chosen on: val | test (the seed's way) | none */
-    char aug[16];              /* none | crop-flip | haet */
+    char aug[16];              /* none | crop-flip | haet (memory path) | rrc-flip (jpeg-folder) */
     int64_t crop_pad;          /* crop-flip and haet: zero padding before the random crop */
     int64_t cutout;            /* haet: Cutout side (0 = none) */
-    char normalize[16];        /* cifar10 (HAET's constants) | half (mean 0.5, std 0.25) */
+    char normalize[16];        /* cifar10 (HAET's constants) | half (mean 0.5, std 0.25) | imagenet */
     char optimizer[16];        /* sgd | adam | adamw | ... (engine/optim.h) */
     double lr, momentum, wd;
     bool nesterov;
     double label_smoothing;
     char schedule[24];         /* cosine_time | cosine_epoch | cosine_torch_epoch | constant */
     double eta_min;
+    int64_t warmup;            /* epoch schedules: linear warmup over this many epochs (0 = none) */
+    double warmup_frac;        /* cosine_time: linear warmup over this fraction of the budget (0 = none) */
     int64_t t_max;             /* epoch schedules: the epoch where lr reaches eta_min */
     int64_t sched_freeze;      /* epoch schedules: the counter stops here (0 = never; HAET: 262) */
     int64_t batch, eval_batch;
@@ -69,6 +81,13 @@ bg_status bg_recipe_check(bg_ctx *ctx, const bg_recipe *r);
 /* The data folder the recipe names, or the default one: .cache/cifar10 when
  * it is there, else Debian's Fashion-MNIST. */
 const char *bg_recipe_data_dir(const bg_recipe *r);
+/* Whether the recipe trains from a JPEG class folder through the threaded
+ * loader (data_format jpeg-folder, or auto with train_size set). */
+bool bg_recipe_is_jpeg(const bg_recipe *r);
+/* The JPEG data path's options for a training batch of `batch`. */
+void bg_recipe_jpeg_opts(const bg_recipe *r, int64_t batch, bg_jpeg_data_opts *o);
+/* Whether the recipe asks for a final test-time ensemble (tta flip or test_sizes). */
+bool bg_recipe_has_ensemble(const bg_recipe *r);
 /* The recipe's normalisation (mean and std per channel) into o. */
 void bg_recipe_normalisation(const bg_recipe *r, bg_batch_opts *o);
 /* The learning-rate schedule the recipe names: the config, whether its
