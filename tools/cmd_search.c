@@ -16,13 +16,16 @@
 #include "../search/batch/mads_batch.h"
 #include "../search/batch/mads_report.h"
 #include "options.h"
+#include "search_verbs.h"
 #include "verbs.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
         "usage: budgie search blackbox PARAM_FILE [options]\n"
-        "       budgie search report HISTORY [--param PARAM_FILE] [--top K] [--out plot.png]\n"
+        "       budgie search report HISTORY [--param PARAM_FILE] [--top K] [--out plot.png]\n");
+    bg_search_drive_usage(f);
+    fprintf(f,
         "\n"
         "blackbox: minimise a blackbox with MADS (NOMAD 4's algorithm: GMesh, OrthoMADS\n"
         "  polls, speculative and quadratic-model searches, extreme/progressive barrier)\n"
@@ -51,7 +54,8 @@ static void usage(FILE *f)
         "  with --param) and, with --out, plot the best objective against evaluations.\n"
         "  --top K           how many best points to list (default 10)\n"
         "\n"
-        "Exit status: 0 done, 1 the search failed, 2 usage or parameter-file error.\n"
+        "Exit status: 0 a feasible point was found, 1 none was (every evaluation failed, or\n"
+        "  none satisfied the constraints) or the search failed, 2 usage or parameter-file error.\n"
         "Algorithm notes and measured evaluation counts: docs/mads.md.\n");
 }
 
@@ -278,6 +282,18 @@ static int cmd_blackbox(int argc, char **argv)
         else printf("no feasible solution found\n");
         if (r.has_infeasible) print_point("best infeasible solution:", &pp->pb, r.x_inf, r.f_inf, r.h_inf);
     }
+    /* a search that found nothing (every evaluation failed: a missing BB_EXE, say) is not a success */
+    if (r.evaluations > 0 && r.failed == r.evaluations) {
+        fflush(stdout);
+        fprintf(stderr, "budgie search: every evaluation failed (%ld); is the blackbox %s there and working?\n",
+                r.failed, cmd);
+        goto done;
+    }
+    if (!r.has_feasible) {
+        fflush(stdout);
+        fprintf(stderr, "budgie search: no feasible point was found\n");
+        goto done;
+    }
     rc = 0;
 done:
     if (bb_open) bg_mads_blackbox_close(bb);
@@ -325,6 +341,7 @@ static int cmd_report(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (!param && bg_search_is_drive_history(hist)) return bg_search_drive_report(hist, (long)top, png);
     bg_ctx ctx;
     bg_ctx_init(&ctx, BG_CPU, 0);
     bg_mads_params *pp = param ? malloc(sizeof *pp) : NULL;
@@ -389,7 +406,8 @@ int bg_cmd_search(int argc, char **argv)
     }
     if (!strcmp(argv[1], "blackbox")) return cmd_blackbox(argc, argv);
     if (!strcmp(argv[1], "report")) return cmd_report(argc, argv);
-    fprintf(stderr, "budgie search: unknown sub-command '%s' (blackbox or report)\n", argv[1]);
+    if (!strcmp(argv[1], "nas") || !strcmp(argv[1], "hpo")) return bg_search_drive(argv[1], argc - 1, argv + 1);
+    fprintf(stderr, "budgie search: unknown sub-command '%s' (nas, hpo, blackbox or report)\n", argv[1]);
     usage(stderr);
     return 2;
 }

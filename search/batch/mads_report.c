@@ -282,3 +282,72 @@ bg_status bg_mads_plot_render(bg_ctx *ctx, const bg_mads_records *r, int *w, int
     *pixels = c.px;
     return BG_OK;
 }
+
+bg_status bg_mads_scatter_render(bg_ctx *ctx, long n, const double *x, const double *y, const bool *mark, bool logx,
+                                 int *w, int *h, uint8_t **pixels)
+{
+    const int W = 800, H = 500, L = 90, R = 20, T = 20, B = 50;
+    *pixels = NULL;
+    double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
+    for (long k = 0; k < n; k++) {
+        if (!isfinite(x[k]) || !isfinite(y[k]) || (logx && x[k] <= 0)) continue;
+        const double xv = logx ? log10(x[k]) : x[k];
+        xlo = fmin(xlo, xv), xhi = fmax(xhi, xv), ylo = fmin(ylo, y[k]), yhi = fmax(yhi, y[k]);
+    }
+    if (!isfinite(xlo)) return bg_fail(ctx, BG_ERR_ARG, "scatter: no point to plot");
+    /* a margin, and some width when every point has the same value */
+    double dx = xhi - xlo, dy = yhi - ylo;
+    if (dx < 1e-12 * (fabs(xhi) + 1)) dx = 0.1 * (fabs(xhi) + 1);
+    if (dy < 1e-12 * (fabs(yhi) + 1)) dy = 0.1 * (fabs(yhi) + 1);
+    xlo -= 0.05 * dx, xhi += 0.05 * dx, ylo -= 0.05 * dy, yhi += 0.05 * dy;
+    canvas c = {W, H, malloc((size_t)W * H * 3)};
+    if (!c.px) return bg_fail(ctx, BG_ERR_OOM, "scatter: out of memory");
+    memset(c.px, 255, (size_t)W * H * 3);
+    const int pw = W - L - R, ph = H - T - B;
+#define SX(v) (L + (int)lround(((logx ? log10(v) : (v)) - xlo) / (xhi - xlo) * pw))
+#define SY(v) (T + ph - (int)lround(((v) - ylo) / (yhi - ylo) * ph))
+    char lab[32];
+    for (int t = 0; t <= 5; t++) {
+        const double yv = ylo + (yhi - ylo) * t / 5, xv = xlo + (xhi - xlo) * t / 5;
+        const int yy = T + ph - (int)lround((double)ph * t / 5), xx = L + (int)lround((double)pw * t / 5);
+        line(&c, L, yy, L + pw, yy, 225, 225, 225);
+        line(&c, L - 5, yy, L, yy, 0, 0, 0);
+        snprintf(lab, sizeof lab, "%.3g", yv);
+        text(&c, L - 8, yy - 5, lab, true);
+        line(&c, xx, T, xx, T + ph, 225, 225, 225);
+        line(&c, xx, T + ph, xx, T + ph + 5, 0, 0, 0);
+        snprintf(lab, sizeof lab, "%.3g", logx ? pow(10, xv) : xv);
+        text(&c, xx - (int)strlen(lab) * 4, T + ph + 10, lab, false);
+    }
+    line(&c, L, T, L, T + ph, 0, 0, 0);
+    line(&c, L, T + ph, L + pw, T + ph, 0, 0, 0);
+    /* the marked points joined in x order (insertion sort of their indices: fronts are short) */
+    long *idx = malloc((size_t)(n > 0 ? n : 1) * sizeof *idx), m = 0;
+    if (!idx) {
+        free(c.px);
+        return bg_fail(ctx, BG_ERR_OOM, "scatter: out of memory");
+    }
+    for (long k = 0; k < n; k++) {
+        if (!mark || !mark[k] || !isfinite(x[k]) || !isfinite(y[k]) || (logx && x[k] <= 0)) continue;
+        long j = m++;
+        while (j > 0 && x[idx[j - 1]] > x[k]) idx[j] = idx[j - 1], j--;
+        idx[j] = k;
+    }
+    for (long j = 1; j < m; j++)
+        line(&c, SX(x[idx[j - 1]]), SY(y[idx[j - 1]]), SX(x[idx[j]]), SY(y[idx[j]]), 220, 40, 40);
+    free(idx);
+    for (long k = 0; k < n; k++) {
+        if (!isfinite(x[k]) || !isfinite(y[k]) || (logx && x[k] <= 0)) continue;
+        const bool mk = mark && mark[k];
+        const int px = SX(x[k]), py = SY(y[k]), r = mk ? 3 : 2;
+        for (int a = -r; a <= r; a++)
+            for (int b = -r; b <= r; b++)
+                if (a * a + b * b <= r * r) dot(&c, px + a, py + b, mk ? 220 : 20, mk ? 40 : 60, mk ? 40 : 200);
+    }
+#undef SX
+#undef SY
+    *w = W;
+    *h = H;
+    *pixels = c.px;
+    return BG_OK;
+}

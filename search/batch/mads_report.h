@@ -23,4 +23,10 @@ void bg_mads_records_free(bg_mads_records *r);
  * malloc'd) for bg_write_png. */
 bg_status bg_mads_plot_render(bg_ctx *ctx, const bg_mads_records *r, int *w, int *h, uint8_t **pixels);
 
+/* A scatter of n points (x[i], y[i]) with axes and tick labels, the points
+ * with mark[i] set drawn larger, in red and joined in x order (a Pareto
+ * front): *pixels (w*h*3 RGB, malloc'd) for bg_write_png. logx: log scale. */
+bg_status bg_mads_scatter_render(bg_ctx *ctx, long n, const double *x, const double *y, const bool *mark, bool logx,
+                                 int *w, int *h, uint8_t **pixels);
+
 #endif
