@@ -132,8 +132,8 @@ test: note $(TESTBIN) $(BIN)
 	./$(TESTBIN) $(TEST_ARGS)
 
 # The CUDA suite: every op case on the CUDA backend against the CPU reference.
-test-gpu: note $(TESTBIN)
-	./$(TESTBIN) --gpu $(TEST_ARGS)
+test-gpu: note $(TESTBIN) $(BIN)
+	BUDGIE_BIN=$(BIN) ./$(TESTBIN) --gpu $(TEST_ARGS)
 
 clean:
 	rm -rf build build-san build-tsan build-emu build-emu-san build-emu-tsan build-mutants build-fuzz lib bin
@@ -189,9 +189,9 @@ $(EMU_DIR)/selftest: tools/emu/selftest.cu $(EMU_DEPS) $(EMU_RT) $(EMU_NVRTC)
 EMU_SIZE ?= small
 EMU_HW_FIXTURE := $(wildcard tools/emu/fixtures/hw-sm90.txt)
 EMU_SELFTEST := ./$(EMU_DIR)/selftest $(if $(EMU_HW_FIXTURE),--fixture $(EMU_HW_FIXTURE),)
-test-emu-run: note $(TESTBIN) $(EMU_DIR)/selftest
+test-emu-run: note $(TESTBIN) $(BIN) $(EMU_DIR)/selftest
 	$(EMU_SELFTEST)
-	BG_TEST_SIZE=$(EMU_SIZE) tools/emu/run-suite.sh ./$(TESTBIN) $(TEST_ARGS)
+	BUDGIE_BIN=$(BIN) BG_TEST_SIZE=$(EMU_SIZE) tools/emu/run-suite.sh ./$(TESTBIN) $(TEST_ARGS)
 
 emu-selftest-run: $(EMU_DIR)/selftest
 	$(EMU_SELFTEST)

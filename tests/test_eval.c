@@ -215,3 +215,35 @@ BG_TEST(profile_finds_the_largest_batch_under_the_cap)
     CHECK(r3.batch == 0 && r3.note[0], "a size the model rejects is noted: '%s'", r3.note);
     bg_ctx_free(&ctx);
 }
+
+/* On CUDA, as budgie train profiles rcv2023: AMP, the evaluation trainer at
+ * another size beside the training step, the CUDA allocator's exact peak.
+ * The largest batch under the cap; the cap set to its peak gives it again,
+ * one byte less a smaller one. (Many real steps: the emulated suite runs
+ * gpu_profile_* under its forward schedule only.) */
+BG_GPU_TEST(gpu_profile_largest_batch_amp_with_eval_size)
+{
+    if (!bg_cuda_available()) SKIP("no CUDA device");
+    bg_ctx ctx;
+    bg_test_ctx(&ctx, 1);
+    bg_profile_query q = {.spec = "small_cnn:w=0.5", .size = 16, .amp = true, .device = BG_CUDA,
+                          .mem_cap = 2.5 * 1048576, .max_batch = 64, .eval_batch = 8, .eval_size = 24,
+                          .n_train = 512, .budget_s = 60};
+    bg_profile_result r, r2, r3;
+    CHECK_OK(&ctx, bg_profile(&ctx, &q, &r));
+    CHECK(r.note[0] == 0 && r.batch > 2 && r.peak_bytes <= q.mem_cap, "batch %lld, peak %.0f of %.0f (%s)",
+          (long long)r.batch, r.peak_bytes, q.mem_cap, r.note);
+    if (!tc->failures && r.batch < q.max_batch) {
+        q.mem_cap = r.peak_bytes;
+        CHECK_OK(&ctx, bg_profile(&ctx, &q, &r2));
+        CHECK(r2.batch == r.batch, "cap = the measured peak: batch %lld, was %lld", (long long)r2.batch,
+              (long long)r.batch);
+        q.mem_cap = r.peak_bytes - 1;
+        CHECK_OK(&ctx, bg_profile(&ctx, &q, &r3));
+        CHECK(r3.batch < r.batch && r3.batch > 0, "one byte less: batch %lld, was %lld", (long long)r3.batch,
+              (long long)r.batch);
+    }
+    printf("    small_cnn:w=0.5 amp 16 px, eval at 24 px: batch %lld under %.1f MiB (peak %.2f MiB), %d trials\n",
+           (long long)r.batch, 2.5, r.peak_bytes / 1048576, r.trials);
+    bg_ctx_free(&ctx);
+}

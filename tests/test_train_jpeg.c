@@ -309,3 +309,48 @@ BG_TEST(jpeg_data_restarts_at_any_batch)
     bg_ctx_free(&ctx);
     rm_rf(root);
 }
+
+/* The CUDA route of the JPEG path (BUDGIE_BIN names a CUDA build: make
+ * test-emu sets bin/budgie-emu): the training and the evaluation trainer at
+ * test_size run on the device (f32, then AMP), and the final ensemble runs
+ * on the device and agrees with `budgie eval --device cuda` on the same
+ * checkpoint. Whole CLI runs under the emulator take minutes: the
+ * emulated suite runs gpu_cli_* tests under its forward schedule only. */
+BG_GPU_TEST(gpu_cli_train_jpeg_folder)
+{
+    if (access(bg_test_budgie_bin(), X_OK) != 0) SKIP("%s not built", bg_test_budgie_bin());
+    char root[64], run[128], cmd[2048], log[700];
+    static char out[1 << 16];
+    CHECK(make_set(root), "writing the data set under /tmp");
+    snprintf(run, sizeof run, "%s/f32", root);
+    snprintf(cmd, sizeof cmd,
+             "%s train --data %s --train-size 24 --test-size 32 --aug rrc-flip --model small_cnn:w=0.5 --batch 6 "
+             "--eval-batch 8 --val-per-class 2 --train-per-class 0 --test-per-class 0 "
+             "--loader-threads 2 --prefetch 3 --device cuda --lr 0.05 --epochs 1 --budget 600 --test-sizes 24,32 "
+             "--tta flip --out %s 2>&1", bg_test_budgie_bin(), root, run);
+    int rc = bg_test_run_cmd(cmd, out, sizeof out);
+    CHECK(rc == 0, "cuda f32: exit %d: %s", rc, out);
+    snprintf(log, sizeof log, "%s/log.jsonl", run);
+    char *text = slurp(log);
+    CHECK(text && strstr(text, "\"device\":\"cuda\"") && count(text, "\"val_acc\":") == 1,
+          "an epoch on cuda with validation: %.600s", text ? text : "(no log)");
+    const double ens = json_num(text, "{\"ensemble\":", "top1");
+    CHECK(ens >= 0 && ens <= 1 && json_num(text, "{\"ensemble\":", "views") == 4, "ensemble top1 %g", ens);
+    free(text);
+    snprintf(cmd, sizeof cmd, "%s eval %s --tta flip --sizes 24,32 --json --device cuda 2>&1", bg_test_budgie_bin(), run);
+    rc = bg_test_run_cmd(cmd, out, sizeof out);
+    CHECK(rc == 0 && json_num(out, "{", "top1") == ens, "budgie eval --device cuda: exit %d, top1 %g vs the run's %g: %s",
+          rc, json_num(out, "{", "top1"), ens, out);
+    snprintf(run, sizeof run, "%s/amp", root);
+    snprintf(cmd, sizeof cmd,
+             "%s train --data %s --train-size 24 --test-size 32 --aug rrc-flip --model small_cnn:w=0.5 --batch 6 "
+             "--eval-batch 8 --val-per-class 2 --train-per-class 0 --test-per-class 0 --device cuda --precision amp "
+             "--lr 0.05 --epochs 1 --budget 600 --out %s 2>&1", bg_test_budgie_bin(), root, run);
+    rc = bg_test_run_cmd(cmd, out, sizeof out);
+    snprintf(log, sizeof log, "%s/log.jsonl", run);
+    text = slurp(log);
+    CHECK(rc == 0 && text && count(text, "\"test_acc\":") == 1 && strstr(text, "\"precision\":\"amp\""),
+          "cuda amp: exit %d: %s", rc, out);
+    free(text);
+    rm_rf(root);
+}

@@ -122,18 +122,23 @@ bg_status bg_profile(bg_ctx *ctx, const bg_profile_query *q, bg_profile_result *
     if (bg_model_spec_check(ctx, q->spec)) return ctx->status;
     const int64_t max_batch = q->max_batch > 0 ? q->max_batch : 4096;
     trial t1, t2, t;
+    /* On CUDA the second step captures the CUDA graph, which holds memory the
+     * first (eager) step does not: a one-step trial under-measures the peak
+     * every later step has (seen under the emulator: a batch that fitted in
+     * one step failed the three-step check). Search with the steady state. */
+    const int ss = q->device == BG_CUDA ? 2 : 1;
 #define TRY(b, steps, res)                                                                                          \
     do {                                                                                                           \
         out->trials++;                                                                                             \
         if (try_batch(q, (b), (steps), &(res), out->note, sizeof out->note)) return BG_OK; /* note says why */    \
     } while (0)
-    TRY(1, 1, t1);
+    TRY(1, ss, t1);
     if (!t1.fits) {
         snprintf(out->note, sizeof out->note, "not even batch 1 fits under %.0f MiB", q->mem_cap / 1048576);
         return BG_OK;
     }
     int64_t lo = 1, hi = max_batch + 1; /* lo fits; hi does not (or is past the bound) */
-    TRY(2, 1, t2);
+    TRY(2, ss, t2);
     if (!t2.fits) hi = 2;
     else lo = 2;
     out->bytes_per_image = t2.fits ? t2.peak - t1.peak : t1.peak;
@@ -144,12 +149,12 @@ bg_status bg_profile(bg_ctx *ctx, const bg_profile_query *q, bg_profile_result *
                                                  : max_batch;
         if (guess < lo + 1) guess = lo + 1;
         if (guess > hi - 1) guess = hi - 1;
-        TRY(guess, 1, t);
+        TRY(guess, ss, t);
         if (t.fits) {
             lo = guess;
             for (int64_t step = 1; lo < hi - 1; step *= 2) {
                 const int64_t b = lo + step < hi ? lo + step : hi - 1;
-                TRY(b, 1, t);
+                TRY(b, ss, t);
                 if (!t.fits) {
                     hi = b;
                     break;
@@ -161,7 +166,7 @@ bg_status bg_profile(bg_ctx *ctx, const bg_profile_query *q, bg_profile_result *
             for (int64_t step = 1; hi - lo > 1; step *= 2) {
                 const int64_t b = hi - step > lo ? hi - step : lo + 1;
                 if (b <= lo) break;
-                TRY(b, 1, t);
+                TRY(b, ss, t);
                 if (t.fits) {
                     lo = b;
                     break;
@@ -171,7 +176,7 @@ bg_status bg_profile(bg_ctx *ctx, const bg_profile_query *q, bg_profile_result *
         }
         while (hi - lo > 1) {
             const int64_t mid = lo + (hi - lo) / 2;
-            TRY(mid, 1, t);
+            TRY(mid, ss, t);
             if (t.fits) lo = mid;
             else hi = mid;
         }

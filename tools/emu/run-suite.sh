@@ -7,9 +7,10 @@
 # BGEMU_JOBS of them at a time (default 2: the emulator uses one core each).
 # The tests named in BGEMU_FORWARD_ONLY (substrings, space-separated) run
 # under the forward schedule only; at the small size (BG_TEST_SIZE=small) it
-# defaults to the model oracles: whole-model graphs of ops whose kernels the
-# per-op and per-kernel cases already run under every schedule, and half of
-# each run's time. A kernel fault the emulator detects makes that run's exit
+# defaults to the model oracles and the gpu_cli_* and gpu_profile_* tests:
+# whole-model graphs, whole `budgie` runs and profile searches of ops whose
+# kernels the per-op and per-kernel cases already run under every schedule,
+# and half of each run's time. A kernel fault the emulator detects makes that run's exit
 # status 3 even where the test itself passed. Prints each run's output (all
 # but the 'ok' lines) in order, then one closing line adding the runs up:
 # "N passed, N failed, N skipped".
@@ -19,7 +20,7 @@ shift
 seed=${BGEMU_SEED:-1}
 jobs=${BGEMU_JOBS:-2}
 if [ "${BG_TEST_SIZE:-}" = small ]; then
-    forward_only=${BGEMU_FORWARD_ONLY-model_oracle_cuda}
+    forward_only=${BGEMU_FORWARD_ONLY-model_oracle_cuda gpu_cli_ gpu_profile_}
 else
     forward_only=${BGEMU_FORWARD_ONLY-}
 fi
