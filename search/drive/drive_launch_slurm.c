@@ -184,7 +184,8 @@ static bg_status slurm_run(bg_drive_launcher *l, bg_ctx *ctx, bg_drive_job *jobs
     argv[a++] = chdir_opt;
     argv[a++] = out_opt;
     snprintf(args, sizeof args, "%s", si->sbatch_args);
-    for (char *t = strtok(args, " \t"); t && a < 60; t = strtok(NULL, " \t")) argv[a++] = t;
+    char *save = NULL;
+    for (char *t = strtok_r(args, " \t", &save); t && a < 60; t = strtok_r(NULL, " \t", &save)) argv[a++] = t;
     argv[a++] = script;
     argv[a] = NULL;
     if (bg_drive_capture(ctx, argv, out, sizeof out, &st)) return ctx->status;
