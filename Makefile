@@ -127,6 +127,16 @@ $(BIN): $(TOOL_OBJ) $(LIB) $(LINK_DEPS)
 $(TESTBIN): $(TEST_OBJ) $(BUILD)/tools/options.o $(LIB) $(LINK_DEPS)
 	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/tools/options.o $(LIB) $(LDLIBS)
 
+# The search's Slurm launcher against a real single-node Slurm that
+# tools/slurm/test-slurm.sh starts here (root; Debian's slurm-wlm and munge).
+# Where the daemons cannot start it says why and reports "skipped" (status 0);
+# a real failure fails.
+.PHONY: test-slurm
+test-slurm: $(BIN)
+	@tools/slurm/test-slurm.sh; rc=$$?; \
+	if [ $$rc = 77 ]; then echo "test-slurm: skipped (the line above says why)"; exit 0; fi; \
+	exit $$rc
+
 # The CPU suite. TEST_ARGS filters (e.g. TEST_ARGS=conv2d).
 test: note $(TESTBIN) $(BIN)
 	./$(TESTBIN) $(TEST_ARGS)

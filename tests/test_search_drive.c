@@ -237,7 +237,7 @@ BG_TEST(search_failed_evaluations_are_infeasible_and_all_failed_exits_1)
         {"--colour red", "colour"},
         {"--budgie /nonexistent/budgie", "/nonexistent/budgie"},
         {"--val-per-class 0", "val_per_class"},
-        {"--launcher slurm", "not there yet"},
+        {"--sshloginfile hosts", "--sshloginfile is for --launcher parallel"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
         snprintf(args, sizeof args, "search nas " TINY " %s --evals 1 --out %s/bad%zu", bad[k].args, dir, k);

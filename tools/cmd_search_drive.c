@@ -42,7 +42,12 @@ void bg_search_drive_usage(FILE *f)
         "  --repeats K            runs per point with seeds seed..seed+K-1, scored by their mean (default 1)\n"
         "  --jobs N               runs at once (CUDA_VISIBLE_DEVICES round-robin over --devices)\n"
         "  --devices N            GPUs to spread the runs over (default: all seen, 0 on the CPU)\n"
-        "  --launcher local       (parallel and slurm are not there yet)\n"
+        "  --launcher local|parallel|slurm   where the runs go: child processes here (default), GNU parallel\n"
+        "                         (--jobs N per host), or a Slurm job array per batch (--jobs N at once)\n"
+        "  --sshloginfile FILE    (parallel) hosts for the runs; the search folder, data and binary must be at\n"
+        "                         the same paths on every host (a shared filesystem)\n"
+        "  --partition P          (slurm) the partition the arrays go to\n"
+        "  --sbatch-args=\"...\"    (slurm) more sbatch options, split at blanks (e.g. \"--gres=gpu:1 --mem=8G\")\n"
         "  --budgie PATH          the budgie binary the runs use (default this one)\n"
         "  --eval-timeout S       kill a run after S seconds (default 1.5 x budget + 30)\n"
         "  --seed N               the MADS seed (default 0)\n"
@@ -246,8 +251,9 @@ static void job_done(void *user, bg_drive_job *job)
     drive *d = b->d;
     run_res *rr = job->user;
     rr->ok = false;
-    if (job->spawn_failed) snprintf(rr->why, sizeof rr->why, "could not start the run");
-    else if (job->timed_out) snprintf(rr->why, sizeof rr->why, "killed after %.0f s (eval timeout)", job->timeout_s);
+    if (job->why[0]) snprintf(rr->why, sizeof rr->why, "%s", job->why);
+    else if (job->spawn_failed) snprintf(rr->why, sizeof rr->why, "could not start the run");
+    else if (job->timed_out) snprintf(rr->why, sizeof rr->why, "killed after %g s (eval timeout)", job->timeout_s);
     else if (job->signal) snprintf(rr->why, sizeof rr->why, "killed by signal %d", job->signal);
     else {
         bg_ctx c;
@@ -440,7 +446,7 @@ static json_t *header_json(const drive *d, const char *verb, const char *recipe_
 int bg_search_drive(const char *verb, int argc, char **argv)
 {
     const char *recipe_arg = NULL, *out_dir = NULL, *objective = "accuracy", *vars = NULL, *bounds = NULL,
-               *launcher = "local", *budgie = NULL;
+               *launcher = "local", *budgie = NULL, *sshloginfile = NULL, *partition = NULL, *sbatch_args = NULL;
     double budget = 60, timeout = 0;
     int64_t evals = 100, repeats = 1, jobs = 1, devices = -1, seed = 0;
     bool resume = false;
@@ -456,6 +462,9 @@ int bg_search_drive(const char *verb, int argc, char **argv)
         {.name = "jobs", .type = BG_OPT_INT, .dst = &jobs, .min = 1, .max = 256},
         {.name = "devices", .type = BG_OPT_INT, .dst = &devices, .min = 0, .max = 256},
         {.name = "launcher", .type = BG_OPT_CHOICE, .dst = &launcher, .choices = "local|parallel|slurm"},
+        {.name = "sshloginfile", .type = BG_OPT_STR, .dst = &sshloginfile},
+        {.name = "partition", .type = BG_OPT_STR, .dst = &partition},
+        {.name = "sbatch-args", .type = BG_OPT_STR, .dst = &sbatch_args},
         {.name = "budgie", .type = BG_OPT_STR, .dst = &budgie},
         {.name = "eval-timeout", .type = BG_OPT_NUM, .dst = &timeout, .min = 0.1, .max = 1e7},
         {.name = "seed", .type = BG_OPT_INT, .dst = &seed, .min = 0, .max = 4294967295.0},
@@ -562,22 +571,7 @@ int bg_search_drive(const char *verb, int argc, char **argv)
     d->mem_cap = r.mem_cap;
     d->budget = budget;
     d->timeout = timeout > 0 ? timeout : 1.5 * budget + 30;
-    /* 3. the launcher */
-    char self[1024];
-    if (!budgie) {
-        ssize_t l = readlink("/proc/self/exe", self, sizeof self - 1);
-        self[l > 0 ? l : 0] = 0;
-        budgie = self;
-    }
-    if (strcmp(launcher, "local")) {
-        fprintf(stderr, "budgie %s: --launcher %s is not there yet (GNU parallel and Slurm launchers come with issue "
-                "#13 point 6); use --launcher local with --jobs N\n", vname, launcher);
-        goto out;
-    }
-    if (devices < 0) devices = bg_cuda_available() ? 1 : 0;
-    if (bg_drive_launcher_local(&ctx, &lau, budgie, (int)jobs, (int)devices)) goto bad;
-    d->launcher = &lau;
-    /* 4. the folder, the recipe every run reads, the history */
+    /* 3. the folder's name (the engine launchers keep their files in it) and the launcher */
     if (!out_dir) {
         char stamp[32];
         time_t now = time(NULL);
@@ -586,6 +580,31 @@ int bg_search_drive(const char *verb, int argc, char **argv)
     } else {
         snprintf(d->dir, sizeof d->dir, "%.600s", out_dir);
     }
+    char self[1024];
+    if (!budgie) {
+        ssize_t l = readlink("/proc/self/exe", self, sizeof self - 1);
+        self[l > 0 ? l : 0] = 0;
+        budgie = self;
+    }
+    const bool is_par = !strcmp(launcher, "parallel"), is_slurm = !strcmp(launcher, "slurm");
+    if (sshloginfile && !is_par) {
+        fprintf(stderr, "budgie %s: --sshloginfile is for --launcher parallel\n", vname);
+        goto out;
+    }
+    if ((partition || sbatch_args) && !is_slurm) {
+        fprintf(stderr, "budgie %s: --%s is for --launcher slurm\n", vname, partition ? "partition" : "sbatch-args");
+        goto out;
+    }
+    if (devices < 0) devices = bg_cuda_available() ? 1 : 0;
+    const bg_drive_engine_opts eo = {.exe = budgie, .dir = d->dir, .slots = (int)jobs, .devices = (int)devices,
+                                     .sshloginfile = sshloginfile, .partition = partition,
+                                     .sbatch_args = sbatch_args};
+    if (is_par ? bg_drive_launcher_parallel(&ctx, &lau, &eo)
+        : is_slurm ? bg_drive_launcher_slurm(&ctx, &lau, &eo)
+                   : bg_drive_launcher_local(&ctx, &lau, budgie, (int)jobs, (int)devices))
+        goto bad;
+    d->launcher = &lau;
+    /* 4. the folder, the recipe every run reads, the history */
     snprintf(d->hist, sizeof d->hist, "%s/history.jsonl", d->dir);
     snprintf(d->recipe_path, sizeof d->recipe_path, "%s/recipe", d->dir);
     snprintf(r.name, sizeof r.name, "%.250s", d->recipe_path);

@@ -2,12 +2,15 @@
 # Make a fresh Debian 12 machine ready to build and run budgie: install the
 # build dependencies that are missing (apt-get, when root; otherwise print the
 # command to run), then unpack the bundled data (tools/fetch_data.sh).
+# GNU parallel is among them: the search's --launcher parallel and its test
+# (tests/test_search_launch.c, which skips without it). Slurm is not: `make
+# test-slurm` installs it itself when it can (tools/slurm/test-slurm.sh).
 # Idempotent and quiet when everything is there.
 set -eu
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
 need=""
-for pkg in gcc make libc6-dev libjansson-dev libturbojpeg0-dev libpng-dev zlib1g-dev; do
+for pkg in gcc make libc6-dev libjansson-dev libturbojpeg0-dev libpng-dev zlib1g-dev parallel; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need="$need $pkg"
 done
 if [ -n "$need" ]; then

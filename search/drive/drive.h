@@ -95,10 +95,12 @@ bg_status bg_drive_score_read(bg_ctx *ctx, const char *run_dir, bg_drive_score *
  * them says what went wrong). */
 void bg_drive_last_line(const char *path, char *out, size_t cap);
 
-/* ---- launchers (drive_launch.c) ---------------------------------------------
+/* ---- launchers (drive_launch*.c) -------------------------------------------
  * A launcher runs a batch of jobs (argv + run folder), at most `slots` at a
  * time, and reports each as it ends. `local` spawns them on this machine;
- * GNU parallel or Slurm launchers plug in behind the same interface. */
+ * `parallel` hands them to GNU parallel (drive_launch_parallel.c), `slurm`
+ * submits them as a Slurm job array (drive_launch_slurm.c). Every launcher
+ * leaves the job's stdout.txt and stderr.txt in its run folder. */
 typedef struct {
     char *argv[BG_DRIVE_MAX_ARGS + 16];
     char dir[1024];         /* the run folder; stdout.txt and stderr.txt go there */
@@ -110,7 +112,8 @@ typedef struct {
     bool timed_out;
     bool spawn_failed;
     double wall_s;
-    int slot;               /* which slot ran it (device assignment) */
+    int slot;               /* which slot ran it (device assignment; -1 unknown) */
+    char why[256];          /* the launcher's reason when the job has no exit status ("" none) */
 } bg_drive_job;
 
 typedef void (*bg_drive_job_done)(void *user, bg_drive_job *job);
@@ -130,6 +133,46 @@ struct bg_drive_launcher {
 /* The local launcher: `slots` processes at once; with `devices` > 0 each
  * gets CUDA_VISIBLE_DEVICES = slot % devices. `exe` must be executable. */
 bg_status bg_drive_launcher_local(bg_ctx *ctx, bg_drive_launcher *l, const char *exe, int slots, int devices);
+
+/* What the parallel and slurm launchers are given. Their files (the jobs
+ * list, the joblog, the batch script, the engine's own output) go to
+ * `dir`/launch/; the jobs run from this process's working directory. */
+typedef struct {
+    const char *exe;          /* the budgie binary, the same path on every host */
+    const char *dir;          /* the search folder */
+    int slots;                /* jobs at once (per host for parallel, array throttle for slurm) */
+    int devices;              /* parallel: CUDA_VISIBLE_DEVICES = (job slot - 1) % devices; 0 leaves it */
+    const char *sshloginfile; /* parallel: hosts (NULL: this machine only) */
+    const char *partition;    /* slurm: --partition (NULL: the default one) */
+    const char *sbatch_args;  /* slurm: more sbatch options, split at blanks (NULL: none) */
+    double poll_s;            /* slurm: seconds between squeue polls (<= 0: 2) */
+} bg_drive_engine_opts;
+
+/* GNU parallel: each batch is one `parallel --jobs N --joblog ...` run.
+ * An error naming the binary when `parallel` is not on PATH, or naming the
+ * sshloginfile when it cannot be read. */
+bg_status bg_drive_launcher_parallel(bg_ctx *ctx, bg_drive_launcher *l, const bg_drive_engine_opts *o);
+/* Slurm: each batch is one `sbatch --array` job, waited for with squeue.
+ * An error naming the binary when sbatch, squeue or scancel is not on PATH. */
+bg_status bg_drive_launcher_slurm(bg_ctx *ctx, bg_drive_launcher *l, const bg_drive_engine_opts *o);
+
+/* Helpers the engine launchers share (drive_shell.c). */
+/* NAME found on PATH (a name with a slash is taken as it is): its path. */
+bool bg_drive_which(const char *name, char *out, size_t cap);
+/* Append s to out (holding len bytes) in single quotes, safe for any POSIX
+ * shell; false when it does not fit or s has a newline (the engines read
+ * one command per line). */
+bool bg_drive_quote(char *out, size_t cap, size_t *len, const char *s);
+/* Run argv (argv[0] looked up on PATH) and wait; its stdout and stderr
+ * together into out (cut at cap - 1). *status: the exit status, or 128 +
+ * the signal. An error when it cannot be started. */
+bg_status bg_drive_capture(bg_ctx *ctx, char *const argv[], char *out, size_t cap, int *status);
+/* DIR/launch created; its path into out. */
+bg_status bg_drive_launch_dir(bg_ctx *ctx, const char *dir, char *out, size_t cap);
+/* The next free "DIR/launch/PREFIX-K" stem (K from 1), so a resumed search
+ * keeps the files of the one before. */
+void bg_drive_launch_stem(const char *launch_dir, const char *prefix, char *out, size_t cap);
+double bg_drive_now_s(void);
 
 /* ---- the history (drive_history.c) ----------------------------------------
  * JSON lines. Line 1 describes the search ({"search": "nas", ...}); every

@@ -93,6 +93,7 @@ static bg_status local_run(bg_drive_launcher *l, bg_ctx *ctx, bg_drive_job *jobs
             if (pid[s]) continue;
             bg_drive_job *j = &jobs[next];
             j->slot = s, j->exit_code = -1, j->signal = 0, j->timed_out = false, j->spawn_failed = false;
+            j->why[0] = 0;
             const double ts = now_s();
             if (!spawn(li, j, s, &pid[s])) {
                 j->spawn_failed = true, j->wall_s = 0;
