@@ -250,39 +250,24 @@ static bg_status bn_bwd_cuda(bg_ctx *ctx, bg_node *n)
 }
 #endif
 
-const bg_op bg_op_batchnorm2d = {
-    .name = "batchnorm2d",
-    .n_in = 5,
-    .n_in_required = 5,
-    .in_names = {"x", "gamma", "beta", "running_mean", "running_var"},
-    .out_names = {"y"},
-    .in_differentiable = {true, true, true, false, false},
-    .param_size = sizeof(bg_batchnorm_params),
-    .fields = {{"momentum", BG_P_FLOAT, offsetof(bg_batchnorm_params, momentum), {0.1}},
-               {"eps", BG_P_FLOAT, offsetof(bg_batchnorm_params, eps), {1e-5}}},
-    .n_fields = 2,
-    .infer = infer_bn,
-    .fwd = {[BG_CPU] = bn_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(bn_fwd_cuda)},
-    .bwd = {[BG_CPU] = bn_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(bn_bwd_cuda)},
-};
+/* The two rows share inputs, parameters, shape rules and kernels. */
+#define BN_ROW(NAME)                                                                                        \
+    {                                                                                                       \
+        .name = NAME, .n_in = 5, .n_in_required = 5,                                                       \
+        .in_names = {"x", "gamma", "beta", "running_mean", "running_var"}, .out_names = {"y"},             \
+        .in_differentiable = {true, true, true, false, false}, .param_size = sizeof(bg_batchnorm_params),  \
+        .fields = {{"momentum", BG_P_FLOAT, offsetof(bg_batchnorm_params, momentum), {0.1}},               \
+                   {"eps", BG_P_FLOAT, offsetof(bg_batchnorm_params, eps), {1e-5}}},                       \
+        .n_fields = 2, .infer = infer_bn,                                                                   \
+        .fwd = {[BG_CPU] = bn_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(bn_fwd_cuda)},                               \
+        .bwd = {[BG_CPU] = bn_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(bn_bwd_cuda)},                               \
+    }
+
+const bg_op bg_op_batchnorm2d = BN_ROW("batchnorm2d");
 
 /* Fused BN + ReLU: every device with batchnorm2d kernels runs it (the CUDA
  * kernels take the relu flag on all their paths), so no supports check. */
-const bg_op bg_op_batchnorm2d_relu = {
-    .name = "batchnorm2d_relu",
-    .n_in = 5,
-    .n_in_required = 5,
-    .in_names = {"x", "gamma", "beta", "running_mean", "running_var"},
-    .out_names = {"y"},
-    .in_differentiable = {true, true, true, false, false},
-    .param_size = sizeof(bg_batchnorm_params),
-    .fields = {{"momentum", BG_P_FLOAT, offsetof(bg_batchnorm_params, momentum), {0.1}},
-               {"eps", BG_P_FLOAT, offsetof(bg_batchnorm_params, eps), {1e-5}}},
-    .n_fields = 2,
-    .infer = infer_bn,
-    .fwd = {[BG_CPU] = bn_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(bn_fwd_cuda)},
-    .bwd = {[BG_CPU] = bn_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(bn_bwd_cuda)},
-};
+const bg_op bg_op_batchnorm2d_relu = BN_ROW("batchnorm2d_relu");
 
 bg_tensor *bg_batchnorm2d_relu(bg_graph *g, bg_tensor *x, bg_tensor *gamma, bg_tensor *beta, bg_tensor *rmean,
                                bg_tensor *rvar, bg_batchnorm_params p)

@@ -172,11 +172,16 @@ static double conv2d_macs(const bg_node *n)
     return (double)g.rows * (double)g.Co * (double)(g.kh * g.kw * g.Cg);
 }
 
+/* conv2d_fused shares the glue below; this tells the two rows apart. */
+static bool fused_row(const bg_node *n) { return n->op == &bg_op_conv2d_fused; }
+
 static bg_status conv2d_fwd_cpu(bg_ctx *ctx, bg_node *n)
 {
     bg_status s = bg_op_check_dense_inputs(ctx, n, BG_CPU, NULL);
     if (s) return s;
-    return n->in[0]->dtype == BG_F64 ? conv2d_fwd_f64(ctx, n) : conv2d_fwd_f32(ctx, n);
+    const bool f64 = n->in[0]->dtype == BG_F64;
+    if (fused_row(n)) return f64 ? conv2d_fused_fwd_f64(ctx, n) : conv2d_fused_fwd_f32(ctx, n);
+    return f64 ? conv2d_fwd_f64(ctx, n) : conv2d_fwd_f32(ctx, n);
 }
 
 static bg_status conv2d_bwd_cpu(bg_ctx *ctx, bg_node *n)
@@ -184,8 +189,10 @@ static bg_status conv2d_bwd_cpu(bg_ctx *ctx, bg_node *n)
     bg_status s = bg_op_check_dense_inputs(ctx, n, BG_CPU, NULL);
     if (s) return s;
     if (!n->out[0]->grad) return BG_OK; /* nothing flows back */
+    const bool f64 = n->in[0]->dtype == BG_F64;
+    if (fused_row(n)) return f64 ? conv2d_fused_bwd_f64(ctx, n) : conv2d_fused_bwd_f32(ctx, n);
     const void *dy = n->out[0]->grad->data;
-    return n->in[0]->dtype == BG_F64 ? conv2d_bwd_f64(ctx, n, dy) : conv2d_bwd_f32(ctx, n, dy);
+    return f64 ? conv2d_bwd_f64(ctx, n, dy) : conv2d_bwd_f32(ctx, n, dy);
 }
 
 /* ---- CUDA glue: shapes for kernels/conv, a workspace from the allocator ---- */
@@ -245,6 +252,10 @@ static bg_status conv2d_fwd_cuda(bg_ctx *ctx, bg_node *n)
     bg_tensor *ws = conv2d_cuda_ws(ctx, bg_conv_ws_bytes(&s, BG_CONV_FWD, half, &o, 0), &o);
     bg_conv_epilogue ep = {0};
     ep.bias = n->in[2] ? n->in[2]->data : NULL;
+    if (fused_row(n)) {
+        ep.residual = n->in[3] ? n->in[3]->data : NULL;
+        ep.act = BG_PARAMS(n, bg_conv2d_fused_params)->act; /* BG_EP_* equal BG_ACT_* */
+    }
     char err[300];
     int rc = bg_conv_fwd_cuda(&s, half, n->in[0]->data, n->in[1]->data, n->out[0]->data, &ep, &o, ctx->stream, err,
                               sizeof err);
@@ -343,41 +354,7 @@ static bg_status conv2d_fused_infer(bg_ctx *ctx, const bg_node *n, bg_desc *out,
     return BG_OK;
 }
 
-static bg_status conv2d_fused_fwd_cpu(bg_ctx *ctx, bg_node *n)
-{
-    bg_status s = bg_op_check_dense_inputs(ctx, n, BG_CPU, NULL);
-    if (s) return s;
-    return n->in[0]->dtype == BG_F64 ? conv2d_fused_fwd_f64(ctx, n) : conv2d_fused_fwd_f32(ctx, n);
-}
-
-static bg_status conv2d_fused_bwd_cpu(bg_ctx *ctx, bg_node *n)
-{
-    bg_status s = bg_op_check_dense_inputs(ctx, n, BG_CPU, NULL);
-    if (s) return s;
-    if (!n->out[0]->grad) return BG_OK;
-    return n->in[0]->dtype == BG_F64 ? conv2d_fused_bwd_f64(ctx, n) : conv2d_fused_bwd_f32(ctx, n);
-}
-
 #ifdef BG_WITH_CUDA
-static bg_status conv2d_fused_fwd_cuda(bg_ctx *ctx, bg_node *n)
-{
-    int half = 0;
-    bg_status st = bg_op_check_dense_inputs(ctx, n, BG_CUDA, &half);
-    if (st) return st;
-    bg_conv_shape s = conv2d_cuda_shape(n);
-    bg_conv_opts o = conv2d_cuda_opts(ctx);
-    bg_tensor *ws = conv2d_cuda_ws(ctx, bg_conv_ws_bytes(&s, BG_CONV_FWD, half, &o, 0), &o);
-    bg_conv_epilogue ep = {0};
-    ep.bias = n->in[2] ? n->in[2]->data : NULL;
-    ep.residual = n->in[3] ? n->in[3]->data : NULL;
-    ep.act = BG_PARAMS(n, bg_conv2d_fused_params)->act; /* BG_EP_* equal BG_ACT_* */
-    char err[300];
-    int rc = bg_conv_fwd_cuda(&s, half, n->in[0]->data, n->in[1]->data, n->out[0]->data, &ep, &o, ctx->stream, err,
-                              sizeof err);
-    bg_tensor_free(ctx, ws);
-    return cuda_rc(ctx, rc, "forward", err);
-}
-
 /* dz = dy * act'(y) into a scratch gradient (none needed without an
  * activation), dres += dz, then conv2d's backward reads dz as its dy. */
 static bg_status conv2d_fused_bwd_cuda(bg_ctx *ctx, bg_node *n)
@@ -442,8 +419,8 @@ const bg_op bg_op_conv2d_fused = {
     .n_fields = 5,
     .infer = conv2d_fused_infer,
     .macs = conv2d_macs,
-    .fwd = {[BG_CPU] = conv2d_fused_fwd_cpu, [BG_CUDA] = CONV2D_CUDA(conv2d_fused_fwd_cuda)},
-    .bwd = {[BG_CPU] = conv2d_fused_bwd_cpu, [BG_CUDA] = CONV2D_CUDA(conv2d_fused_bwd_cuda)},
+    .fwd = {[BG_CPU] = conv2d_fwd_cpu, [BG_CUDA] = CONV2D_CUDA(conv2d_fwd_cuda)},
+    .bwd = {[BG_CPU] = conv2d_bwd_cpu, [BG_CUDA] = CONV2D_CUDA(conv2d_fused_bwd_cuda)},
     .supports = conv2d_fused_supports,
 };
 
