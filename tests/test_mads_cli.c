@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../search/batch/mads_batch.h"
+#include "cli_util.h"
 #include "harness.h"
 
 static const char bb_script[] =
@@ -48,20 +49,6 @@ static bool write_file(const char *dir, const char *name, const char *text, mode
     fputs(text, f);
     fclose(f);
     return chmod(path, mode) == 0;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
 }
 
 static int count_lines(const char *s)
@@ -146,24 +133,24 @@ BG_TEST(mads_search_cli_end_to_end)
     int rc = system(cmd);
     CHECK(rc == 0, "search blackbox exit %d", rc);
     snprintf(path, sizeof path, "%s/out.txt", dir);
-    char *out = slurp(path);
+    char *out = bg_test_slurp(path);
     CHECK(out && strstr(out, "best feasible solution:"), "output: %s", out ? out : "(none)");
     CHECK(out && strstr(out, "DISPLAY_ALL_EVAL (line 17) is accepted and ignored"), "no note for DISPLAY_ALL_EVAL");
     free(out);
     snprintf(path, sizeof path, "%s/history.0.txt", dir);
-    char *hist = slurp(path);
+    char *hist = bg_test_slurp(path);
     CHECK(count_lines(hist) == 40, "history has %d lines, want 40", count_lines(hist));
     CHECK(hist && !strncmp(hist, "0 0 1.25\n1.95 0 nan\n-1.6 0 nan\n0 -1.6 nan\n0 1.9 nan\n", 45),
           "history starts '%.60s'", hist ? hist : "");
     snprintf(path, sizeof path, "%s/history.0.txt.jsonl", dir);
-    char *log = slurp(path);
+    char *log = bg_test_slurp(path);
     CHECK(count_lines(log) == 40, "log has %d lines", count_lines(log));
     CHECK(log && strstr(log, "\"fail\":\"exit status 3\"") && strstr(log, "signal 11") &&
               strstr(log, "unreadable output") && strstr(log, "timed out after 0.5 s"),
           "failure reasons missing from the log");
     free(log);
     snprintf(path, sizeof path, "%s/stats.0.txt", dir);
-    char *stats = slurp(path);
+    char *stats = bg_test_slurp(path);
     CHECK(stats && !strncmp(stats, "1 ( 0 0 ) 1.25\n", 15), "stats start '%.40s'", stats ? stats : "");
     free(stats);
 
@@ -173,11 +160,11 @@ BG_TEST(mads_search_cli_end_to_end)
     rc = system(cmd);
     CHECK(rc == 0, "search report exit %d", rc);
     snprintf(path, sizeof path, "%s/report.txt", dir);
-    char *rep = slurp(path);
+    char *rep = bg_test_slurp(path);
     CHECK(rep && strstr(rep, "40 evaluations, 4 failed, 36 feasible"), "report: %s", rep ? rep : "");
     free(rep);
     snprintf(path, sizeof path, "%s/plot.png", dir);
-    char *png = slurp(path);
+    char *png = bg_test_slurp(path);
     CHECK(png && !memcmp(png, "\x89PNG", 4), "plot.png is not a PNG");
     free(png);
 
@@ -194,10 +181,10 @@ BG_TEST(mads_search_cli_end_to_end)
              exe, dir, dir);
     rc = system(cmd);
     CHECK(rc == 0, "resume exit %d", rc);
-    char *again = slurp(path);
+    char *again = bg_test_slurp(path);
     CHECK(again && hist && !strcmp(again, hist), "the resumed history differs from the uninterrupted one");
     snprintf(path, sizeof path, "%s/out.txt", dir);
-    out = slurp(path);
+    out = bg_test_slurp(path);
     CHECK(out && strstr(out, "12 replayed from the history"), "resume output: %s", out ? out : "");
     free(out);
     free(again);
@@ -208,7 +195,7 @@ BG_TEST(mads_search_cli_end_to_end)
     snprintf(cmd, sizeof cmd, "%s search blackbox %s/param.txt > %s/out.txt 2>&1", exe, dir, dir);
     rc = system(cmd);
     CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "bad file: exit %d", rc);
-    out = slurp(path);
+    out = bg_test_slurp(path);
     CHECK(out && strstr(out, "param.txt:3: unknown parameter 'BOGUS_KEY'"), "message: %s", out ? out : "");
     free(out);
     cleanup_dir(dir);

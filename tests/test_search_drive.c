@@ -22,20 +22,6 @@
 #define TINY "recipes/default --model small_cnn --train-per-class 20 --test-per-class 10 --val-per-class 5 " \
              "--batch 64 --budget-per-eval 3"
 
-static bool have_cli(bg_t *tc)
-{
-    struct stat st;
-    if (access(bg_test_budgie_bin(), X_OK) != 0) {
-        bg_test_skip(tc, "%s not built (make builds it)", bg_test_budgie_bin());
-        return false;
-    }
-    if (stat(".cache/cifar10", &st) != 0) {
-        bg_test_skip(tc, "no .cache/cifar10 (run tools/fetch_data.sh)");
-        return false;
-    }
-    return true;
-}
-
 /* The evaluation records of a history (header skipped); a cut last line is not counted. */
 static int load_records(const char *path, json_t **recs, int max)
 {
@@ -105,7 +91,7 @@ BG_TEST(search_drive_decodes_the_seed_tables)
 
 BG_TEST(search_nas_history_report_and_rerun)
 {
-    if (!have_cli(tc)) return;
+    if (!bg_test_have_cli(tc)) return;
     char dir[] = "/tmp/bg_search_XXXXXX", args[1024], out[16384];
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     snprintf(args, sizeof args, "search nas " TINY " --evals 3 --out %s/s", dir);
@@ -159,7 +145,7 @@ static int lines_of(const char *path)
 
 BG_TEST(search_killed_and_resumed_evaluates_nothing_twice)
 {
-    if (!have_cli(tc)) return;
+    if (!bg_test_have_cli(tc)) return;
     char dir[] = "/tmp/bg_search_XXXXXX", args[1024], out[16384], hist[256];
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     snprintf(hist, sizeof hist, "%s/s/history.jsonl", dir);
@@ -208,7 +194,7 @@ BG_TEST(search_killed_and_resumed_evaluates_nothing_twice)
 
 BG_TEST(search_failed_evaluations_are_infeasible_and_all_failed_exits_1)
 {
-    if (!have_cli(tc)) return;
+    if (!bg_test_have_cli(tc)) return;
     char dir[] = "/tmp/bg_search_XXXXXX", args[1024], out[16384], hist[256];
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     /* a memory cap no model fits: every point is infeasible before training, and the search goes on */
@@ -271,7 +257,7 @@ BG_TEST(search_failed_evaluations_are_infeasible_and_all_failed_exits_1)
 
 BG_TEST(search_hpo_repeats_score_the_mean)
 {
-    if (!have_cli(tc)) return;
+    if (!bg_test_have_cli(tc)) return;
     char dir[] = "/tmp/bg_search_XXXXXX", args[1024], out[16384], hist[256];
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     snprintf(args, sizeof args, "search hpo " TINY " --repeats 2 --evals 2 --out %s/s", dir);

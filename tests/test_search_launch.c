@@ -23,20 +23,6 @@
 #define TINY_HPO "recipes/default --model small_cnn --train-per-class 20 --test-per-class 10 --val-per-class 5 " \
                  "--batch 64 --budget-per-eval 5 --evals 3 --jobs 2"
 
-static bool have_cli(bg_t *tc)
-{
-    struct stat st;
-    if (access(bg_test_budgie_bin(), X_OK) != 0) {
-        bg_test_skip(tc, "%s not built (make builds it)", bg_test_budgie_bin());
-        return false;
-    }
-    if (stat(".cache/cifar10", &st) != 0) {
-        bg_test_skip(tc, "no .cache/cifar10 (run tools/fetch_data.sh)");
-        return false;
-    }
-    return true;
-}
-
 static bool have_parallel(bg_t *tc)
 {
     char path[1024];
@@ -122,7 +108,7 @@ static int lines_of(const char *path)
 
 BG_TEST(search_launch_parallel_runs_the_evaluations)
 {
-    if (!have_cli(tc) || !have_parallel(tc)) return;
+    if (!bg_test_have_cli(tc) || !have_parallel(tc)) return;
     char dir[] = "/tmp/bg_launch_XXXXXX", args[1024], out[16384], sdir[256];
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     snprintf(sdir, sizeof sdir, "%s/s", dir);
@@ -187,7 +173,7 @@ static bool write_fake_slurm(const char *bin)
 
 BG_TEST(search_launch_slurm_script_under_a_stand_in_sbatch)
 {
-    if (!have_cli(tc)) return;
+    if (!bg_test_have_cli(tc)) return;
     char dir[] = "/tmp/bg_launch_XXXXXX", args[1024], out[16384], sdir[256], bin[256], env[1400];
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     snprintf(bin, sizeof bin, "%s/bin", dir);
@@ -223,7 +209,7 @@ BG_TEST(search_launch_slurm_script_under_a_stand_in_sbatch)
 
 BG_TEST(search_launch_missing_binary_exits_2_before_any_evaluation)
 {
-    if (!have_cli(tc)) return;
+    if (!bg_test_have_cli(tc)) return;
     char dir[] = "/tmp/bg_launch_XXXXXX", args[1024], out[16384];
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     static const struct {

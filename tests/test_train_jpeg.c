@@ -78,20 +78,6 @@ static bool make_set(char *root)
     return true;
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 /* The number after "key": in text (the first occurrence after `from`), or NAN. */
 static double json_num(const char *text, const char *from, const char *key)
 {
@@ -141,7 +127,7 @@ BG_TEST(cli_train_jpeg_folder_trains_and_ensembles)
     CHECK(wall <= budget + 0.5, "the run took %.2f s for a budget of %g s", wall, budget);
     CHECK(exists(run, "last.safetensors") && exists(run, "best.safetensors"), "checkpoints missing in %s", run);
     snprintf(log, sizeof log, "%s/log.jsonl", run);
-    char *text = slurp(log);
+    char *text = bg_test_slurp(log);
     CHECK(text && strstr(text, "\"format\":\"jpeg-folder\"") && strstr(text, "\"n_train\":30") &&
               strstr(text, "\"n_val\":6") && strstr(text, "\"n_test\":12"),
           "config line: %.400s", text ? text : "(no log)");
@@ -159,7 +145,7 @@ BG_TEST(cli_train_jpeg_folder_trains_and_ensembles)
     rc = bg_test_run_cmd(cmd, out, sizeof out);
     CHECK(rc == 0, "exit %d: %s", rc, out);
     snprintf(log, sizeof log, "%s/log.jsonl", run);
-    text = slurp(log);
+    text = bg_test_slurp(log);
     const double ens = json_num(text, "{\"ensemble\":", "top1"), views = json_num(text, "{\"ensemble\":", "views");
     CHECK(ens >= 0 && ens <= 1 && views == 4, "ensemble line: top1 %g, views %g: %.300s", ens, views,
           text && strstr(text, "{\"ensemble\"") ? strstr(text, "{\"ensemble\"") : "(none)");
@@ -331,7 +317,7 @@ BG_GPU_TEST(gpu_cli_train_jpeg_folder)
     int rc = bg_test_run_cmd(cmd, out, sizeof out);
     CHECK(rc == 0, "cuda f32: exit %d: %s", rc, out);
     snprintf(log, sizeof log, "%s/log.jsonl", run);
-    char *text = slurp(log);
+    char *text = bg_test_slurp(log);
     CHECK(text && strstr(text, "\"device\":\"cuda\"") && count(text, "\"val_acc\":") == 1,
           "an epoch on cuda with validation: %.600s", text ? text : "(no log)");
     const double ens = json_num(text, "{\"ensemble\":", "top1");
@@ -348,7 +334,7 @@ BG_GPU_TEST(gpu_cli_train_jpeg_folder)
              "--lr 0.05 --epochs 1 --budget 600 --out %s 2>&1", bg_test_budgie_bin(), root, run);
     rc = bg_test_run_cmd(cmd, out, sizeof out);
     snprintf(log, sizeof log, "%s/log.jsonl", run);
-    text = slurp(log);
+    text = bg_test_slurp(log);
     CHECK(rc == 0 && text && count(text, "\"test_acc\":") == 1 && strstr(text, "\"precision\":\"amp\""),
           "cuda amp: exit %d: %s", rc, out);
     free(text);
