@@ -59,7 +59,18 @@ BG_TEST(cli_version_names_build_and_device)
 #else
     CHECK(out && strstr(out, "CPU-only build"), "output: %s", out ? out : "");
 #endif
+    /* budgie shortens libgomp's spinning unless the user chose (tools/budgie.c) */
+    CHECK(out && (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") ||
+                  strstr(out, "\ncpu:    OpenMP waits: GOMP_SPINCOUNT=1000\n")),
+          "the spin count budgie sets: %s", out ? out : "");
     free(out);
+    if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "OMP_WAIT_POLICY=active %s --version 2>&1", bg_test_budgie_bin());
+        static char o2[4096];
+        rc = bg_test_run_cmd(cmd, o2, sizeof o2);
+        CHECK(rc == 0 && strstr(o2, "\ncpu:    OpenMP waits: OMP_WAIT_POLICY=active\n"), "the user's choice stays: %s", o2);
+    }
     rc = run_budgie("version", &out);
     CHECK(rc == 0 && out && !strncmp(out, want, strlen(want)), "`budgie version`: exit %d, %s", rc, out ? out : "");
     free(out);

@@ -3,9 +3,11 @@
  * margin. Measured on this code (seed 0, 300 steps): see the note in
  * train_small_cnn_beats_chance. Needs the CIFAR JPEG archive unpacked by
  * tools/fetch_data.sh (make test runs it); skipped, saying so, without it. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include "harness.h"
 #include "../augment/data_source.h"
 #include "../augment/loader.h"
@@ -74,4 +76,16 @@ out:
     bg_loader_free(&ld);
     bg_dataset_free(&train);
     bg_dataset_free(&test);
+}
+
+/* The budget's clock starts at exec: the process's age is positive and
+ * grows with the monotonic clock (to the 10 ms tick of /proc). */
+BG_TEST(process_age_runs_from_exec)
+{
+    const double a0 = bg_process_age_s(), m0 = bg_monotonic_s();
+    struct timespec nap = {0, 200 * 1000 * 1000};
+    nanosleep(&nap, NULL);
+    const double a1 = bg_process_age_s(), m1 = bg_monotonic_s();
+    CHECK(a0 > 0 && a0 < 1e6, "age %g s", a0);
+    CHECK(fabs((a1 - a0) - (m1 - m0)) <= 0.03, "age moved %.3f s while the clock moved %.3f s", a1 - a0, m1 - m0);
 }

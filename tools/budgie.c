@@ -1,6 +1,8 @@
 /* budgie: the command line. `budgie VERB [args]`, each verb with --help. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "../engine/version.h"
 #include "verbs.h"
 
@@ -31,8 +33,24 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].help);
 }
 
+/* libgomp reads its wait policy as it loads, before main(). Its default
+ * spins a waiting thread some 300,000 times before it sleeps, which on a
+ * machine doing other work collapses budgie's 2-thread CPU step: SENet-18
+ * w=0.67, batch 64, forward + backward took 1.85 s quiet and 4.87 s beside
+ * one busy process; with 1000 spins 1.90 s and 3.51 s (one thread alone:
+ * about 3.6 s). bench/results/2026-12-06-omp-spin-cpu.md has the table.
+ * Unless the user chose (OMP_WAIT_POLICY or GOMP_SPINCOUNT set), budgie sets
+ * 1000 and runs itself again, once; if that exec fails it goes on as it is. */
+static void short_omp_spin(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    if (setenv("GOMP_SPINCOUNT", "1000", 1)) return;
+    execv("/proc/self/exe", argv);
+}
+
 int main(int argc, char **argv)
 {
+    short_omp_spin(argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -42,6 +60,9 @@ int main(int argc, char **argv)
         bg_build_describe(build, sizeof build);
         bg_device_describe(dev, sizeof dev);
         printf("budgie %s (commit %s)\nbuild:  %s\ndevice: %s\n", BG_VERSION, bg_build_commit(), build, dev);
+        const char *spin = getenv("GOMP_SPINCOUNT"), *policy = getenv("OMP_WAIT_POLICY");
+        printf("cpu:    OpenMP waits: %s%s%s%s\n", spin ? "GOMP_SPINCOUNT=" : "", spin ? spin : "",
+               policy ? (spin ? ", OMP_WAIT_POLICY=" : "OMP_WAIT_POLICY=") : "", policy ? policy : "");
         return 0;
     }
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
