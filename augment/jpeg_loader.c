@@ -14,12 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include "jpeg_loader.h"
 #include "dataset.h"
 #include "../engine/dtype.h"
 #ifdef BG_WITH_CUDA
 #include "../kernels/host_mem.h"
+#include "../engine/clock.h"
 #endif
 
 /* ---------------------------------------------------------------- listing */
@@ -181,13 +181,6 @@ struct bg_jpeg_loader {
     char fail_msg[512];
     bg_jpeg_loader_stats st;
 };
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static int64_t batch_n(const bg_jpeg_loader *ld, int64_t seq)
 {
@@ -486,9 +479,9 @@ bg_status bg_jpeg_loader_next(bg_jpeg_loader *ld, bg_jpeg_batch *b)
                        ld->K);
     }
     if (s->state != SLOT_READY) {
-        double t0 = now_s();
+        double t0 = bg_monotonic_s();
         while (s->state != SLOT_READY) pthread_cond_wait(&ld->ready_cv, &ld->mu);
-        ld->st.wait_s += now_s() - t0;
+        ld->st.wait_s += bg_monotonic_s() - t0;
     }
     if (s->err) {
         ld->failed = s->err;

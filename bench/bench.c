@@ -2,7 +2,6 @@
 #include "bench.h"
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include "../tools/verbs.h"
 
@@ -20,13 +19,6 @@ void bg_bench_register(const char *name, const char *help, bg_bench_fn fn)
         cases.v = p;
     }
     cases.v[cases.n++] = (bench_case){name, help, fn};
-}
-
-double bg_bench_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 const char *bg_bench_peer_path(const char *name, char *buf, size_t n)

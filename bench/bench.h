@@ -6,6 +6,7 @@
 #ifndef BG_BENCH_H
 #define BG_BENCH_H
 #include <stdio.h>
+#include "../engine/clock.h"
 
 typedef int (*bg_bench_fn)(int argc, char **argv, FILE *out);
 void bg_bench_register(const char *name, const char *help, bg_bench_fn fn);
@@ -14,9 +15,6 @@ void bg_bench_register(const char *name, const char *help, bg_bench_fn fn);
     static int bench_##name(int argc, char **argv, FILE *out);                      \
     __attribute__((constructor)) static void bg_reg_bench_##name(void) { bg_bench_register(#name, help, bench_##name); } \
     static int bench_##name(int argc, char **argv, FILE *out)
-
-/* Monotonic seconds. */
-double bg_bench_now(void);
 
 /* Path of the peer script bench/NAME: ./bench/NAME when run from the repo
  * root, else beside the executable (bin/../bench/NAME); NULL when absent. */

@@ -45,7 +45,7 @@ double bg_bench_time(bg_ctx *ctx, FILE *out, int (*fn)(bg_ctx *ctx, void *arg), 
     double *t = malloc((size_t)groups * sizeof *t);
     if (!t) return NAN;
     for (int g = 0; g < groups; g++) {
-        double t0 = bg_bench_now();
+        double t0 = bg_monotonic_s();
         for (int i = 0; i < per_group; i++)
             if (fn(ctx, arg)) {
                 fprintf(out, "error: %s\n", bg_errmsg(ctx));
@@ -57,7 +57,7 @@ double bg_bench_time(bg_ctx *ctx, FILE *out, int (*fn)(bg_ctx *ctx, void *arg), 
             free(t);
             return NAN;
         }
-        t[g] = (bg_bench_now() - t0) / per_group;
+        t[g] = (bg_monotonic_s() - t0) / per_group;
     }
     qsort(t, (size_t)groups, sizeof *t, cmp_double);
     double med = t[groups / 2];

@@ -37,10 +37,10 @@ static double time_steps(bg_ctx *ctx, bg_model *m, const step_opts *o, bool grap
     co.amp = o->amp;
     bg_status s = bg_trainer_set_cuda(&tr, &co);
     for (int i = 0; i < 3 && !s; i++) s = bg_trainer_step(&tr, x, y, 0.01, &loss);
-    double t0 = bg_bench_now();
+    double t0 = bg_monotonic_s();
     for (int64_t i = 0; i < o->steps && !s; i++) s = bg_trainer_step(&tr, x, y, 0.01, &loss);
     if (s) fprintf(out, "error: %s\n", bg_errmsg(ctx));
-    else ms = (bg_bench_now() - t0) * 1e3 / (double)o->steps; /* each step ends with a loss download: synchronised */
+    else ms = (bg_monotonic_s() - t0) * 1e3 / (double)o->steps; /* each step ends with a loss download: synchronised */
     bg_trainer_cuda_get_status(&tr, st);
     bg_trainer_free(&tr);
     return ms;

@@ -214,7 +214,7 @@ bg_status bg_mads_run(bg_ctx *ctx, const bg_mads_problem *p, const bg_mads_optio
     normalise(&R.pb);
     R.o = o;
     R.r = r;
-    R.t0 = mads_now();
+    R.t0 = bg_monotonic_s();
     st = setup(&R);
     if (!st) st = start(&R);
     const long idle_limit = 20;

@@ -6,22 +6,14 @@
  * points of a block are scheduled. */
 #include <math.h>
 #include <string.h>
-#include <time.h>
 #include "mads_run.h"
-
-double mads_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 bool mads_should_stop(mads_run *R)
 {
     if (R->stop != BG_MADS_STOP_NONE) return true;
     const bg_mads_options *o = R->o;
     if (o->max_bb_eval > 0 && R->r->bb_evals >= o->max_bb_eval) R->stop = BG_MADS_STOP_MAX_BB_EVAL;
-    else if (o->max_time > 0 && mads_now() - R->t0 >= o->max_time) R->stop = BG_MADS_STOP_MAX_TIME;
+    else if (o->max_time > 0 && bg_monotonic_s() - R->t0 >= o->max_time) R->stop = BG_MADS_STOP_MAX_TIME;
     return R->stop != BG_MADS_STOP_NONE;
 }
 

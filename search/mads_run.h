@@ -3,6 +3,7 @@
  * mads_pollstep.c. */
 #ifndef BG_MADS_RUN_H
 #define BG_MADS_RUN_H
+#include "../engine/clock.h"
 #include "mads_internal.h"
 
 enum { SUCC_NONE = 0, SUCC_PARTIAL = 1, SUCC_FULL = 2 };
@@ -70,7 +71,6 @@ void mads_hmax_update(mads_run *R, int level, long xi_prev, double h_xi_prev);
  * success; *best_e (may be NULL) the lowest-f feasible new point. */
 bg_status mads_eval_trials(mads_run *R, mads_trial *trials, int nt, const char *step, double stop_f, int *level,
                            long *best_e);
-double mads_now(void);
 bool mads_should_stop(mads_run *R);
 /* Clamp to the bounds and round granular coordinates. */
 void mads_snap(const mads_run *R, double *x);

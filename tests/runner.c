@@ -8,10 +8,10 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include "harness.h"
 #include "op_checks.h"
+#include "../engine/clock.h"
 
 typedef struct {
     const char *name, *file;
@@ -107,13 +107,6 @@ static void report(tally *ty, const char *name, const bg_t *t, double secs)
     fflush(stdout);
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static const char *const KINDS_CPU[] = {"gradcheck", "f32-vs-f64"}, *const KINDS_GPU[] = {"cuda-f32", "cuda-f16"};
 
 /* How many tests and op checks the arguments select. */
@@ -137,7 +130,7 @@ static void progress_line(const char **group, const char *file, int done, int to
 {
     if (*group && !strcmp(*group, file)) return;
     *group = file;
-    printf("[%4d/%d, %5.1f s] %s\n", done, total, now() - t_start, file);
+    printf("[%4d/%d, %5.1f s] %s\n", done, total, bg_monotonic_s() - t_start, file);
     fflush(stdout);
 }
 
@@ -177,7 +170,7 @@ int main(int argc, char **argv)
     if (progress) total = count_selected(gpu, nf, filters, nx, excl);
     int cuda = bg_cuda_available();
     if (gpu) printf("CUDA suite: %s\n", cuda ? "device found" : "SKIPPED, no CUDA device (or a CPU-only build); every GPU check below is counted as skipped");
-    double t_start = now();
+    double t_start = bg_monotonic_s();
 
     for (int i = 0; i < reg.n; i++) {
         test_entry *e = &reg.tests[i];
@@ -185,10 +178,10 @@ int main(int argc, char **argv)
         if (list) { printf("%s\n", e->name); continue; }
         if (progress) progress_line(&group, e->file, done++, total, t_start);
         bg_t t = {.name = e->name, .gpu_only = e->gpu};
-        double t0 = now();
+        double t0 = bg_monotonic_s();
         if (e->gpu && !cuda) bg_test_skip(&t, "no CUDA device");
         else e->fn(&t);
-        report(&ty, e->name, &t, now() - t0);
+        report(&ty, e->name, &t, bg_monotonic_s() - t0);
     }
 
     /* Op cases: each yields named checks (gradcheck, f32-vs-f64 on the CPU;
@@ -204,15 +197,15 @@ int main(int argc, char **argv)
             if (list) { printf("%s\n", name); continue; }
             if (progress) progress_line(&group, reg.cases[i].file, done++, total, t_start);
             bg_t t = {.name = name, .gpu_only = gpu};
-            double t0 = now();
+            double t0 = bg_monotonic_s();
             if (gpu && !cuda) bg_test_skip(&t, "no CUDA device");
             else op_case_run(&t, &reg.cases[i], kinds[k]);
-            report(&ty, name, &t, now() - t0);
+            report(&ty, name, &t, bg_monotonic_s() - t0);
         }
     }
     free(filters), free(excl);
     if (list) return 0;
-    printf("(%.1f s)\n%d passed, %d failed, %d skipped\n", now() - t_start, ty.passed, ty.failed, ty.skipped);
+    printf("(%.1f s)\n%d passed, %d failed, %d skipped\n", bg_monotonic_s() - t_start, ty.passed, ty.failed, ty.skipped);
     fflush(stdout); /* before any at-exit checker (LeakSanitizer) may end the process */
     return ty.failed ? 1 : 0;
 }

@@ -12,6 +12,7 @@
 #include "../ops/ops.h"
 #include "options.h"
 #include "verbs.h"
+#include "../engine/clock.h"
 
 static void usage(FILE *f)
 {
@@ -128,13 +129,6 @@ static int cmd_summary(bg_ctx *ctx, bg_model *m, const opts *o)
     return 0;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -150,19 +144,19 @@ static int cmd_time(bg_ctx *ctx, bg_model *m, const opts *o)
     bg_tensor *x = bg_graph_tensor(g, BG_F32, 4, xs, "input"), *y = bg_graph_tensor(g, BG_I32, 1, ys, "labels");
     if (!x || !y || bg_tensor_fill_normal(ctx, x, 0, 1)) goto fail;
     for (int i = 0; i < o->batch; i++) ((int32_t *)y->data)[i] = i % m->n_classes;
-    double t0 = now_s();
+    double t0 = bg_monotonic_s();
     bg_tensor *loss = bg_softmax_xent(g, bg_model_forward(g, m, x), y, 0.0f);
     if (!loss || bg_graph_backward(g, loss)) goto fail;
-    double first = now_s() - t0;
+    double first = bg_monotonic_s() - t0;
     double *t = calloc((size_t)o->steps, sizeof *t);
     if (!t) goto fail;
     for (int i = 0; i < o->steps; i++) {
-        double a = now_s();
+        double a = bg_monotonic_s();
         if (bg_graph_forward(g) || bg_graph_backward(g, loss)) {
             free(t);
             goto fail;
         }
-        t[i] = now_s() - a;
+        t[i] = bg_monotonic_s() - a;
     }
     qsort(t, (size_t)o->steps, sizeof *t, cmp_double);
     printf("%s  input %dx%dx%d, batch %d, CPU f32: forward+backward median %.3f s (min %.3f, max %.3f, %d steps; "

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include "../augment/dataset.h"
 #include "../search/batch/mads_batch.h"
@@ -18,6 +17,7 @@
 #include "options.h"
 #include "search_verbs.h"
 #include "verbs.h"
+#include "../engine/clock.h"
 
 static void usage(FILE *f)
 {
@@ -70,13 +70,6 @@ typedef struct {
     long written;
 } driver;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static bg_status drv_eval(void *user, bg_ctx *ctx, int count, const double *x, double *out, bool *ok)
 {
     driver *d = user;
@@ -93,7 +86,7 @@ static bg_status drv_observe(void *user, bg_ctx *ctx, const bg_mads_eval_info *e
     const char *reason = "";
     /* the observer sees the block's fresh points in the order they were evaluated */
     if (d->reason_next < d->bb->last_count) reason = d->bb->reason[d->reason_next++];
-    double t = now_s() - d->t0;
+    double t = bg_monotonic_s() - d->t0;
     int dd = d->pp->display_degree;
     if (d->log) {
         json_t *o = json_object(), *x = json_array(), *out = json_array();
@@ -228,7 +221,7 @@ static int cmd_blackbox(int argc, char **argv)
     int rc = 1;
     double *rx = NULL, *rout = NULL;
     long nrep = 0;
-    driver d = {.pp = pp, .t0 = now_s()};
+    driver d = {.pp = pp, .t0 = bg_monotonic_s()};
     bool bb_open = false;
     if (resume) {
         long valid;

@@ -16,6 +16,7 @@
 #include "../train/recipe.h"
 #include "options.h"
 #include "search_verbs.h"
+#include "../engine/clock.h"
 
 void bg_search_drive_usage(FILE *f)
 {
@@ -84,13 +85,6 @@ typedef struct {
     bg_status err;
     bg_ctx *ctx;
 } drive;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static bool remember(drive *d, const char *key, const double *out, double acc, bool ok, long eval)
 {
@@ -239,7 +233,7 @@ static void finish_point(drive *d, point_state *ps, run_res *runs, int n_runs)
     if (d->macs && !isfinite(d->baseline_acc) && ok) d->baseline_acc = acc; /* X0 comes first */
     double out[BG_MADS_MAX_OUT] = {0};
     outputs(d, acc, ps->macs, out);
-    const double wall = now_s() - ps->t0;
+    const double wall = bg_monotonic_s() - ps->t0;
     if (!d->err && append_record(d, ps->eval, ps->x, ps, ok, out, acc, runs, n_runs, wall, -1)) d->err = d->ctx->status;
     if (!remember(d, ps->key, out, acc, ok, ps->eval) && !d->err)
         d->err = bg_fail(d->ctx, BG_ERR_OOM, "search: out of memory");
@@ -300,7 +294,7 @@ static bg_status drv_eval(void *user, bg_ctx *ctx, int count, const double *x, d
         point_state *p = &ps[i];
         p->x = x + (size_t)i * n;
         p->same_as = -1, p->pending_same = -1;
-        p->t0 = now_s();
+        p->t0 = bg_monotonic_s();
         const char *args[BG_DRIVE_MAX_ARGS];
         int na = 0;
         if (bg_drive_decode(ctx, &d->sp, p->x, argbuf[i], sizeof argbuf[i], args, &na)) goto fail;
@@ -358,7 +352,7 @@ static bg_status drv_eval(void *user, bg_ctx *ctx, int count, const double *x, d
             if (p->checked_ok) continue;
             p->eval = d->next_eval++;
             double o[BG_MADS_MAX_OUT] = {0};
-            if (append_record(d, p->eval, p->x, p, false, o, NAN, NULL, 0, now_s() - p->t0, -1)) goto fail;
+            if (append_record(d, p->eval, p->x, p, false, o, NAN, NULL, 0, bg_monotonic_s() - p->t0, -1)) goto fail;
             if (!remember(d, "", o, NAN, false, p->eval)) goto oom;
         }
         if (n_jobs && d->launcher->run(d->launcher, ctx, jobs, n_jobs, job_done, &b)) goto fail;

@@ -10,17 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "../augment/transforms.h"
 #include "data_cmds.h"
 #include "options.h"
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+#include "../engine/clock.h"
 
 static void usage(FILE *o)
 {
@@ -59,12 +52,12 @@ static bg_status time_batches(bg_ctx *ctx, const bg_dataset *ds, const bg_batch_
     }
     long images = 0;
     bg_status s = BG_OK;
-    double t0 = now_s(), t = t0;
+    double t0 = bg_monotonic_s(), t = t0;
     for (uint64_t step = 0; !s && (t - t0 < seconds || step < 2); step++) {
         for (int i = 0; i < batch; i++) idx[i] = (int64_t)((step * (uint64_t)batch + (uint64_t)i) % (uint64_t)ds->n);
         s = bg_make_batch(ctx, ds, idx, batch, o, 1, step, x, NULL);
         images += batch;
-        t = now_s();
+        t = bg_monotonic_s();
     }
     if (!s) report(name, images, t - t0, threads);
     free(idx), free(x);
@@ -150,7 +143,7 @@ static bg_status bench_jpeg(bg_ctx *ctx, const jpeg_set *js, int size, double se
     bg_status st = BG_OK;
     for (int mode = 0; mode < 2 && !st; mode++) {
         long images = 0;
-        double t0 = now_s(), t = t0;
+        double t0 = bg_monotonic_s(), t = t0;
         for (uint64_t round = 0; !st && (t - t0 < seconds || round < 1); round++) {
             int failed = 0;
 #pragma omp parallel num_threads(nt) reduction(+ : failed)
@@ -177,7 +170,7 @@ static bg_status bench_jpeg(bg_ctx *ctx, const jpeg_set *js, int size, double se
             }
             if (failed) st = bg_fail(ctx, BG_ERR_FORMAT, "bench: %d JPEGs failed to decode", failed);
             images += js->n;
-            t = now_s();
+            t = bg_monotonic_s();
         }
         char name[96];
         if (mode == 0) snprintf(name, sizeof name, "jpeg decode (TurboJPEG, full size)");

@@ -10,6 +10,7 @@
 #ifndef BG_BUDGET_RUN_H
 #define BG_BUDGET_RUN_H
 #include <stdio.h>
+#include "../engine/clock.h"
 #include "sched.h"
 #include "trainer.h"
 
@@ -88,11 +89,5 @@ bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg,
 /* The lr the loop trains at: time-based (elapsed of budget_s) or from the
  * step or epoch counter (0-based), frozen at sched_freeze when set. */
 double bg_run_lr(const bg_run_config *cfg, double elapsed, int64_t step, int64_t epoch);
-/* CLOCK_MONOTONIC in seconds (the clock of bg_run_config.t0). */
-double bg_monotonic_s(void);
-/* Seconds since this process started (exec included; clock-tick
- * resolution, 10 ms on Linux), 0 when /proc cannot tell: a budget that
- * bounds the whole process starts at bg_monotonic_s() - bg_process_age_s(). */
-double bg_process_age_s(void);
 
 #endif

@@ -18,20 +18,13 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include "mads_batch.h"
+#include "../../engine/clock.h"
 
 extern char **environ;
 
 #define OUT_CAP 65536 /* bytes of a blackbox's output kept (the tail) */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 bg_status bg_mads_blackbox_open(bg_ctx *ctx, bg_mads_blackbox *bb, const char *cmd, const char *workdir,
                                 const char *tmp_parent, const bg_mads_problem *p)
@@ -243,7 +236,7 @@ bg_status bg_mads_blackbox_eval(void *user, bg_ctx *ctx, int count, const double
         for (int j = 0; j < bb->m; j++) out[(size_t)i * bb->m + j] = NAN;
         start(bb, &ch[i], i, x + (size_t)i * bb->n);
     }
-    double t0 = now_s();
+    double t0 = bg_monotonic_s();
     for (;;) {
         int running = 0;
         struct pollfd pf[BG_MADS_MAX_BLOCK];
@@ -264,16 +257,16 @@ bg_status bg_mads_blackbox_eval(void *user, bg_ctx *ctx, int count, const double
                     }
                     c->exited = true;
                     c->status = st;
-                    c->exit_time = now_s();
+                    c->exit_time = bg_monotonic_s();
                 }
             }
-            if (!c->exited && bb->timeout_s > 0 && now_s() - t0 > bb->timeout_s && !c->timed_out) {
+            if (!c->exited && bb->timeout_s > 0 && bg_monotonic_s() - t0 > bb->timeout_s && !c->timed_out) {
                 c->timed_out = true;
                 kill(-c->pid, SIGKILL);
                 kill(c->pid, SIGKILL);
             }
             /* a grandchild may keep the pipe open after the blackbox exits */
-            bool done = c->exited && (c->eof || now_s() - c->exit_time > 1.0);
+            bool done = c->exited && (c->eof || bg_monotonic_s() - c->exit_time > 1.0);
             if (done) {
                 if (c->fd >= 0) {
                     close(c->fd);

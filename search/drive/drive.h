@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include "../../engine/clock.h"
 #include "../mads.h"
 
 #define BG_DRIVE_MAX_VARS 8
@@ -172,7 +173,6 @@ bg_status bg_drive_launch_dir(bg_ctx *ctx, const char *dir, char *out, size_t ca
 /* The next free "DIR/launch/PREFIX-K" stem (K from 1), so a resumed search
  * keeps the files of the one before. */
 void bg_drive_launch_stem(const char *launch_dir, const char *prefix, char *out, size_t cap);
-double bg_drive_now_s(void);
 
 /* ---- the history (drive_history.c) ----------------------------------------
  * JSON lines. Line 1 describes the search ({"search": "nas", ...}); every

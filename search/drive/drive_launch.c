@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "drive.h"
+#include "../../engine/clock.h"
 
 extern char **environ;
 
@@ -25,13 +26,6 @@ typedef struct {
     char exe[1024];
     int devices;
 } local_impl;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* The environment with CUDA_VISIBLE_DEVICES replaced (devices > 0). */
 static char **child_env(int slot, int devices, char *var, size_t cap)
@@ -94,7 +88,7 @@ static bg_status local_run(bg_drive_launcher *l, bg_ctx *ctx, bg_drive_job *jobs
             bg_drive_job *j = &jobs[next];
             j->slot = s, j->exit_code = -1, j->signal = 0, j->timed_out = false, j->spawn_failed = false;
             j->why[0] = 0;
-            const double ts = now_s();
+            const double ts = bg_monotonic_s();
             if (!spawn(li, j, s, &pid[s])) {
                 j->spawn_failed = true, j->wall_s = 0;
                 next++;
@@ -113,14 +107,14 @@ static bg_status local_run(bg_drive_launcher *l, bg_ctx *ctx, bg_drive_job *jobs
             int st;
             pid_t r = waitpid(pid[s], &st, WNOHANG);
             if (r == 0) {
-                if (j->timeout_s > 0 && now_s() - t0[s] > j->timeout_s && !j->timed_out) {
+                if (j->timeout_s > 0 && bg_monotonic_s() - t0[s] > j->timeout_s && !j->timed_out) {
                     j->timed_out = true;
                     kill(pid[s], SIGKILL);
                 }
                 continue;
             }
             if (r < 0 && errno == EINTR) continue;
-            j->wall_s = now_s() - t0[s];
+            j->wall_s = bg_monotonic_s() - t0[s];
             if (r > 0 && WIFEXITED(st)) j->exit_code = WEXITSTATUS(st);
             else if (r > 0 && WIFSIGNALED(st)) j->signal = WTERMSIG(st);
             pid[s] = 0, running--, reaped = true;

@@ -208,7 +208,7 @@ static bg_status slurm_run(bg_drive_launcher *l, bg_ctx *ctx, bg_drive_job *jobs
     sigaddset(&stop, SIGHUP);
     sigprocmask(SIG_BLOCK, &stop, &old);
     const double poll = si->poll_s > 0 ? si->poll_s : 2;
-    double next_poll = bg_drive_now_s() + poll;
+    double next_poll = bg_monotonic_s() + poll;
     int left = n, fails = 0;
     bool gone = false;
     bg_status status = BG_OK;
@@ -216,7 +216,7 @@ static bg_status slurm_run(bg_drive_launcher *l, bg_ctx *ctx, bg_drive_job *jobs
         for (int i = 0; i < n; i++)
             if (!reported[i] && read_exit(&jobs[i])) reported[i] = true, left--, done(user, &jobs[i]);
         if (left == 0 || gone) break;
-        if (bg_drive_now_s() >= next_poll) {
+        if (bg_monotonic_s() >= next_poll) {
             const int s = array_state(ctx, id, &fails);
             if (s < 0) {
                 status = ctx->status;
@@ -224,7 +224,7 @@ static bg_status slurm_run(bg_drive_launcher *l, bg_ctx *ctx, bg_drive_job *jobs
                 break;
             }
             gone = s == 0; /* one more look at the exit files, then the rest failed */
-            next_poll = bg_drive_now_s() + poll;
+            next_poll = bg_monotonic_s() + poll;
             if (gone) continue;
         }
         struct timespec d = {0, 250 * 1000 * 1000};
