@@ -24,36 +24,32 @@ static bg_status write_all(bg_ctx *ctx, const char *path, int fd, const char *li
     return BG_OK;
 }
 
-bg_status bg_drive_history_create(bg_ctx *ctx, const char *path, const char *header)
+/* One line (text + newline) into PATH opened with `flags`; `how` names the
+ * open for the message. */
+static bg_status write_line(bg_ctx *ctx, const char *path, int flags, const char *how, const char *text)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return bg_fail(ctx, BG_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    char *l = malloc(strlen(header) + 2);
+    int fd = open(path, flags, 0644);
+    if (fd < 0) return bg_fail(ctx, BG_ERR_IO, "%s: cannot %s: %s", path, how, strerror(errno));
+    char *l = malloc(strlen(text) + 2);
     if (!l) {
         close(fd);
         return bg_fail(ctx, BG_ERR_OOM, "%s: out of memory", path);
     }
-    sprintf(l, "%s\n", header);
+    sprintf(l, "%s\n", text);
     bg_status s = write_all(ctx, path, fd, l);
     free(l);
     close(fd);
     return s;
 }
 
+bg_status bg_drive_history_create(bg_ctx *ctx, const char *path, const char *header)
+{
+    return write_line(ctx, path, O_WRONLY | O_CREAT | O_TRUNC, "create", header);
+}
+
 bg_status bg_drive_history_append(bg_ctx *ctx, const char *path, const char *line)
 {
-    int fd = open(path, O_WRONLY | O_APPEND);
-    if (fd < 0) return bg_fail(ctx, BG_ERR_IO, "%s: cannot open for appending: %s", path, strerror(errno));
-    char *l = malloc(strlen(line) + 2);
-    if (!l) {
-        close(fd);
-        return bg_fail(ctx, BG_ERR_OOM, "%s: out of memory", path);
-    }
-    sprintf(l, "%s\n", line);
-    bg_status s = write_all(ctx, path, fd, l);
-    free(l);
-    close(fd);
-    return s;
+    return write_line(ctx, path, O_WRONLY | O_APPEND, "open for appending", line);
 }
 
 void bg_drive_history_free(bg_drive_history *h)
