@@ -17,35 +17,10 @@
 #include <unistd.h>
 #include "../search/drive/drive.h"
 #include "cli_util.h"
+#include "search_util.h"
 #include "harness.h"
 
-#define TINY "recipes/default --model small_cnn --train-per-class 20 --test-per-class 10 --val-per-class 5 " \
-             "--batch 64 --budget-per-eval 3"
-
-/* The evaluation records of a history (header skipped); a cut last line is not counted. */
-static int load_records(const char *path, json_t **recs, int max)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    int n = 0, lineno = 0;
-    while ((len = getline(&line, &cap, f)) > 0) {
-        if (lineno++ == 0 || line[len - 1] != '\n') continue;
-        json_t *o = json_loads(line, 0, NULL);
-        if (o && n < max) recs[n++] = o;
-        else json_decref(o);
-    }
-    free(line);
-    fclose(f);
-    return n;
-}
-
-static void free_records(json_t **recs, int n)
-{
-    for (int i = 0; i < n; i++) json_decref(recs[i]);
-}
+#define TINY BG_TEST_TINY_SEARCH " --budget-per-eval 3"
 
 static int run(const char *args, char *out, size_t cap)
 {
@@ -100,7 +75,7 @@ BG_TEST(search_nas_history_report_and_rerun)
     char hist[256];
     snprintf(hist, sizeof hist, "%s/s/history.jsonl", dir);
     json_t *recs[16];
-    int n = load_records(hist, recs, 16);
+    int n = bg_test_history_records(hist, recs, 16);
     CHECK(n == 3, "history records: %d", n);
     for (int i = 0; i < n; i++) {
         json_t *x = json_object_get(recs[i], "x");
@@ -111,7 +86,7 @@ BG_TEST(search_nas_history_report_and_rerun)
             CHECK(json_is_number(json_object_get(recs[i], "acc")) && json_is_number(json_object_get(recs[i], "f")),
                   "record %d has no score", i);
     }
-    free_records(recs, n);
+    bg_test_history_free(recs, n);
     /* the report's first rerun line trains */
     snprintf(args, sizeof args, "search report %s --out %s/plot.png", hist, dir);
     rc = run(args, out, sizeof out);
@@ -180,7 +155,7 @@ BG_TEST(search_killed_and_resumed_evaluates_nothing_twice)
     CHECK(strstr(out, "was cut") != NULL, "no note about the cut line: %s", out);
     CHECK(strstr(out, "replayed") != NULL, "no replay: %s", out);
     json_t *recs[16];
-    int n = load_records(hist, recs, 16);
+    int n = bg_test_history_records(hist, recs, 16);
     CHECK(n == 4, "records after the resume: %d", n);
     for (int i = 0; i < n; i++)
         for (int j = 0; j < i; j++)
@@ -189,7 +164,7 @@ BG_TEST(search_killed_and_resumed_evaluates_nothing_twice)
     for (int i = 0; i < n; i++)
         CHECK(json_integer_value(json_object_get(recs[i], "eval")) == i + 1, "record %d is eval %lld", i + 1,
               (long long)json_integer_value(json_object_get(recs[i], "eval")));
-    free_records(recs, n);
+    bg_test_history_free(recs, n);
 }
 
 BG_TEST(search_failed_evaluations_are_infeasible_and_all_failed_exits_1)
@@ -204,14 +179,14 @@ BG_TEST(search_failed_evaluations_are_infeasible_and_all_failed_exits_1)
     CHECK(strstr(out, "every evaluation failed") != NULL, "message: %s", out);
     snprintf(hist, sizeof hist, "%s/s/history.jsonl", dir);
     json_t *recs[16];
-    int n = load_records(hist, recs, 16);
+    int n = bg_test_history_records(hist, recs, 16);
     CHECK(n == 3, "records: %d", n);
     for (int i = 0; i < n; i++) {
         const char *e = json_string_value(json_object_get(recs[i], "error"));
         CHECK(json_is_false(json_object_get(recs[i], "ok")) && e && strstr(e, "mem_cap"), "record %d: %s", i + 1,
               e ? e : "(no error)");
     }
-    free_records(recs, n);
+    bg_test_history_free(recs, n);
 
     /* bad input: exit 2, the message naming the fault */
     static const struct {
@@ -265,7 +240,7 @@ BG_TEST(search_hpo_repeats_score_the_mean)
     CHECK(rc == 0, "exit %d: %s", rc, out);
     snprintf(hist, sizeof hist, "%s/s/history.jsonl", dir);
     json_t *recs[8];
-    int n = load_records(hist, recs, 8);
+    int n = bg_test_history_records(hist, recs, 8);
     CHECK(n == 2, "records: %d", n);
     for (int i = 0; i < n; i++) {
         json_t *runs = json_object_get(recs[i], "runs");
@@ -277,5 +252,5 @@ BG_TEST(search_hpo_repeats_score_the_mean)
         CHECK_NEAR(json_number_value(json_object_get(recs[i], "acc")), 0.5 * (v0 + v1), 1e-12, "mean of the repeats");
         CHECK(json_integer_value(json_object_get(json_array_get(runs, 1), "seed")) == 1, "second seed");
     }
-    free_records(recs, n);
+    bg_test_history_free(recs, n);
 }

@@ -16,12 +16,11 @@
 #include "../search/drive/drive.h"
 #include "cli_util.h"
 #include "harness.h"
+#include "search_util.h"
 
-#define TINY "recipes/default --model small_cnn --train-per-class 20 --test-per-class 10 --val-per-class 5 " \
-             "--batch 64 --budget-per-eval 3"
+#define TINY BG_TEST_TINY_SEARCH " --budget-per-eval 3"
 /* HPO's poll gives MADS blocks of two points: a batch of two jobs at once */
-#define TINY_HPO "recipes/default --model small_cnn --train-per-class 20 --test-per-class 10 --val-per-class 5 " \
-                 "--batch 64 --budget-per-eval 5 --evals 3 --jobs 2"
+#define TINY_HPO BG_TEST_TINY_SEARCH " --budget-per-eval 5 --evals 3 --jobs 2"
 
 static bool have_parallel(bg_t *tc)
 {
@@ -36,25 +35,6 @@ static int run_env(const char *env, const char *args, char *out, size_t cap)
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "%s %s %s 2>&1", env, bg_test_budgie_bin(), args);
     return bg_test_run_cmd(cmd, out, cap);
-}
-
-/* The evaluation records of a history (the header skipped). */
-static int load_records(const char *path, json_t **recs, int max)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    char *line = NULL;
-    size_t cap = 0;
-    int n = 0, lineno = 0;
-    while (getline(&line, &cap, f) > 0) {
-        if (lineno++ == 0) continue;
-        json_t *o = json_loads(line, 0, NULL);
-        if (o && n < max) recs[n++] = o;
-        else json_decref(o);
-    }
-    free(line);
-    fclose(f);
-    return n;
 }
 
 static bool exists(const char *dir, const char *name)
@@ -73,7 +53,7 @@ static void check_history(bg_t *tc, const char *sdir, int want)
     char hist[1100];
     snprintf(hist, sizeof hist, "%s/history.jsonl", sdir);
     json_t *recs[16];
-    const int n = load_records(hist, recs, 16);
+    const int n = bg_test_history_records(hist, recs, 16);
     CHECK(n == want, "%s: %d evaluations, want %d", hist, n, want);
     int scored = 0;
     for (int i = 0; i < n; i++) {
@@ -92,7 +72,7 @@ static void check_history(bg_t *tc, const char *sdir, int want)
         }
     }
     CHECK(scored >= 1, "%s: no evaluation scored", hist);
-    for (int i = 0; i < n; i++) json_decref(recs[i]);
+    bg_test_history_free(recs, n);
 }
 
 /* Lines of a file (-1: none). */
