@@ -125,7 +125,7 @@ static void clear_progress(void)
 }
 
 /* A FILE that writes to both the terminal and the run's log.jsonl: every
- * JSON line of a run goes through it (the run loop's and log_line's). */
+ * JSON line of a run goes through it (bg_run_log_json's, from the run loop and from here). */
 typedef struct {
     FILE *a, *b;
 } tee;
@@ -138,14 +138,6 @@ static ssize_t tee_write(void *c, const char *buf, size_t n)
     if (t->b) fwrite(buf, 1, n, t->b), fflush(t->b);
     if (t->a) fwrite(buf, 1, n, t->a), fflush(t->a);
     return (ssize_t)n;
-}
-
-static void log_line(FILE *f, json_t *obj)
-{
-    char *s = obj ? json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
-    if (s) fprintf(f, "%s\n", s), fflush(f);
-    free(s);
-    json_decref(obj);
 }
 
 /* Set by SIGINT/SIGTERM: the run loop finishes its step, checkpoints and
@@ -482,7 +474,7 @@ int bg_cmd_train(int argc, char **argv)
                                       ? (double)train.n * train.h * train.w * train.c + 1048576.0 : 0;
         bg_profile_query q = {.spec = spec, .size = jpeg ? in_h : train.h == train.w ? train.h : 0,
                               .eval_size = jpeg ? test_side : 0, .amp = !strcmp(r.precision, "amp"),
-                              .device = device, .mem_cap = r.mem_cap - data_bytes, .max_batch = r.batch > 0 ? r.batch : 0, .eval_batch = r.eval_batch,
+                              .device = device, .mem_cap = r.mem_cap - data_bytes, .eval_batch = r.eval_batch,
                               .n_train = jpeg ? jd.train.n : (per - r.val_per_class) * train.n_classes,
                               .seed = (uint64_t)r.seed};
         if (r.batch > 0) q.max_batch = r.batch; /* epochs = auto with a fixed batch: time that batch */
@@ -577,7 +569,7 @@ int bg_cmd_train(int argc, char **argv)
     bg_device_describe(dev_line, sizeof dev_line);
     bg_build_describe(build_line, sizeof build_line);
     /* The first log line records everything needed to rerun (the recipe is in the folder too). */
-    log_line(tee_f,
+    bg_run_log_json(tee_f,
              json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:f, s:f, s:s, s:s, s:s, s:s, s:s}", "config",
                        "train", "recipe", r.name, "model", model->spec, "data", data, "format", fmt, "run", r.out,
                        "seed", (json_int_t)r.seed, "n_train", (json_int_t)n_train, "n_val", (json_int_t)n_val, "n_test", (json_int_t)n_test,
@@ -655,7 +647,7 @@ int bg_cmd_train(int argc, char **argv)
         if (spent + 1.5 * est > budget) { /* the loop's margin (train/budget_run.c) */
             snprintf(ens_text, sizeof ens_text, "ensemble skipped: about %.1f s needed, %.1f s of the budget left", est,
                      budget - spent);
-            log_line(tee_f, json_pack("{s:s, s:s, s:f, s:f}", "ensemble", "skipped", "reason", ens_text, "estimate_s",
+            bg_run_log_json(tee_f, json_pack("{s:s, s:s, s:f, s:f}", "ensemble", "skipped", "reason", ens_text, "estimate_s",
                                       est, "budget_left_s", budget - spent));
         } else {
             /* the training graphs' memory goes back before the views' eval graphs take theirs */
@@ -665,7 +657,7 @@ int bg_cmd_train(int argc, char **argv)
             if (final_ensemble(&ctx, device, &r, model->spec, ens_ckpt, &cd.test_set, &ens_top1, &ens_views)) goto fail;
             snprintf(ens_text, sizeof ens_text, "ensemble of %s (tta %s, sizes %s, %s averaged, %d views): test "
                      "accuracy %.2f%%", ens_ckpt, r.tta, sizes_txt, r.tta_average, ens_views, 100 * ens_top1);
-            log_line(tee_f, json_pack("{s:s, s:f, s:i, s:s, s:s, s:s, s:f, s:f, s:f}", "ensemble", ens_ckpt, "top1",
+            bg_run_log_json(tee_f, json_pack("{s:s, s:f, s:i, s:s, s:s, s:s, s:f, s:f, s:f}", "ensemble", ens_ckpt, "top1",
                                       ens_top1, "views", ens_views, "sizes", sizes_txt, "tta", r.tta, "average",
                                       r.tta_average, "ensemble_s", bg_monotonic_s() - te, "estimate_s", est,
                                       "elapsed_s", bg_monotonic_s() - t0 + (resume ? resume->pos.elapsed_s : 0)));
@@ -675,7 +667,7 @@ int bg_cmd_train(int argc, char **argv)
     json_t *saved = json_pack("{s:s, s:f, s:f, s:f, s:s}", "saved", weights, "total_s", total, "budget_s", budget,
                               "checkpoint_s", res.checkpoint_s, "note", total <= budget ? "within budget" : "over budget");
     if (saved && ens_top1 >= 0) json_object_set_new(saved, "ensemble_top1", json_real(ens_top1));
-    log_line(tee_f, saved);
+    bg_run_log_json(tee_f, saved);
     if (res.stopped_by_signal) {
         fprintf(stderr, "budgie train: stopped by signal %d after step %lld; checkpoint in %s (budgie train --resume %s)\n",
                 (int)stop_signal, (long long)res.end.step, weights, r.out);

@@ -12,9 +12,9 @@ double bg_run_lr(const bg_run_config *cfg, double elapsed, int64_t step, int64_t
     return bg_sched_lr(&cfg->sched, t);
 }
 
-static void log_json(FILE *f, json_t *obj)
+void bg_run_log_json(FILE *f, json_t *obj)
 {
-    if (f) {
+    if (f && obj) {
         char *s = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(6));
         if (s) fprintf(f, "%s\n", s), fflush(f);
         free(s);
@@ -136,7 +136,7 @@ bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg,
                                       "images_per_s", (double)window_n * tr->batch / fmax(window_s, 1e-9),
                                       "elapsed_s", ELAPSED(), "budget_left_s", cfg->budget_s - ELAPSED());
                 if (w && cfg->log_extra) cfg->log_extra(cfg->data, tr, w);
-                log_json(cfg->log, w);
+                bg_run_log_json(cfg->log, w);
                 window_loss = window_s = 0, window_n = 0;
             }
             loss_sum += loss;
@@ -158,7 +158,7 @@ bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg,
         const bool eval_fits = ELAPSED() + 1.1 * EVAL_EST() + RESERVE() <= cfg->budget_s;
         if (want_eval && !eval_fits) {
             res->eval_skipped = true;
-            log_json(cfg->log, json_pack("{s:I, s:I, s:f, s:s}", "epoch", (json_int_t)pos.epochs_done + 1, "steps",
+            bg_run_log_json(cfg->log, json_pack("{s:I, s:I, s:f, s:s}", "epoch", (json_int_t)pos.epochs_done + 1, "steps",
                                          (json_int_t)pos.step, "elapsed_s", ELAPSED(), "evaluation",
                                          "skipped: it would overrun the budget"));
         }
@@ -194,7 +194,7 @@ bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg,
                 }
                 if (line) json_object_set_new(line, "best", json_true());
             }
-            log_json(cfg->log, line);
+            bg_run_log_json(cfg->log, line);
         }
         if (finished) pos.epoch = epoch + 1, pos.step_in_epoch = 0;
         if (finished || stop) {
@@ -211,7 +211,7 @@ out:
     res->end = pos;
     free(x), free(y);
     if (!s)
-        log_json(cfg->log, json_pack("{s:b, s:I, s:I, s:f, s:f, s:f, s:f, s:s}", "done", 1, "epochs",
+        bg_run_log_json(cfg->log, json_pack("{s:b, s:I, s:I, s:f, s:f, s:f, s:f, s:s}", "done", 1, "epochs",
                                      (json_int_t)pos.epochs_done, "steps", (json_int_t)pos.step, "elapsed_s",
                                      res->elapsed_s, "budget_s", cfg->budget_s, "best_test_acc", res->best_accuracy,
                                      "last_test_acc", res->last_accuracy, "stopped_by",

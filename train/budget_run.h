@@ -86,6 +86,11 @@ typedef struct {
 } bg_run_result;
 
 bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg, bg_run_result *res);
+/* One line of a run's log: obj as compact JSON (6 significant digits),
+ * a newline, flushed; takes obj's reference (NULL: nothing written). */
+struct json_t;
+void bg_run_log_json(FILE *f, struct json_t *obj);
+
 /* The lr the loop trains at: time-based (elapsed of budget_s) or from the
  * step or epoch counter (0-based), frozen at sched_freeze when set. */
 double bg_run_lr(const bg_run_config *cfg, double elapsed, int64_t step, int64_t epoch);
