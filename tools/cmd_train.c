@@ -644,7 +644,7 @@ int bg_cmd_train(int argc, char **argv)
             snprintf(sizes_txt + strlen(sizes_txt), sizeof sizes_txt - strlen(sizes_txt), "%s%lld", i ? "," : "",
                      (long long)r.test_sizes[i]);
         if (!sizes_txt[0]) snprintf(sizes_txt, sizeof sizes_txt, "%d", jpeg ? test_side : in_h);
-        if (spent + 1.5 * est > budget) { /* the loop's margin (train/budget_run.c) */
+        if (spent + BG_RUN_MARGIN * est > budget) { /* the margin the loop reserved it with */
             snprintf(ens_text, sizeof ens_text, "ensemble skipped: about %.1f s needed, %.1f s of the budget left", est,
                      budget - spent);
             bg_run_log_json(tee_f, json_pack("{s:s, s:s, s:f, s:f}", "ensemble", "skipped", "reason", ens_text, "estimate_s",
@@ -675,8 +675,8 @@ int bg_cmd_train(int argc, char **argv)
         goto fail;
     }
     fprintf(stderr, "budgie train: %lld epochs, %lld steps; %.1f s of %.1f s from start to saved weights\n"
-            "  %s: the last state, test accuracy %.2f%%%s\n", (long long)res.end.epochs_done, (long long)res.end.step,
-            total, budget, weights, 100 * res.last_accuracy, "");
+            "  %s: the last state, test accuracy %.2f%%\n", (long long)res.end.epochs_done, (long long)res.end.step,
+            total, budget, weights, 100 * res.last_accuracy);
     bg_ckpt_meta *bm = calloc(1, sizeof *bm);
     if (bm && strcmp(r.select, "none") && res.end.best_select >= 0 && !bg_ckpt_read_meta(&ctx, best_path, bm))
         fprintf(stderr, "  %s: the best by %s accuracy (%.2f%%, after epoch %lld), test accuracy %.2f%%%s\n", best_path,

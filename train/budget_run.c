@@ -76,8 +76,10 @@ bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg,
 #define EVAL_EST() (eval_cost >= 0 ? eval_cost : 0.5 * slowest_step * (double)cfg->eval_images / (double)tr->batch)
 /* the caller's final evaluation is reserved from the first measured epoch evaluation on (the estimate
  * before it, from a first step that also waited for the data, is too coarse to stop training on), with
- * the checkpoint's 1.5 margin: its views are made differently (resized, mirrored, fresh eval graphs) */
-#define RESERVE() (cfg->reserve_s + 1.5 * res->checkpoint_s + (eval_cost >= 0 ? 1.5 * cfg->final_eval_factor * eval_cost : 0))
+ * the checkpoint's margin: its views are made differently (resized, mirrored, fresh eval graphs) */
+#define RESERVE()                                                                                          \
+    (cfg->reserve_s + BG_RUN_MARGIN * res->checkpoint_s +                                                  \
+     (eval_cost >= 0 ? BG_RUN_MARGIN * cfg->final_eval_factor * eval_cost : 0))
     /* the step's cost: the first step (it records the graph) until a second
      * one is seen, then the slowest of the later ones */
     double slowest_later = 0, slowest_step = 0, eval_cost = -1, last_ckpt = bg_monotonic_s();

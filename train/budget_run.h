@@ -86,6 +86,10 @@ typedef struct {
 } bg_run_result;
 
 bg_status bg_run_budgeted(bg_ctx *ctx, bg_trainer *tr, const bg_run_config *cfg, bg_run_result *res);
+/* The factor the loop reserves on the measured cost of a checkpoint and of
+ * the caller's final evaluation (bg_run_config.final_eval_factor). */
+#define BG_RUN_MARGIN 1.5
+
 /* One line of a run's log: obj as compact JSON (6 significant digits),
  * a newline, flushed; takes obj's reference (NULL: nothing written). */
 struct json_t;
