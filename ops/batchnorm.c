@@ -143,8 +143,6 @@ static bg_status dtype_error(bg_ctx *ctx, const bg_tensor *x)
                    bg_dtype_name(x->dtype));
 }
 
-static void *data_or_null(const bg_tensor *t) { return t ? t->data : NULL; }
-
 /* The fused row shares everything below; this tells them apart. */
 static int fused_relu(const bg_node *n) { return n->op == &bg_op_batchnorm2d_relu; }
 
@@ -177,7 +175,7 @@ static bg_status bn_bwd_cpu(bg_ctx *ctx, bg_node *n)
     bg_tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2], *dy = n->out[0]->grad;
     if (!dy || (!x->grad && !gamma->grad && !beta->grad)) return BG_OK;
     int64_t c = x->shape[3], m = bg_numel(x) / (c ? c : 1);
-    void *dx = data_or_null(x->grad), *dg = data_or_null(gamma->grad), *db = data_or_null(beta->grad);
+    void *dx = bg_grad_or_null(x), *dg = bg_grad_or_null(gamma), *db = bg_grad_or_null(beta);
     const void *mask = fused_relu(n) ? n->out[0]->data : NULL;
     switch (x->dtype) {
     case BG_F32:
@@ -238,8 +236,8 @@ static bg_status bn_bwd_cuda(bg_ctx *ctx, bg_node *n)
     if (s) return s;
     int64_t c = x->shape[3], m = bg_numel(x) / (c ? c : 1);
     bg_bn_bwd_args a = {
-        .x = x->data, .y = n->out[0]->data, .dy = dy->data, .dx = data_or_null(x->grad),
-        .gamma = gamma->data, .dgamma = data_or_null(gamma->grad), .dbeta = data_or_null(beta->grad),
+        .x = x->data, .y = n->out[0]->data, .dy = dy->data, .dx = bg_grad_or_null(x),
+        .gamma = gamma->data, .dgamma = bg_grad_or_null(gamma), .dbeta = bg_grad_or_null(beta),
         .mean = n->saved[0]->data, .invstd = n->saved[1]->data, .work = n->saved[2]->data,
         .m = m, .c = c,
         .x_half = x->dtype == BG_F16, .p_half = gamma->dtype == BG_F16,

@@ -161,8 +161,6 @@ static bg_status cuda_prep(bg_ctx *ctx, const bg_node *n, bg_ew_shapes *es, int 
     return BG_OK;
 }
 
-static void *grad_ptr(const bg_tensor *t) { return t->grad ? t->grad->data : NULL; }
-
 static bg_status add_fwd_cuda(bg_ctx *ctx, bg_node *n)
 {
     bg_ew_shapes es;
@@ -181,7 +179,7 @@ static bg_status add_bwd_cuda(bg_ctx *ctx, bg_node *n)
     if (!dy) return BG_OK;
     bg_status s = cuda_prep(ctx, n, &es, &half);
     if (s) return s;
-    bg_cuda_add_bwd(dy->data, grad_ptr(n->in[0]), grad_ptr(n->in[1]), es, half, ctx->stream);
+    bg_cuda_add_bwd(dy->data, bg_grad_or_null(n->in[0]), bg_grad_or_null(n->in[1]), es, half, ctx->stream);
     return bg_op_cuda_launched(ctx, n, "backward");
 }
 
@@ -203,8 +201,8 @@ static bg_status mul_bwd_cuda(bg_ctx *ctx, bg_node *n)
     if (!dy) return BG_OK;
     bg_status s = cuda_prep(ctx, n, &es, &half);
     if (s) return s;
-    bg_cuda_mul_bwd(dy->data, n->in[0]->data, n->in[1]->data, grad_ptr(n->in[0]), grad_ptr(n->in[1]), es, half,
-                    ctx->stream);
+    bg_cuda_mul_bwd(dy->data, n->in[0]->data, n->in[1]->data, bg_grad_or_null(n->in[0]), bg_grad_or_null(n->in[1]),
+                    es, half, ctx->stream);
     return bg_op_cuda_launched(ctx, n, "backward");
 }
 #endif

@@ -251,9 +251,9 @@ static bg_status conv2d_fwd_cuda(bg_ctx *ctx, bg_node *n)
     bg_conv_opts o = conv2d_cuda_opts(ctx);
     bg_tensor *ws = conv2d_cuda_ws(ctx, bg_conv_ws_bytes(&s, BG_CONV_FWD, half, &o, 0), &o);
     bg_conv_epilogue ep = {0};
-    ep.bias = n->in[2] ? n->in[2]->data : NULL;
+    ep.bias = bg_data_or_null(n->in[2]);
     if (fused_row(n)) {
-        ep.residual = n->in[3] ? n->in[3]->data : NULL;
+        ep.residual = bg_data_or_null(n->in[3]);
         ep.act = BG_PARAMS(n, bg_conv2d_fused_params)->act; /* BG_EP_* equal BG_ACT_* */
     }
     char err[300];

@@ -114,7 +114,7 @@ static bg_status linear_fwd_cuda(bg_ctx *ctx, bg_node *n)
                        (long long)N, (long long)K, (long long)M);
     char err[300];
     int rc = linear_gemm(ctx, half, 0, 1, N, M, K, n->in[0]->data, K, n->in[1]->data, K, n->out[0]->data, M, 0.f,
-                         n->in[2] ? n->in[2]->data : NULL, err, sizeof err);
+                         bg_data_or_null(n->in[2]), err, sizeof err);
     return linear_cuda_rc(ctx, rc, "forward", err);
 }
 

@@ -12,6 +12,11 @@
 #define BG_CUDA_FN(f) NULL
 #endif
 
+/* An optional input's data, or an input's gradient buffer: NULL when the
+ * tensor (or its gradient) is absent. */
+static inline void *bg_data_or_null(const bg_tensor *t) { return t ? t->data : NULL; }
+static inline void *bg_grad_or_null(const bg_tensor *t) { return t && t->grad ? t->grad->data : NULL; }
+
 /* Below this many elements an OpenMP parallel region costs more than it saves. */
 #define BG_PAR_MIN 32768
 

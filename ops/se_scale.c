@@ -104,15 +104,12 @@ static se_geom geom(const bg_node *n)
 DEFINE_SE(float, f32)
 DEFINE_SE(double, f64)
 
-static void *ptr(const bg_tensor *t) { return t ? t->data : NULL; }
-static void *grad_ptr(const bg_tensor *t) { return t && t->grad ? t->grad->data : NULL; }
-
 static bg_status se_fwd_cpu(bg_ctx *ctx, bg_node *n)
 {
     bg_status st = bg_op_check_dense_inputs(ctx, n, BG_CPU, NULL);
     if (st) return st;
     int relu = BG_PARAMS(n, bg_se_scale_params)->relu;
-    void *x = ptr(n->in[0]), *s = ptr(n->in[1]), *res = ptr(n->in[2]), *y = n->out[0]->data;
+    void *x = n->in[0]->data, *s = n->in[1]->data, *res = bg_data_or_null(n->in[2]), *y = n->out[0]->data;
     if (n->in[0]->dtype == BG_F64) se_fwd_f64(x, s, res, y, geom(n), relu);
     else se_fwd_f32(x, s, res, y, geom(n), relu);
     return BG_OK;
@@ -125,8 +122,8 @@ static bg_status se_bwd_cpu(bg_ctx *ctx, bg_node *n)
     bg_status st = bg_op_check_dense_inputs(ctx, n, BG_CPU, NULL);
     if (st) return st;
     int relu = BG_PARAMS(n, bg_se_scale_params)->relu;
-    void *x = ptr(n->in[0]), *s = ptr(n->in[1]), *y = n->out[0]->data;
-    void *dx = grad_ptr(n->in[0]), *ds = grad_ptr(n->in[1]), *dres = grad_ptr(n->in[2]);
+    void *x = n->in[0]->data, *s = n->in[1]->data, *y = n->out[0]->data;
+    void *dx = bg_grad_or_null(n->in[0]), *ds = bg_grad_or_null(n->in[1]), *dres = bg_grad_or_null(n->in[2]);
     if (n->in[0]->dtype == BG_F64) se_bwd_f64(x, s, y, dy->data, dx, ds, dres, geom(n), relu);
     else se_bwd_f32(x, s, y, dy->data, dx, ds, dres, geom(n), relu);
     return BG_OK;
@@ -139,7 +136,7 @@ static bg_status se_fwd_cuda(bg_ctx *ctx, bg_node *n)
     bg_status st = bg_op_check_dense_inputs(ctx, n, BG_CUDA, &half);
     if (st) return st;
     se_geom g = geom(n);
-    bg_cuda_se_scale_fwd(ptr(n->in[0]), ptr(n->in[1]), ptr(n->in[2]), n->out[0]->data, g.n, g.p, g.c,
+    bg_cuda_se_scale_fwd(n->in[0]->data, n->in[1]->data, bg_data_or_null(n->in[2]), n->out[0]->data, g.n, g.p, g.c,
                          BG_PARAMS(n, bg_se_scale_params)->relu, half, ctx->stream);
     return bg_op_cuda_launched(ctx, n, "forward");
 }
@@ -153,10 +150,10 @@ static bg_status se_bwd_cuda(bg_ctx *ctx, bg_node *n)
     if (st) return st;
     se_geom g = geom(n);
     int relu = BG_PARAMS(n, bg_se_scale_params)->relu;
-    bg_cuda_se_scale_bwd_reduce(ptr(n->in[0]), n->out[0]->data, dy->data, grad_ptr(n->in[1]), grad_ptr(n->in[2]), g.n,
-                                g.p, g.c, relu, half, ctx->stream);
-    bg_cuda_se_scale_bwd_dx(dy->data, n->out[0]->data, ptr(n->in[1]), NULL, grad_ptr(n->in[0]), g.n, g.p, g.c, relu,
-                            half, ctx->stream);
+    bg_cuda_se_scale_bwd_reduce(n->in[0]->data, n->out[0]->data, dy->data, bg_grad_or_null(n->in[1]),
+                                bg_grad_or_null(n->in[2]), g.n, g.p, g.c, relu, half, ctx->stream);
+    bg_cuda_se_scale_bwd_dx(dy->data, n->out[0]->data, n->in[1]->data, NULL, bg_grad_or_null(n->in[0]), g.n, g.p,
+                            g.c, relu, half, ctx->stream);
     return bg_op_cuda_launched(ctx, n, "backward");
 }
 #endif

@@ -101,8 +101,6 @@ static sa_geom geom(const bg_node *n)
 DEFINE_SPLIT_ATTN(float, f32)
 DEFINE_SPLIT_ATTN(double, f64)
 
-static void *grad_ptr(const bg_tensor *t) { return t->grad ? t->grad->data : NULL; }
-
 static bg_status sa_fwd_cpu(bg_ctx *ctx, bg_node *n)
 {
     bg_status st = bg_op_check_dense_inputs(ctx, n, BG_CPU, NULL);
@@ -118,8 +116,8 @@ static bg_status sa_bwd_cpu(bg_ctx *ctx, bg_node *n)
     if (!dy || (!x->grad && !a->grad)) return BG_OK;
     bg_status st = bg_op_check_dense_inputs(ctx, n, BG_CPU, NULL);
     if (st) return st;
-    if (x->dtype == BG_F64) sa_bwd_f64(x->data, a->data, dy->data, grad_ptr(x), grad_ptr(a), geom(n));
-    else sa_bwd_f32(x->data, a->data, dy->data, grad_ptr(x), grad_ptr(a), geom(n));
+    if (x->dtype == BG_F64) sa_bwd_f64(x->data, a->data, dy->data, bg_grad_or_null(x), bg_grad_or_null(a), geom(n));
+    else sa_bwd_f32(x->data, a->data, dy->data, bg_grad_or_null(x), bg_grad_or_null(a), geom(n));
     return BG_OK;
 }
 
@@ -142,7 +140,8 @@ static bg_status sa_bwd_cuda(bg_ctx *ctx, bg_node *n)
     bg_status st = bg_op_check_dense_inputs(ctx, n, BG_CUDA, &half);
     if (st) return st;
     sa_geom g = geom(n);
-    bg_cuda_splat_bwd(x->data, a->data, dy->data, grad_ptr(x), grad_ptr(a), g.n, g.p, g.r, g.c, half, ctx->stream);
+    bg_cuda_splat_bwd(x->data, a->data, dy->data, bg_grad_or_null(x), bg_grad_or_null(a), g.n, g.p, g.r, g.c, half,
+                      ctx->stream);
     return bg_op_cuda_launched(ctx, n, "backward");
 }
 #endif
