@@ -536,13 +536,9 @@ int bg_cmd_train(int argc, char **argv)
      * eval-only trainer sharing the model's parameters and BN statistics. */
     if (jpeg && test_side != in_h) {
         if (bg_trainer_init(&etr, &ctx, device, bg_model_forward, model, 1, (int)r.eval_batch, test_side, test_side,
-                            in_c, &oc, 0.0f))
+                            in_c, &oc, 0.0f) ||
+            bg_trainer_set_amp(&etr, amp))
             goto fail;
-        if (device == BG_CUDA) {
-            bg_trainer_cuda_opts co = bg_trainer_cuda_defaults();
-            co.amp = amp;
-            if (bg_trainer_set_cuda(&etr, &co)) goto fail;
-        }
     }
     if (resume) {
         if (strcmp(resume->model, model->spec)) {

@@ -42,20 +42,12 @@ static bg_status try_batch(const bg_profile_query *q, int64_t batch, int steps, 
     const int eval_batch = q->eval_batch > 0 ? (int)q->eval_batch : 1;
     if ((s = bg_trainer_init(&tr, &ctx, q->device, bg_model_forward, m, (int)batch, eval_batch, h, w, c, &oc, 0.0f)))
         goto out;
-    if (q->device == BG_CUDA) {
-        bg_trainer_cuda_opts co = bg_trainer_cuda_defaults();
-        co.amp = q->amp;
-        if ((s = bg_trainer_set_cuda(&tr, &co))) goto out;
-    }
+    if ((s = bg_trainer_set_amp(&tr, q->amp))) goto out;
     const int es = q->eval_size > 0 && q->eval_size != h ? q->eval_size : 0, side = es > h ? es : h;
     if (es) { /* the run's eval-only trainer at the test size, sharing the model */
-        if ((s = bg_trainer_init(&etr, &ctx, q->device, bg_model_forward, m, 1, eval_batch, es, es, c, &oc, 0.0f)))
+        if ((s = bg_trainer_init(&etr, &ctx, q->device, bg_model_forward, m, 1, eval_batch, es, es, c, &oc, 0.0f)) ||
+            (s = bg_trainer_set_amp(&etr, q->amp)))
             goto out;
-        if (q->device == BG_CUDA) {
-            bg_trainer_cuda_opts co = bg_trainer_cuda_defaults();
-            co.amp = q->amp;
-            if ((s = bg_trainer_set_cuda(&etr, &co))) goto out;
-        }
     }
     const size_t n = (size_t)(batch > eval_batch ? batch : eval_batch) * side * (w > side ? w : side) * c;
     x = malloc(n * sizeof *x), y = malloc((size_t)batch * sizeof *y);

@@ -62,6 +62,14 @@ bg_status bg_trainer_set_cuda(bg_trainer *tr, const bg_trainer_cuda_opts *o)
     return BG_OK;
 }
 
+bg_status bg_trainer_set_amp(bg_trainer *tr, bool amp)
+{
+    if (!tr->cuda) return BG_OK;
+    bg_trainer_cuda_opts o = bg_trainer_cuda_defaults();
+    o.amp = amp;
+    return bg_trainer_set_cuda(tr, &o);
+}
+
 bg_loss_scaler *bg_trainer_cuda_scaler(bg_trainer *tr) { return tr->cuda && tr->cuda->o.amp ? &tr->cuda->o.scaler : NULL; }
 
 void bg_trainer_cuda_get_status(const bg_trainer *tr, bg_trainer_cuda_status *out)

@@ -43,6 +43,9 @@ typedef struct {
 bg_trainer_cuda_opts bg_trainer_cuda_defaults(void);
 /* Before the first step of a CUDA trainer. */
 bg_status bg_trainer_set_cuda(bg_trainer *tr, const bg_trainer_cuda_opts *o);
+/* The defaults with mixed precision on or off, on a CUDA trainer; a CPU
+ * trainer is left as it is (its precision is f32). */
+bg_status bg_trainer_set_amp(bg_trainer *tr, bool amp);
 void bg_trainer_cuda_get_status(const bg_trainer *tr, bg_trainer_cuda_status *out);
 /* The loss scaler of an amp trainer (NULL otherwise), for checkpoints: a
  * restored scale reaches the device before the next step. */
