@@ -65,6 +65,17 @@ static void fill_dataset(bg_ctx *ctx, bg_dataset *ds, uint32_t seed)
     }
 }
 
+/* The synthetic train and test sets every test here uses, and the plain
+ * (normalise only) batch options that go with them. */
+static bg_batch_opts make_data(bg_ctx *ctx, bg_dataset *train, bg_dataset *test)
+{
+    fill_dataset(ctx, train, 1);
+    fill_dataset(ctx, test, 2);
+    bg_batch_opts plain = {0};
+    for (int c = 0; c < 4; c++) plain.mean[c] = 0.5f, plain.std[c] = 0.25f;
+    return plain;
+}
+
 /* One "process": a run from `start` (or a resume from `resume`) to at most
  * max_steps; returns the final weights (host f32 copies, caller frees). */
 static bool one_run_ex(bg_t *tc, bg_device dev, bool gpu_data, bg_optim_kind kind, const char *ckpt, bool resume,
@@ -76,10 +87,9 @@ static bool one_run_ex(bg_t *tc, bg_device dev, bool gpu_data, bg_optim_kind kin
         return false;
     }
     bg_dataset train = {0}, test = {0};
-    fill_dataset(&ctx, &train, 1);
-    fill_dataset(&ctx, &test, 2);
-    bg_batch_opts aug = {.crop_pad = 2, .flip = true}, plain = {0};
-    for (int c = 0; c < 4; c++) aug.mean[c] = plain.mean[c] = 0.5f, aug.std[c] = plain.std[c] = 0.25f;
+    const bg_batch_opts plain = make_data(&ctx, &train, &test);
+    bg_batch_opts aug = plain;
+    aug.crop_pad = 2, aug.flip = true;
     bg_loader ld;
     bg_model *m = NULL;
     bg_trainer tr = {0};
@@ -218,10 +228,7 @@ BG_TEST(loader_validation_split_is_disjoint)
     bg_ctx ctx;
     bg_test_ctx(&ctx, 1);
     bg_dataset train = {0}, test = {0};
-    fill_dataset(&ctx, &train, 1);
-    fill_dataset(&ctx, &test, 2);
-    bg_batch_opts plain = {0};
-    for (int c = 0; c < 4; c++) plain.mean[c] = 0.5f, plain.std[c] = 0.25f;
+    const bg_batch_opts plain = make_data(&ctx, &train, &test);
     bg_loader ld, ld2;
     CHECK_OK(&ctx, bg_loader_init(&ld, &ctx, &train, &test, 12, 0, 8, &plain, &plain, 5));
     CHECK_OK(&ctx, bg_loader_split_val(&ld, 3));
@@ -295,10 +302,7 @@ BG_TEST(run_best_checkpoint_follows_the_selection_metric)
         bg_ctx ctx;
         bg_test_ctx(&ctx, 1);
         bg_dataset train = {0}, test = {0};
-        fill_dataset(&ctx, &train, 1);
-        fill_dataset(&ctx, &test, 2);
-        bg_batch_opts plain = {0};
-        for (int c = 0; c < 4; c++) plain.mean[c] = 0.5f, plain.std[c] = 0.25f;
+        const bg_batch_opts plain = make_data(&ctx, &train, &test);
         bg_loader ld;
         bg_model *m = NULL;
         bg_trainer tr = {0};
