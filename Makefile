@@ -43,7 +43,7 @@ ifneq ($(strip $(MISSING)),)
 $(error missing libraries; install them with: apt-get install $(MISSING))
 endif
 
-LIB_SRC  := $(sort $(wildcard engine/*.c ops/*.c models/*.c augment/*.c train/*.c search/*.c search/batch/*.c search/drive/*.c))
+LIB_SRC  := $(sort $(wildcard engine/*.c ops/*.c kernels/cpu/*.c models/*.c augment/*.c train/*.c search/*.c search/batch/*.c search/drive/*.c))
 TOOL_SRC := $(sort $(wildcard tools/*.c bench/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c))
 CU_SRC   := $(sort $(wildcard kernels/*.cu kernels/*/*.cu))
@@ -76,7 +76,28 @@ CU_OBJ    :=
 CUDA_NOTE := CUDA: nvcc not found, building the CPU-only engine
 endif
 
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CU_OBJ)
+# The fast CPU kernels (kernels/cpu/isa/*.c) are compiled once per instruction
+# set, each copy with its own function names (kernels/cpu/isa.h); the
+# context picks one at run time (engine/cpu_isa.h).
+CPU_ISA_SRC := $(sort $(wildcard kernels/cpu/isa/*.c))
+ifneq ($(filter x86_64% i386% i486% i586% i686%,$(shell $(CC) -dumpmachine)),)
+CPU_ISAS := generic avx2 avx512
+CFLAGS   += -DBG_CPU_X86_ISA
+else
+CPU_ISAS := generic
+endif
+ISA_FLAGS_generic := -DBG_ISA=0
+ISA_FLAGS_avx2    := -DBG_ISA=1 -mavx2 -mfma
+ISA_FLAGS_avx512  := -DBG_ISA=2 -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma -mprefer-vector-width=512
+CPU_ISA_OBJ := $(foreach i,$(CPU_ISAS),$(CPU_ISA_SRC:%.c=$(BUILD)/%.$(i).o))
+define cpu_isa_rule
+$(BUILD)/kernels/cpu/isa/%.$(1).o: kernels/cpu/isa/%.c
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) -O3 -ffp-contract=fast $$(ISA_FLAGS_$(1)) -c $$< -o $$@
+endef
+$(foreach i,$(CPU_ISAS),$(eval $(call cpu_isa_rule,$(i))))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CPU_ISA_OBJ) $(CU_OBJ)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 LIB      := lib/libbudgie$(SUFFIX).a
@@ -227,7 +248,7 @@ FUZZ_ONLY    ?= safetensors idx cifar pack jpeg mads_params
 FUZZ_OUT     := build-fuzz
 FUZZ_CFLAGS  := -std=c11 -O1 -g -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -I. \
                 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
-FUZZ_BASE    := engine/context.c engine/status.c engine/alloc.c
+FUZZ_BASE    := engine/context.c engine/cpu_isa.c engine/status.c engine/alloc.c
 FUZZ_SRC_safetensors := engine/safetensors.c engine/tensor.c engine/dtype.c
 FUZZ_SRC_idx         := augment/read_idx.c augment/dataset.c
 FUZZ_SRC_cifar       := augment/read_cifar.c augment/dataset.c

@@ -1,5 +1,6 @@
 #include "context.h"
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef BG_WITH_CUDA
 #include "../kernels/cuda_api.h"
@@ -22,6 +23,10 @@ bg_status bg_ctx_init(bg_ctx *ctx, bg_device device, uint64_t seed)
     ctx->device = BG_CPU;
     ctx->seed = seed;
     ctx->deterministic = true;
+    ctx->cpu_backend = BG_CPU_FAST;
+    ctx->cpu_isa = bg_cpu_isa_best();
+    bg_status cs = bg_ctx_set_cpu(ctx, getenv("BUDGIE_CPU"), getenv("BUDGIE_CPU_ISA"), "BUDGIE_CPU", "BUDGIE_CPU_ISA");
+    if (cs) return cs;
     if (device == BG_CPU) return BG_OK;
     if (device != BG_CUDA) return bg_fail(ctx, BG_ERR_ARG, "unknown device %d", (int)device);
 #ifdef BG_WITH_CUDA

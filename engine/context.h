@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include "status.h"
 #include "alloc.h"
+#include "cpu_isa.h"
 
 typedef enum { BG_CPU = 0, BG_CUDA = 1, BG_NDEVICES } bg_device;
 
@@ -19,6 +20,11 @@ typedef struct bg_ctx {
     uint64_t rng_offset;              /* next unused Philox counter block */
     void *stream;                     /* cudaStream_t when device is CUDA, else NULL */
     bool deterministic;               /* no atomics in reductions */
+    /* Which CPU kernels run CPU tensors (engine/cpu_isa.h): fast by default,
+     * at the best instruction set the CPU runs; BUDGIE_CPU and
+     * BUDGIE_CPU_ISA override at bg_ctx_init. */
+    bg_cpu_backend cpu_backend;
+    bg_cpu_isa cpu_isa;
     /* NVRTC specialisation cache of the CUDA conv/GEMM kernels
      * (kernels/rtc/rtc.h), owned by whoever set it; NULL = the precompiled
      * kernels only. Ops pass it to the kernels; the context never frees it. */
@@ -28,7 +34,8 @@ typedef struct bg_ctx {
 } bg_ctx;
 
 /* A CUDA context fails with BG_ERR_UNSUPPORTED when the build has no CUDA or no
- * device is present; the message says which. */
+ * device is present; the message says which. A BUDGIE_CPU or BUDGIE_CPU_ISA
+ * this machine cannot honour fails too (BG_ERR_ARG / BG_ERR_UNSUPPORTED). */
 bg_status bg_ctx_init(bg_ctx *ctx, bg_device device, uint64_t seed);
 void bg_ctx_free(bg_ctx *ctx);
 const char *bg_device_name(bg_device d);

@@ -165,14 +165,24 @@ bg_status bg_node_init(bg_ctx *ctx, bg_node *n, const bg_op *op, const void *par
     return BG_OK;
 }
 
-static bg_status dispatch(bg_ctx *ctx, bg_node *n, bg_kernel_fn const *table, const char *pass)
+static bg_status dispatch(bg_ctx *ctx, bg_node *n, bg_kernel_fn const *table, bg_kernel_fn fast, const char *pass)
 {
     bg_device dev = n->in[0]->device;
+    if (dev == BG_CPU && fast && ctx->cpu_backend == BG_CPU_FAST) {
+        bg_status s = fast(ctx, n);
+        if (s != BG_ERR_UNSUPPORTED) return s;
+        /* declined (a dtype or shape it does not cover): the reference takes it */
+    }
     bg_kernel_fn fn = table[dev];
     if (!fn)
         return bg_fail(ctx, BG_ERR_DEVICE, "%s: no %s %s implementation", n->op->name, bg_device_name(dev), pass);
     return fn(ctx, n);
 }
 
-bg_status bg_node_forward(bg_ctx *ctx, bg_node *n) { return dispatch(ctx, n, n->op->fwd, "forward"); }
-bg_status bg_node_backward(bg_ctx *ctx, bg_node *n) { return dispatch(ctx, n, n->op->bwd, "backward"); }
+bg_status bg_node_forward(bg_ctx *ctx, bg_node *n) { return dispatch(ctx, n, n->op->fwd, n->op->fast_fwd, "forward"); }
+bg_status bg_node_backward(bg_ctx *ctx, bg_node *n) { return dispatch(ctx, n, n->op->bwd, n->op->fast_bwd, "backward"); }
+
+const char *bg_node_cpu_kernels(const bg_ctx *ctx, const bg_node *n)
+{
+    return ctx->cpu_backend == BG_CPU_FAST && n->op->fast_fwd ? "fast" : "ref";
+}

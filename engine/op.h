@@ -63,6 +63,13 @@ typedef struct bg_op {
     bg_kernel_fn fwd[BG_NDEVICES];
     bg_kernel_fn bwd[BG_NDEVICES];
     bg_supports_fn supports;           /* may be NULL */
+    /* The fast CPU backend (engine/cpu_isa.h, kernels/cpu/): used for CPU
+     * tensors unless the context asks for the reference. NULL = the
+     * reference fwd/bwd[BG_CPU] serves both backends. A fast kernel may
+     * decline a call it does not cover (a dtype, a shape) by returning
+     * BG_ERR_UNSUPPORTED before touching anything; the reference then runs
+     * it. That code means nothing else from a fast kernel. */
+    bg_kernel_fn fast_fwd, fast_bwd;
 } bg_op;
 
 struct bg_node {
@@ -99,6 +106,9 @@ const char *bg_op_params_str(const bg_op *op, const void *params, char *buf, siz
 bg_status bg_node_init(bg_ctx *ctx, bg_node *n, const bg_op *op, const void *params,
                        bg_tensor *const *in, int n_in, bool train);
 bg_status bg_node_forward(bg_ctx *ctx, bg_node *n);
+/* Which CPU kernels a forward/backward of this node runs under ctx: "ref" or
+ * "fast" (the latter only when the row has one; a decline is not seen). */
+const char *bg_node_cpu_kernels(const bg_ctx *ctx, const bg_node *n);
 /* Requires the out grads to be set; accumulates into the inputs' grads. */
 bg_status bg_node_backward(bg_ctx *ctx, bg_node *n);
 void bg_node_release(bg_ctx *ctx, bg_node *n); /* frees outputs and saved tensors */

@@ -4,6 +4,7 @@
 #include <math.h>
 #include "op_util.h"
 #include "ops.h"
+#include "../kernels/cpu/fast.h"
 #ifdef BG_WITH_CUDA
 #include "../kernels/elementwise.h"
 #endif
@@ -170,6 +171,8 @@ const bg_op bg_op_relu = {
     .infer = infer_unary,
     .fwd = {[BG_CPU] = relu_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(relu_fwd_cuda)},
     .bwd = {[BG_CPU] = relu_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(relu_bwd_cuda)},
+    .fast_fwd = bg_fast_relu_fwd,
+    .fast_bwd = bg_fast_relu_bwd,
 };
 
 const bg_op bg_op_sigmoid = {

@@ -4,7 +4,10 @@
  *    L = sum_k <G_k, y_k> with random upstream gradients G_k;
  *  - f32-vs-f64: the f32 CPU path against the f64 one, forward and backward;
  *  - cuda-f32 / cuda-f16: the CUDA backend against the CPU f32 reference,
- *    outputs poisoned with NaN first so unwritten elements fail. */
+ *    outputs poisoned with NaN first so unwritten elements fail;
+ *  - cpu-fast: the fast CPU backend (f32, outputs poisoned too) against the
+ *    reference, once per instruction set this CPU runs.
+ * Every other run uses the reference CPU backend: it is the oracle. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +105,7 @@ static bool build_inputs(bg_t *tc, const case_entry *e, case_inputs *ci)
     ci->c = c;
     ci->c_train = c->train;
     bg_ctx_init(&ci->ctx, BG_CPU, case_seed(e));
+    ci->ctx.cpu_backend = BG_CPU_REF;
     ci->op = bg_op_find(c->op);
     if (!ci->op) {
         CHECK(false, "op '%s' is not in the registry", c->op);
@@ -255,7 +259,10 @@ static bool run_case(bg_t *tc, case_inputs *ci, bg_dtype dt, bg_device dev, bg_t
         goto done;
     }
     for (int k = 0; k < n.n_out; k++)
-        if (dev != BG_CPU && poison(ctx, n.out[k])) { CHECK(false, "%s", bg_errmsg(ctx)); goto release; }
+        if ((dev != BG_CPU || ctx->cpu_backend == BG_CPU_FAST) && poison(ctx, n.out[k])) {
+            CHECK(false, "%s", bg_errmsg(ctx));
+            goto release;
+        }
     if (bg_node_forward(ctx, &n)) {
         CHECK(false, "forward on %s %s: %s", bg_device_name(dev), bg_dtype_name(dt), bg_errmsg(ctx));
         goto release;
@@ -367,6 +374,38 @@ static void compare(bg_t *tc, case_inputs *ci, const results *got, const results
     }
 }
 
+/* The fast CPU backend at each instruction set against the f32 reference. */
+static void cpu_fast(bg_t *tc, const case_entry *e, case_inputs *ci)
+{
+    bg_ctx *ctx = &ci->ctx;
+    bg_node probe;
+    if (bg_node_init(ctx, &probe, ci->op, ci->params, ci->in, ci->n_in, ci->c_train)) {
+        CHECK(false, "init: %s", bg_errmsg(ctx));
+        return;
+    }
+    bg_tensor *up[BG_MAX_OUT] = {0};
+    bool have_up = make_upstream(tc, ci, &probe, up);
+    bg_node_release(ctx, &probe);
+    results ref, got;
+    const double tol = e->c->tol_f32 > 0 ? e->c->tol_f32 : 1e-10;
+    if (have_up && run_case(tc, ci, BG_F32, BG_CPU, up, &ref)) {
+        for (int isa = 0; isa < BG_NISA; isa++) {
+            if (!bg_cpu_isa_runs((bg_cpu_isa)isa)) continue;
+            char what[64];
+            snprintf(what, sizeof what, "cpu-fast %s", bg_cpu_isa_name((bg_cpu_isa)isa));
+            ctx->cpu_backend = BG_CPU_FAST;
+            ctx->cpu_isa = (bg_cpu_isa)isa;
+            bool ran = run_case(tc, ci, BG_F32, BG_CPU, up, &got);
+            ctx->cpu_backend = BG_CPU_REF;
+            if (!ran) break;
+            compare(tc, ci, &got, &ref, tol, what);
+            free_results(ctx, &got);
+        }
+        free_results(ctx, &ref);
+    }
+    free_tensors(ctx, up, BG_MAX_OUT);
+}
+
 void op_case_run(bg_t *tc, const case_entry *e, const char *kind)
 {
     case_inputs ci;
@@ -378,6 +417,10 @@ void op_case_run(bg_t *tc, const case_entry *e, const char *kind)
     }
     if (!strcmp(kind, "gradcheck")) {
         gradcheck(tc, &ci);
+        goto out;
+    }
+    if (!strcmp(kind, "cpu-fast")) {
+        cpu_fast(tc, e, &ci);
         goto out;
     }
     /* Reference: CPU at f64 (for f32-vs-f64) or f32 (for the CUDA checks). */

@@ -107,7 +107,23 @@ static void report(tally *ty, const char *name, const bg_t *t, double secs)
     fflush(stdout);
 }
 
-static const char *const KINDS_CPU[] = {"gradcheck", "f32-vs-f64"}, *const KINDS_GPU[] = {"cuda-f32", "cuda-f16"};
+/* cpu-fast: the fast CPU backend against the reference, at every
+ * instruction set this CPU runs; only for ops that have fast kernels. */
+static const char *const KINDS_CPU[] = {"gradcheck", "f32-vs-f64", "cpu-fast"}, *const KINDS_GPU[] = {"cuda-f32", "cuda-f16"};
+#define N_KINDS_CPU 3
+#define N_KINDS_GPU 2
+
+/* Whether the runner derives this check from the case at all (not a skip:
+ * a check that does not apply is not listed). */
+static bool case_has_kind(const case_entry *e, const char *kind)
+{
+    if (!strcmp(kind, "gradcheck")) return !e->c->no_gradcheck; /* big cases opt out */
+    if (!strcmp(kind, "cpu-fast")) {
+        const bg_op *op = bg_op_find(e->c->op);
+        return op && (op->fast_fwd || op->fast_bwd);
+    }
+    return true;
+}
 
 /* How many tests and op checks the arguments select. */
 static int count_selected(bool gpu, int nf, char **filters, int nx, char **excl)
@@ -116,10 +132,10 @@ static int count_selected(bool gpu, int nf, char **filters, int nx, char **excl)
     for (int i = 0; i < reg.n; i++)
         n += reg.tests[i].gpu == gpu && matches(reg.tests[i].name, nf, filters, nx, excl);
     for (int i = 0; i < reg.n_cases; i++)
-        for (int k = 0; k < 2; k++) {
+        for (int k = 0; k < (gpu ? N_KINDS_GPU : N_KINDS_CPU); k++) {
             char name[320];
             const char *kind = gpu ? KINDS_GPU[k] : KINDS_CPU[k];
-            if (!strcmp(kind, "gradcheck") && reg.cases[i].c->no_gradcheck) continue;
+            if (!case_has_kind(&reg.cases[i], kind)) continue;
             op_case_name(&reg.cases[i], kind, name, sizeof name);
             n += matches(name, nf, filters, nx, excl);
         }
@@ -168,6 +184,18 @@ int main(int argc, char **argv)
     int total = 0, done = 0;
     const char *group = NULL;
     if (progress) total = count_selected(gpu, nf, filters, nx, excl);
+    {   /* BUDGIE_CPU / BUDGIE_CPU_ISA apply to every context the tests make:
+         * a value this machine cannot honour stops the run here, loudly */
+        bg_ctx probe;
+        if (bg_ctx_init(&probe, BG_CPU, 0)) {
+            fprintf(stderr, "%s: %s\n", argv[0], bg_errmsg(&probe));
+            free(filters), free(excl);
+            return 2;
+        }
+        if (!list)
+            printf("CPU backend: %s (%s)\n", bg_cpu_backend_name(probe.cpu_backend), bg_cpu_isa_name(probe.cpu_isa));
+        bg_ctx_free(&probe);
+    }
     int cuda = bg_cuda_available();
     if (gpu) printf("CUDA suite: %s\n", cuda ? "device found" : "SKIPPED, no CUDA device (or a CPU-only build); every GPU check below is counted as skipped");
     double t_start = bg_monotonic_s();
@@ -184,14 +212,13 @@ int main(int argc, char **argv)
         report(&ty, e->name, &t, bg_monotonic_s() - t0);
     }
 
-    /* Op cases: each yields named checks (gradcheck, f32-vs-f64 on the CPU;
+    /* Op cases: each yields named checks (gradcheck, f32-vs-f64, cpu-fast on the CPU;
      * cuda-f32, cuda-f16 on the GPU). */
     for (int i = 0; i < reg.n_cases; i++) {
         const char *const *kinds = gpu ? KINDS_GPU : KINDS_CPU;
-        for (int k = 0; k < 2; k++) {
+        for (int k = 0; k < (gpu ? N_KINDS_GPU : N_KINDS_CPU); k++) {
             char name[320];
-            /* big cases opt out of the finite-difference check: no test, not a skip */
-            if (!strcmp(kinds[k], "gradcheck") && reg.cases[i].c->no_gradcheck) continue;
+            if (!case_has_kind(&reg.cases[i], kinds[k])) continue;
             op_case_name(&reg.cases[i], kinds[k], name, sizeof name);
             if (!matches(name, nf, filters, nx, excl)) continue;
             if (list) { printf("%s\n", name); continue; }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "../engine/context.h"
 #include "../engine/version.h"
 #include "verbs.h"
 
@@ -63,6 +64,14 @@ int main(int argc, char **argv)
         const char *spin = getenv("GOMP_SPINCOUNT"), *policy = getenv("OMP_WAIT_POLICY");
         printf("cpu:    OpenMP waits: %s%s%s%s\n", spin ? "GOMP_SPINCOUNT=" : "", spin ? spin : "",
                policy ? (spin ? ", OMP_WAIT_POLICY=" : "OMP_WAIT_POLICY=") : "", policy ? policy : "");
+        bg_ctx probe; /* the CPU backend every command gets (BUDGIE_CPU, BUDGIE_CPU_ISA) */
+        if (bg_ctx_init(&probe, BG_CPU, 0)) {
+            fprintf(stderr, "budgie: %s\n", bg_errmsg(&probe));
+            return 2;
+        }
+        printf("cpu:    kernels: %s, instruction set %s (best here: %s)\n", bg_cpu_backend_name(probe.cpu_backend),
+               bg_cpu_isa_name(probe.cpu_isa), bg_cpu_isa_name(bg_cpu_isa_best()));
+        bg_ctx_free(&probe);
         return 0;
     }
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)

@@ -1,0 +1,17 @@
+/* Elementwise loops of the fast CPU backend, one copy per instruction set
+ * (kernels/cpu/isa.h). Each takes one contiguous chunk; the callers in
+ * kernels/cpu/eltwise.c cut the tensor into chunks across threads. */
+#include "../isa.h"
+
+void BG_ISA_FN(bg_k_relu_fwd)(const float *restrict x, float *restrict y, int64_t n)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+/* relu' = [x > 0] (0 at x == 0, as the reference and PyTorch). */
+void BG_ISA_FN(bg_k_relu_bwd)(const float *restrict x, const float *restrict dy, float *restrict dx, int64_t n)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+}
