@@ -9,8 +9,9 @@ int bg_cmd_ops(int argc, char **argv)
 {
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf("usage: budgie ops\n  lists every op: inputs, parameters with defaults, and its backends:\n"
-               "  cpu:yes, and cuda:available (a kernel, and a device to run it here), cuda:implemented (a kernel,\n"
-               "  but no device here) or cuda:no (no kernel in this build)\n");
+               "  cpu:yes (the reference), fast:yes|no (a fast CPU kernel; without one the reference serves the\n"
+               "  fast backend too), and cuda:available (a kernel, and a device to run it here), cuda:implemented\n"
+               "  (a kernel, but no device here) or cuda:no (no kernel in this build)\n");
         return 0;
     }
     const int dev = bg_cuda_available();
@@ -25,7 +26,7 @@ int bg_cmd_ops(int argc, char **argv)
         printf("%-15s in(", op->name);
         for (int k = 0; k < op->n_in; k++) printf("%s%s%s", k ? "," : "", op->in_names[k], k >= op->n_in_required ? "?" : "");
         const char *cuda = !op->fwd[BG_CUDA] ? "no" : dev ? "available" : "implemented";
-        printf(")  cpu:%s cuda:%s  %s\n", op->fwd[BG_CPU] ? "yes" : "no", cuda,
+        printf(")  cpu:%s fast:%s cuda:%s  %s\n", op->fwd[BG_CPU] ? "yes" : "no", op->fast_fwd ? "yes" : "no", cuda,
                bg_op_params_str(op, p, ps, sizeof ps));
     }
     return 0;
