@@ -160,3 +160,31 @@ BG_TEST(cli_test_runner_prints_group_progress)
     CHECK(groups == 3, "group lines seen: %d of 3", groups);
     CHECK(summary, "no summary line");
 }
+
+/* BUDGIE_CPU / BUDGIE_CPU_ISA choose the CPU kernels of every command; a
+ * value the machine cannot honour stops with a message naming it. */
+BG_TEST(cli_cpu_backend_switch)
+{
+    if (access(bg_test_budgie_bin(), X_OK) != 0) SKIP("%s not built (make builds it)", bg_test_budgie_bin());
+    static char o[4096];
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "BUDGIE_CPU=ref BUDGIE_CPU_ISA=generic %s --version 2>&1", bg_test_budgie_bin());
+    int rc = bg_test_run_cmd(cmd, o, sizeof o);
+    CHECK(rc == 0 && strstr(o, "\ncpu:    kernels: ref, instruction set generic (best here: "), "exit %d: %s", rc, o);
+    snprintf(cmd, sizeof cmd, "BUDGIE_CPU=gpu %s --version 2>&1", bg_test_budgie_bin());
+    rc = bg_test_run_cmd(cmd, o, sizeof o);
+    CHECK(rc == 2 && strstr(o, "BUDGIE_CPU=gpu: the CPU backend is 'ref' or 'fast'"), "exit %d: %s", rc, o);
+    snprintf(cmd, sizeof cmd, "BUDGIE_CPU_ISA=sse9 %s model summary small_cnn 2>&1", bg_test_budgie_bin());
+    rc = bg_test_run_cmd(cmd, o, sizeof o);
+    CHECK(rc == 2 && strstr(o, "BUDGIE_CPU_ISA=sse9: the instruction set is avx512, avx2 or generic"), "exit %d: %s", rc, o);
+    if (!bg_cpu_isa_runs(BG_ISA_AVX512)) { /* the forced-ISA refusal, where this CPU lacks AVX-512 */
+        snprintf(cmd, sizeof cmd, "BUDGIE_CPU_ISA=avx512 %s --version 2>&1", bg_test_budgie_bin());
+        rc = bg_test_run_cmd(cmd, o, sizeof o);
+        CHECK(rc == 2 && strstr(o, "BUDGIE_CPU_ISA=avx512: this CPU cannot run AVX-512"), "exit %d: %s", rc, o);
+    }
+    char *out;
+    rc = run_budgie("ops", &out);
+    CHECK(rc == 0 && out && strstr(out, "\nrelu ") && strstr(strstr(out, "\nrelu "), "fast:yes"), "relu has a fast kernel: %.400s",
+          out ? out : "");
+    free(out);
+}

@@ -165,3 +165,41 @@ BG_TEST(op_rejects_mixed_devices_and_dtypes)
     bg_tensor_free(&ctx, a);
     bg_tensor_free(&ctx, b);
 }
+
+/* The CPU backend switch: names, refusals, and the decline path (a fast
+ * kernel that does not cover f64 hands the call to the reference). */
+BG_TEST(cpu_backend_switch_and_decline)
+{
+    bg_ctx ctx;
+    bg_test_ctx(&ctx, 5);
+    CHECK(bg_ctx_set_cpu(&ctx, "ref", "generic", "B", "I") == BG_OK && ctx.cpu_backend == BG_CPU_REF &&
+              ctx.cpu_isa == BG_ISA_GENERIC,
+          "ref/generic: %s", bg_errmsg(&ctx));
+    CHECK(bg_ctx_set_cpu(&ctx, "", NULL, "B", "I") == BG_OK && ctx.cpu_backend == BG_CPU_REF, "an empty value is unset");
+    CHECK(bg_ctx_set_cpu(&ctx, "quick", NULL, "B", "I") == BG_ERR_ARG && strstr(bg_errmsg(&ctx), "B=quick"),
+          "bad backend: %s", bg_errmsg(&ctx));
+    CHECK(bg_ctx_set_cpu(&ctx, NULL, "avx1024", "B", "I") == BG_ERR_ARG && strstr(bg_errmsg(&ctx), "I=avx1024"),
+          "bad ISA: %s", bg_errmsg(&ctx));
+    for (int i = 0; i < BG_NISA; i++) {
+        bg_status s = bg_ctx_set_cpu(&ctx, NULL, bg_cpu_isa_name((bg_cpu_isa)i), "B", "I");
+        if (bg_cpu_isa_runs((bg_cpu_isa)i)) CHECK(s == BG_OK && ctx.cpu_isa == (bg_cpu_isa)i, "%s: %s", bg_cpu_isa_name((bg_cpu_isa)i), bg_errmsg(&ctx));
+        else CHECK(s == BG_ERR_UNSUPPORTED && strstr(bg_errmsg(&ctx), "cannot run"), "%s: %s", bg_cpu_isa_name((bg_cpu_isa)i), bg_errmsg(&ctx));
+    }
+    CHECK(bg_cpu_isa_runs(bg_cpu_isa_best()) && bg_cpu_isa_runs(BG_ISA_GENERIC), "the best set runs");
+    /* relu has a fast f32 kernel that declines f64: the reference answers */
+    ctx.cpu_backend = BG_CPU_FAST;
+    int64_t shape[1] = {5};
+    bg_tensor *x = bg_tensor_new(&ctx, BG_CPU, BG_F64, 1, shape, "x");
+    bg_node n;
+    CHECK(x && !bg_node_init(&ctx, &n, bg_op_find("relu"), NULL, &x, 1, false), "init: %s", bg_errmsg(&ctx));
+    if (!x) return;
+    for (int i = 0; i < 5; i++) bg_set(x, i, i - 2.5);
+    CHECK(!strcmp(bg_node_cpu_kernels(&ctx, &n), "fast"), "relu runs fast kernels under the fast backend");
+    CHECK(bg_node_forward(&ctx, &n) == BG_OK, "forward: %s", bg_errmsg(&ctx));
+    for (int i = 0; i < 5; i++) CHECK(bg_get(n.out[0], i) == (i > 2 ? i - 2.5 : 0.0), "y[%d] = %g", i, bg_get(n.out[0], i));
+    ctx.cpu_backend = BG_CPU_REF;
+    CHECK(!strcmp(bg_node_cpu_kernels(&ctx, &n), "ref"), "and the reference under ref");
+    bg_node_release(&ctx, &n);
+    bg_tensor_free(&ctx, x);
+    bg_ctx_free(&ctx);
+}

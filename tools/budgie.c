@@ -74,6 +74,14 @@ int main(int argc, char **argv)
         bg_ctx_free(&probe);
         return 0;
     }
+    {   /* BUDGIE_CPU / BUDGIE_CPU_ISA: checked once here, for every verb */
+        bg_ctx probe;
+        if (bg_ctx_init(&probe, BG_CPU, 0)) {
+            fprintf(stderr, "budgie: %s\n", bg_errmsg(&probe));
+            return 2;
+        }
+        bg_ctx_free(&probe);
+    }
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
         if (!strcmp(argv[1], verbs[i].name)) return verbs[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "budgie: unknown verb '%s'\n", argv[1]);
