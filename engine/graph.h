@@ -64,6 +64,11 @@ bg_status bg_graph_backward(bg_graph *g, bg_tensor *loss);
  * parameters and other leaf tensors that need one, outside the arena. The
  * arena belongs to the graph; its tensors are views (alloc_bytes 0). */
 bg_status bg_graph_plan(bg_graph *g, const bg_tensor *loss, bg_tensor *const *keep, int n_keep);
+/* The same plan computed without allocating or binding anything (sizing a
+ * batch before running it); *leaf_grad_bytes gets what the parameters'
+ * gradients would take. bg_plan_free the result; the graph stays deferred. */
+bg_status bg_graph_plan_dry(bg_graph *g, const bg_tensor *loss, bg_tensor *const *keep, int n_keep, bg_plan *out,
+                            size_t *leaf_grad_bytes);
 /* Switch batchnorm mode for the next replay. */
 void bg_graph_set_train(bg_graph *g, bool train);
 

@@ -8,6 +8,7 @@
 #include "harness.h"
 #include "plan_util.h"
 #include "../engine/alloc.h"
+#include "../models/model.h"
 #include "../ops/ops.h"
 
 static bool verbose(void)
@@ -138,6 +139,25 @@ static void parity(bg_t *tc, const char *spec, int batch, double peak_factor, do
           res.eval_fixed, res.eval_arena, res.eval_scratch);
     CHECK(res.eval_act_eager > eval_factor * res.eval_arena, "%s eval: eager activations %zu not %.1fx the arena %zu",
           spec, res.eval_act_eager, eval_factor, res.eval_arena);
+    /* the summary's dry plans (nothing allocated) give the same numbers */
+    bg_ctx ctx;
+    bg_test_ctx(&ctx, 1);
+    bg_model *m = NULL;
+    bg_plan_peaks pk;
+    CHECK_OK(&ctx, bg_model_new_ex(&ctx, BG_CPU, spec, BG_MODEL_NO_INIT, &m));
+    if (m) {
+        bg_alloc_reset_peak(&ctx, BG_CPU);
+        CHECK_OK(&ctx, bg_model_plan_peaks(&ctx, m, batch, 0, 0, 0, &pk));
+        CHECK(pk.arena == (double)res.arena && pk.scratch == (double)res.scratch && pk.grads == (double)res.leaf_grads &&
+                  pk.eager_act == (double)res.sum && pk.eval_arena == (double)res.eval_arena,
+              "%s: dry plan arena %.0f scratch %.0f grads %.0f eval arena %.0f, real %zu %zu %zu %zu", spec, pk.arena,
+              pk.scratch, pk.grads, pk.eval_arena, res.arena, res.scratch, res.leaf_grads, res.eval_arena);
+        CHECK(ctx.alloc[BG_CPU].peak == ctx.alloc[BG_CPU].in_use + (size_t)pk.input,
+              "%s: dry plans allocated %zu bytes beyond the input batch %.0f", spec,
+              ctx.alloc[BG_CPU].peak - ctx.alloc[BG_CPU].in_use, pk.input);
+    }
+    bg_model_free(&ctx, m);
+    bg_ctx_free(&ctx);
     if (verbose())
         printf("  %s batch %d: training peak eager %zu, planned %zu (arena %zu of %zu planned bytes, scratch %zu, "
                "fixed %zu: %.2fx less; not fixed: eager %zu, planned %zu, %.2fx less); eval activations eager %zu, "
