@@ -148,7 +148,7 @@ void bg_summary_free(bg_summary *s);
  * activation is allocated, so any batch can be sized. Bytes as the
  * allocator counts them (rounded to 256). The training step is forward,
  * loss, backward and an SGD-momentum update: parameters and buffers, their
- * gradients, one momentum buffer per parameter, the input batch and
+ * gradients, the optimizer's state (bg_optim_state_bytes), the input batch and
  * labels, the arena and the largest kernel scratch. The evaluation: the
  * model, its input batch, its arena and scratch (no gradients). */
 typedef struct {

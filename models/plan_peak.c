@@ -3,6 +3,7 @@
  * would not fit in memory can still be sized. */
 #include <string.h>
 #include "../engine/alloc.h"
+#include "../engine/optim.h"
 #include "../ops/ops.h"
 #include "model.h"
 
@@ -10,7 +11,7 @@ static double rounded(const bg_tensor *t) { return (double)bg_alloc_rounded(bg_n
 
 /* One dry plan: training (with the loss and its backward) or evaluation. */
 static bg_status plan_once(bg_ctx *ctx, bg_model *m, bool train, int batch, int c, int h, int w, bg_plan *p,
-                           double *input, double *leaf)
+                           double *input, double *leaf, double *optim)
 {
     bg_graph *g = bg_graph_new(ctx, m->device, train);
     if (!g) return ctx->status;
@@ -24,6 +25,13 @@ static bg_status plan_once(bg_ctx *ctx, bg_model *m, bool train, int batch, int 
     size_t lg = 0;
     bg_tensor *keep[2] = {logits, loss};
     if (!s) s = bg_graph_plan_dry(g, loss, keep, train ? 2 : 1, p, &lg);
+    if (!s && train) { /* SGD momentum's state for the parameters the step updates */
+        bg_tensor *params[1024];
+        int n = bg_graph_params(g, params, 1024);
+        bg_optim_config oc = bg_optim_defaults(BG_OPT_SGD);
+        oc.momentum = 0.9;
+        *optim = n <= 1024 ? (double)bg_optim_state_bytes(&oc, params, n, m->device) : 0;
+    }
     *input = (x ? rounded(x) : 0) + (y ? rounded(y) : 0);
     *leaf = (double)lg;
     bg_graph_free(g);
@@ -39,17 +47,16 @@ bg_status bg_model_plan_peaks(bg_ctx *ctx, bg_model *m, int batch, int c, int h,
         const bg_tensor *t = m->sd[i].t;
         if (t->device != m->device) continue; /* counters live on the host */
         out->model += rounded(t);
-        if (t->is_param && t->requires_grad) out->momentum += rounded(t);
     }
     bg_plan p;
-    double leaf = 0;
-    bg_status s = plan_once(ctx, m, true, batch, c, h, w, &p, &out->input, &leaf);
+    double leaf = 0, none = 0;
+    bg_status s = plan_once(ctx, m, true, batch, c, h, w, &p, &out->input, &leaf, &out->momentum);
     if (s) return s;
     out->grads = leaf, out->arena = (double)p.arena_bytes, out->scratch = (double)p.scratch_bytes;
     out->eager_act = (double)p.sum_bytes;
     bg_plan_free(&p);
     out->train_peak = out->model + out->grads + out->momentum + out->input + out->arena + out->scratch;
-    if ((s = plan_once(ctx, m, false, batch, c, h, w, &p, &out->eval_input, &leaf))) return s;
+    if ((s = plan_once(ctx, m, false, batch, c, h, w, &p, &out->eval_input, &leaf, &none))) return s;
     out->eval_arena = (double)p.arena_bytes, out->eval_scratch = (double)p.scratch_bytes;
     out->eval_eager_act = (double)p.sum_bytes;
     bg_plan_free(&p);
