@@ -27,6 +27,9 @@ void bg_graph_free(bg_graph *g)
     if (!g) return;
     for (int i = 0; i < g->n_nodes; i++) bg_node_release(g->ctx, &g->nodes[i]);
     for (int i = 0; i < g->n_owned; i++) bg_tensor_free(g->ctx, g->owned[i]);
+    if (g->arena) bg_free(g->ctx, g->device, g->arena, g->plan->arena_bytes);
+    bg_plan_free(g->plan);
+    free(g->plan);
     free(g->nodes);
     free(g->owned);
     free(g);
@@ -72,8 +75,12 @@ bg_tensor *bg_graph_op(bg_graph *g, const bg_op *op, const void *params, bg_tens
         g->cap_nodes = cap;
     }
     bg_node *n = &g->nodes[g->n_nodes];
-    if (bg_node_init(ctx, n, op, params, in, n_in, g->train)) return NULL;
-    if (bg_node_forward(ctx, n)) {
+    if (g->plan) {
+        bg_fail(ctx, BG_ERR_ARG, "%s: the graph's memory is planned; nothing more can be recorded", op->name);
+        return NULL;
+    }
+    if (bg_node_init_ex(ctx, n, op, params, in, n_in, g->train, !g->defer)) return NULL;
+    if (!g->defer && bg_node_forward(ctx, n)) {
         bg_node_release(ctx, n);
         return NULL;
     }
@@ -99,6 +106,8 @@ void bg_graph_set_train(bg_graph *g, bool train)
 
 bg_status bg_graph_forward(bg_graph *g)
 {
+    if (g->defer && !g->plan)
+        return bg_fail(g->ctx, BG_ERR_ARG, "forward: the graph was recorded deferred and has no memory yet (bg_graph_plan)");
     for (int i = 0; i < g->n_nodes; i++) {
         bg_status s = bg_node_forward(g->ctx, &g->nodes[i]);
         if (s) return s;
@@ -132,6 +141,47 @@ static bg_status set_one(bg_ctx *ctx, const bg_graph *g, bg_tensor *t)
     return bg_tensor_upload(ctx, t, src, bg_dtype_size(t->dtype));
 }
 
+/* The planned backward: activation gradients share arena bytes, so each
+ * is zeroed just before the first backward step that adds into it (the
+ * plan's order), not all at the start. */
+static bg_status bg_graph_backward_planned(bg_graph *g, bg_tensor *loss)
+{
+    bg_ctx *ctx = g->ctx;
+    const bg_plan *p = g->plan;
+    if (loss != g->plan_loss)
+        return bg_fail(ctx, BG_ERR_ARG, "backward: '%s' is not the loss the graph's memory was planned for", loss->name);
+    for (int i = 0; i < g->n_nodes; i++) { /* leaf gradients (parameters): their own storage */
+        bg_node *n = &g->nodes[i];
+        for (int k = 0; k < n->n_in; k++) {
+            bg_tensor *t = n->in[k];
+            if (t && t->requires_grad && t->grad && t->grad->alloc_bytes) {
+                bg_status s = bg_tensor_zero(ctx, t->grad);
+                if (s) return s;
+            }
+        }
+    }
+    const int N = g->n_nodes;
+    int c = 0;
+    for (int i = N - 1; i >= 0; i--) {
+        const int step = 2 * N - 1 - i;
+        for (; c < p->n_grads && p->bufs[p->grad_order[c]].start <= step; c++) {
+            bg_status s = bg_tensor_zero(ctx, p->bufs[p->grad_order[c]].t);
+            if (s) return s;
+        }
+        if (i == N - 1) {
+            bg_status s = set_one(ctx, g, loss->grad);
+            if (s) return s;
+        }
+        bg_node *n = &g->nodes[i];
+        bool any = false;
+        for (int k = 0; k < n->n_out; k++) any |= n->out[k]->requires_grad;
+        if (!any) continue;
+        bg_status s = bg_node_backward(ctx, n);
+        if (s) return s;
+    }
+    return BG_OK;
+}
+
 bg_status bg_graph_backward(bg_graph *g, bg_tensor *loss)
 {
     bg_ctx *ctx = g->ctx;
@@ -140,6 +190,7 @@ bg_status bg_graph_backward(bg_graph *g, bg_tensor *loss)
         return bg_fail(ctx, BG_ERR_SHAPE, "backward: the loss must be a one-element float tensor");
     if (!loss->requires_grad)
         return bg_fail(ctx, BG_ERR_ARG, "backward: '%s' does not depend on any parameter", loss->name);
+    if (g->plan) return bg_graph_backward_planned(g, loss);
     /* Zero every gradient reachable from the tape: parameters (so each step
      * starts clean) and activations (backward functions accumulate). */
     for (int i = 0; i < g->n_nodes; i++) {

@@ -7,6 +7,7 @@
 #ifndef BG_GRAPH_H
 #define BG_GRAPH_H
 #include "op.h"
+#include "plan.h"
 
 typedef struct bg_graph {
     bg_ctx *ctx;
@@ -25,6 +26,15 @@ typedef struct bg_graph {
      * under mixed precision; NULL = 1). The seed is a kernel, not an upload,
      * so a backward can be captured into a CUDA graph. */
     const float *loss_seed;
+    /* Deferred recording (set before the first op): bg_graph_op infers
+     * shapes and records, allocating and running nothing; bg_graph_plan
+     * then packs every activation, saved tensor and activation gradient
+     * into one arena (engine/plan.h) and the first bg_graph_forward runs
+     * the ops. Off by default: eager graphs run each op as it is recorded. */
+    bool defer;
+    bg_plan *plan;         /* set by bg_graph_plan */
+    void *arena;           /* plan->arena_bytes on `device`, from the capped allocator */
+    const bg_tensor *plan_loss;
 } bg_graph;
 
 bg_graph *bg_graph_new(bg_ctx *ctx, bg_device device, bool train);
@@ -47,6 +57,18 @@ bg_status bg_graph_forward(bg_graph *g);
  * d(loss)=1 and run every node's backward in reverse. loss must be a
  * one-element tensor produced by the graph. */
 bg_status bg_graph_backward(bg_graph *g, bg_tensor *loss);
+/* Plan a deferred graph's memory and bind its tensors into one arena.
+ * loss: where backward will start (NULL: forward only, as an eval graph);
+ * keep: tensors read after a step (the logits, the loss), which live to
+ * its end. With a loss this also allocates (zeroed) the gradients of the
+ * parameters and other leaf tensors that need one, outside the arena. The
+ * arena belongs to the graph; its tensors are views (alloc_bytes 0). */
+bg_status bg_graph_plan(bg_graph *g, const bg_tensor *loss, bg_tensor *const *keep, int n_keep);
+/* The same plan computed without allocating or binding anything (sizing a
+ * batch before running it); *leaf_grad_bytes gets what the parameters'
+ * gradients would take. bg_plan_free the result; the graph stays deferred. */
+bg_status bg_graph_plan_dry(bg_graph *g, const bg_tensor *loss, bg_tensor *const *keep, int n_keep, bg_plan *out,
+                            size_t *leaf_grad_bytes);
 /* Switch batchnorm mode for the next replay. */
 void bg_graph_set_train(bg_graph *g, bool train);
 

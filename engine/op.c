@@ -126,6 +126,17 @@ bool bg_op_supports(const bg_op *op, bg_device dev, const void *params, bg_tenso
 bg_status bg_node_init(bg_ctx *ctx, bg_node *n, const bg_op *op, const void *params, bg_tensor *const *in,
                        int n_in, bool train)
 {
+    return bg_node_init_ex(ctx, n, op, params, in, n_in, train, true);
+}
+
+static bg_tensor *node_tensor(bg_ctx *ctx, bg_device dev, const bg_desc *d, const char *nm, bool bind)
+{
+    return bind ? bg_tensor_from_desc(ctx, dev, d, nm) : bg_tensor_unbound(ctx, dev, d->dtype, d->ndim, d->shape, nm);
+}
+
+bg_status bg_node_init_ex(bg_ctx *ctx, bg_node *n, const bg_op *op, const void *params, bg_tensor *const *in,
+                          int n_in, bool train, bool bind)
+{
     memset(n, 0, sizeof *n);
     if (!op) return bg_fail(ctx, BG_ERR_ARG, "null op");
     if (op->param_size > BG_PARAM_BYTES)
@@ -152,13 +163,13 @@ bg_status bg_node_init(bg_ctx *ctx, bg_node *n, const bg_op *op, const void *par
     char nm[64];
     for (int i = 0; i < n_out; i++) {
         snprintf(nm, sizeof nm, "%s.%s", op->name, op->out_names[i] ? op->out_names[i] : "out");
-        n->out[i] = bg_tensor_from_desc(ctx, dev, &out[i], nm);
+        n->out[i] = node_tensor(ctx, dev, &out[i], nm, bind);
         if (!n->out[i]) return bg_node_release(ctx, n), ctx->status;
         n->n_out++;
     }
     for (int i = 0; i < n_saved; i++) {
         snprintf(nm, sizeof nm, "%s.saved%d", op->name, i);
-        n->saved[i] = bg_tensor_from_desc(ctx, dev, &saved[i], nm);
+        n->saved[i] = node_tensor(ctx, dev, &saved[i], nm, bind);
         if (!n->saved[i]) return bg_node_release(ctx, n), ctx->status;
         n->n_saved++;
     }

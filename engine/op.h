@@ -70,7 +70,24 @@ typedef struct bg_op {
      * BG_ERR_UNSUPPORTED before touching anything; the reference then runs
      * it. That code means nothing else from a fast kernel. */
     bg_kernel_fn fast_fwd, fast_bwd;
+    /* What backward reads besides the output grads (BG_BWD_* bits), for the
+     * memory planner (engine/plan.h): a tensor nothing reads after its last
+     * forward use need not survive into the backward. 0 = not stated: the
+     * planner assumes every input, output and saved tensor is read. */
+    unsigned bwd_reads;
+    /* Bytes the forward (bwd false) or backward kernels allocate for
+     * themselves at most at once during one call on n's device (im2col
+     * scratch, workspaces), counted as the allocator rounds them; the
+     * planner adds the largest to the planned peak. NULL = none. */
+    size_t (*scratch)(bg_ctx *ctx, const bg_node *n, bool bwd);
 } bg_op;
+
+/* bwd_reads bits: input i, output k; BG_BWD_STATED marks a stated mask (so
+ * "reads nothing" is BG_BWD_STATED alone). Saved tensors exist for the
+ * backward and are always taken as read. */
+#define BG_BWD_IN(i) (1u << (i))
+#define BG_BWD_OUT(k) (1u << (8 + (k)))
+#define BG_BWD_STATED (1u << 15)
 
 struct bg_node {
     const bg_op *op;
@@ -105,6 +122,10 @@ const char *bg_op_params_str(const bg_op *op, const void *params, char *buf, siz
  * infer and allocate outputs + saved on the inputs' device. */
 bg_status bg_node_init(bg_ctx *ctx, bg_node *n, const bg_op *op, const void *params,
                        bg_tensor *const *in, int n_in, bool train);
+/* The same; with bind false the outputs and saved tensors get no storage
+ * (bg_tensor_unbound): a deferred graph's plan binds them later. */
+bg_status bg_node_init_ex(bg_ctx *ctx, bg_node *n, const bg_op *op, const void *params,
+                          bg_tensor *const *in, int n_in, bool train, bool bind);
 bg_status bg_node_forward(bg_ctx *ctx, bg_node *n);
 /* Which CPU kernels a forward/backward of this node runs under ctx: "ref" or
  * "fast" (the latter only when the row has one; a decline is not seen). */

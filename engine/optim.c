@@ -11,6 +11,7 @@
  * of them. The per-parameter step counts advance on the host afterwards
  * (commit), or not at all for a step the loss scaler skipped. */
 #include "optim.h"
+#include "alloc.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -310,6 +311,19 @@ static bg_tensor *state_like(bg_ctx *ctx, const bg_tensor *p, const char *name)
 {
     if (p->device == BG_CPU) return bg_tensor_like(ctx, p, name);
     return bg_tensor_new(ctx, p->device, BG_F32, p->ndim, p->shape, name);
+}
+
+size_t bg_optim_state_bytes(const bg_optim_config *cfg, bg_tensor *const *params, int n, bg_device device)
+{
+    const char *bn[NBUF];
+    buffer_names(cfg, bn);
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        for (int b = 0; b < NBUF; b++)
+            if (bn[b] && params[i]->device == device) /* as state_like allocates them */
+                total += bg_alloc_rounded(params[i]->device == BG_CPU ? bg_nbytes(params[i]) : (size_t)bg_numel(params[i]) * 4);
+    if (device == BG_CPU && n > 0) total += bg_alloc_rounded((size_t)n * SC_N * sizeof(double)); /* optim.scalars */
+    return total;
 }
 
 /* Every element of a state tensor set to v, on any device. */

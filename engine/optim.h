@@ -71,6 +71,10 @@ typedef struct bg_optim bg_optim;
 bg_status bg_optim_new(bg_ctx *ctx, const bg_optim_config *cfg, bg_tensor *const *params,
                        int n, bg_optim **out);
 void bg_optim_free(bg_ctx *ctx, bg_optim *opt); /* NULL is fine */
+/* Bytes bg_optim_new would allocate on `device` for these parameters (state
+ * buffers and, on the CPU, the per-parameter scalars), as the allocator
+ * counts them; the CUDA update's small device tables are not included. */
+size_t bg_optim_state_bytes(const bg_optim_config *cfg, bg_tensor *const *params, int n, bg_device device);
 
 /* One update of every parameter from its ->grad. Parameters whose grad is
  * NULL are skipped and their state (step count included) is left alone. */

@@ -34,8 +34,9 @@ static void set_contiguous_strides(bg_tensor *t)
     }
 }
 
-bg_tensor *bg_tensor_new(bg_ctx *ctx, bg_device device, bg_dtype dt, int ndim, const int64_t *shape,
-                         const char *name)
+/* The tensor struct with its shape checked and no storage (data NULL). */
+bg_tensor *bg_tensor_unbound(bg_ctx *ctx, bg_device device, bg_dtype dt, int ndim, const int64_t *shape,
+                             const char *name)
 {
     const char *nm = name ? name : "tensor";
     if (ndim < 0 || ndim > BG_MAX_DIMS) {
@@ -66,7 +67,15 @@ bg_tensor *bg_tensor_new(bg_ctx *ctx, bg_device device, bg_dtype dt, int ndim, c
     t->device = device;
     if (ndim == 4) t->layout = BG_NHWC;
     snprintf(t->name, sizeof t->name, "%s", nm);
-    t->alloc_bytes = (size_t)n * bg_dtype_size(dt);
+    return t;
+}
+
+bg_tensor *bg_tensor_new(bg_ctx *ctx, bg_device device, bg_dtype dt, int ndim, const int64_t *shape,
+                         const char *name)
+{
+    bg_tensor *t = bg_tensor_unbound(ctx, device, dt, ndim, shape, name);
+    if (!t) return NULL;
+    t->alloc_bytes = bg_nbytes(t);
     if (bg_alloc(ctx, device, t->alloc_bytes, t->name, &t->data) != BG_OK) {
         free(t);
         return NULL;

@@ -44,6 +44,10 @@ int64_t bg_desc_numel(const bg_desc *d);
  * Contents are uninitialised. Returns NULL with the error in ctx. */
 bg_tensor *bg_tensor_new(bg_ctx *ctx, bg_device device, bg_dtype dt, int ndim,
                          const int64_t *shape, const char *name);
+/* The same without storage (data NULL, alloc_bytes 0): a deferred graph
+ * records such tensors and its memory plan later points them into its arena. */
+bg_tensor *bg_tensor_unbound(bg_ctx *ctx, bg_device device, bg_dtype dt, int ndim, const int64_t *shape,
+                             const char *name);
 bg_tensor *bg_tensor_from_desc(bg_ctx *ctx, bg_device device, const bg_desc *d, const char *name);
 /* Same shape/dtype/device as t (contents uninitialised). */
 bg_tensor *bg_tensor_like(bg_ctx *ctx, const bg_tensor *t, const char *name);

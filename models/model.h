@@ -143,6 +143,21 @@ bg_status bg_model_summary(bg_ctx *ctx, bg_model *m, int batch, int c, int h, in
                            bg_summary *out);
 void bg_summary_free(bg_summary *s);
 
+/* Planned memory of one training step and one evaluation at `batch`, from
+ * deferred recordings and dry plans (engine/plan.h): nothing runs and no
+ * activation is allocated, so any batch can be sized. Bytes as the
+ * allocator counts them (rounded to 256). The training step is forward,
+ * loss, backward and an SGD-momentum update: parameters and buffers, their
+ * gradients, the optimizer's state (bg_optim_state_bytes), the input batch and
+ * labels, the arena and the largest kernel scratch. The evaluation: the
+ * model, its input batch, its arena and scratch (no gradients). */
+typedef struct {
+    double model, grads, momentum, input, arena, scratch, train_peak;
+    double eager_act;   /* the same activations and gradients unplanned (each its own allocation) */
+    double eval_input, eval_arena, eval_scratch, eval_peak, eval_eager_act;
+} bg_plan_peaks;
+bg_status bg_model_plan_peaks(bg_ctx *ctx, bg_model *m, int batch, int c, int h, int w, bg_plan_peaks *out);
+
 /* For builders: mark the end of a named section on the graph being recorded. */
 void bg_model_mark_section(bg_graph *g, bg_model *m, const char *name);
 

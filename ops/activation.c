@@ -173,6 +173,7 @@ const bg_op bg_op_relu = {
     .bwd = {[BG_CPU] = relu_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(relu_bwd_cuda)},
     .fast_fwd = bg_fast_relu_fwd,
     .fast_bwd = bg_fast_relu_bwd,
+    .bwd_reads = BG_BWD_STATED | BG_BWD_IN(0), /* the mask comes from x */
 };
 
 const bg_op bg_op_sigmoid = {
@@ -186,6 +187,7 @@ const bg_op bg_op_sigmoid = {
     .infer = infer_unary,
     .fwd = {[BG_CPU] = sigmoid_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(sigmoid_fwd_cuda)},
     .bwd = {[BG_CPU] = sigmoid_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(sigmoid_bwd_cuda)},
+    .bwd_reads = BG_BWD_STATED | BG_BWD_OUT(0), /* y (1 - y) */
 };
 
 bg_tensor *bg_relu(bg_graph *g, bg_tensor *x) { return bg_graph_op(g, &bg_op_relu, NULL, &x, 1); }

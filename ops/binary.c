@@ -220,6 +220,7 @@ const bg_op bg_op_add = {
     .infer = infer_binary,
     .fwd = {[BG_CPU] = add_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(add_fwd_cuda)},
     .bwd = {[BG_CPU] = add_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(add_bwd_cuda)},
+    .bwd_reads = BG_BWD_STATED, /* dy flows through: no values read */
 };
 
 const bg_op bg_op_mul = {

@@ -305,6 +305,45 @@ static bg_status conv2d_bwd_cuda(bg_ctx *ctx, bg_node *n)
 #define CONV2D_CUDA(f) NULL
 #endif
 
+#ifdef BG_WITH_CUDA
+/* conv2d_fwd_cuda / conv2d_bwd_cuda's workspaces: one at a time. */
+static size_t conv2d_cuda_scratch(bg_ctx *ctx, const bg_node *n, bool bwd)
+{
+    const int half = n->in[0]->dtype == BG_F16;
+    bg_conv_shape s = conv2d_cuda_shape(n);
+    bg_conv_opts o = conv2d_cuda_opts(ctx);
+#define WS(b) ((b) ? bg_alloc_rounded(((b) + 3) / 4 * 4) : 0)
+    if (!bwd) return WS(bg_conv_ws_bytes(&s, BG_CONV_FWD, half, &o, 0));
+    size_t m = 0, v;
+    const bg_tensor *dy = n->out[0]->grad;
+    if (n->in[2] && n->in[2]->grad && (v = WS(bg_colsum_ws_bytes(bg_numel(dy) / s.co, s.co))) > m) m = v;
+    if (n->in[0]->grad && (v = WS(bg_conv_ws_bytes(&s, BG_CONV_DGRAD, half, &o, 0))) > m) m = v;
+    if (n->in[1]->grad && (v = WS(bg_conv_ws_bytes(&s, BG_CONV_WGRAD, half, &o, 0))) > m) m = v;
+#undef WS
+    return m;
+}
+#endif
+
+/* bg_op.scratch: what one call allocates for itself at most at once (the
+ * CPU im2col chunk or the CUDA workspace; the fused backward's dz beside
+ * it), as the allocator rounds it, so the planned peak is the measured one. */
+static size_t conv2d_scratch(bg_ctx *ctx, const bg_node *n, bool bwd)
+{
+    const bg_tensor *x = n->in[0], *y = n->out[0];
+    if (bwd && !y->grad) return 0;
+    const bool fused_act = fused_row(n) && BG_PARAMS(n, const bg_conv2d_fused_params)->act != BG_EP_NONE;
+    const size_t dz = bwd && fused_act ? bg_alloc_rounded(bg_nbytes(y)) : 0;
+#ifdef BG_WITH_CUDA
+    if (x->device == BG_CUDA) return dz + conv2d_cuda_scratch(ctx, n, bwd);
+#else
+    (void)ctx;
+#endif
+    conv_geom g = conv_geometry(n);
+    if (g.rows == 0 || g.pointwise || (bwd && !x->grad && !n->in[1]->grad)) return dz;
+    const size_t es = bg_dtype_size(x->dtype);
+    return dz + bg_alloc_rounded((size_t)(conv_chunk_rows(&g, es) * g.K) * es);
+}
+
 const bg_op bg_op_conv2d = {
     .name = "conv2d",
     .n_in = 3,
@@ -322,6 +361,8 @@ const bg_op bg_op_conv2d = {
     .macs = conv2d_macs,
     .fwd = {[BG_CPU] = conv2d_fwd_cpu, [BG_CUDA] = CONV2D_CUDA(conv2d_fwd_cuda)},
     .bwd = {[BG_CPU] = conv2d_bwd_cpu, [BG_CUDA] = CONV2D_CUDA(conv2d_bwd_cuda)},
+    .bwd_reads = BG_BWD_STATED | BG_BWD_IN(0) | BG_BWD_IN(1), /* x and W; the bias grad is a sum of dy */
+    .scratch = conv2d_scratch,
 };
 
 bg_tensor *bg_conv2d(bg_graph *g, bg_tensor *x, bg_tensor *w, bg_tensor *b, bg_conv2d_params p)
@@ -422,6 +463,8 @@ const bg_op bg_op_conv2d_fused = {
     .fwd = {[BG_CPU] = conv2d_fwd_cpu, [BG_CUDA] = CONV2D_CUDA(conv2d_fwd_cuda)},
     .bwd = {[BG_CPU] = conv2d_bwd_cpu, [BG_CUDA] = CONV2D_CUDA(conv2d_fused_bwd_cuda)},
     .supports = conv2d_fused_supports,
+    .bwd_reads = BG_BWD_STATED | BG_BWD_IN(0) | BG_BWD_IN(1) | BG_BWD_OUT(0), /* x, W and y (the activation's derivative); not the residual */
+    .scratch = conv2d_scratch,
 };
 
 bg_tensor *bg_conv2d_fused(bg_graph *g, bg_tensor *x, bg_tensor *w, bg_tensor *b, bg_tensor *res,

@@ -162,6 +162,7 @@ const bg_op bg_op_linear = {
     .macs = linear_macs,
     .fwd = {[BG_CPU] = linear_fwd_cpu, [BG_CUDA] = LINEAR_CUDA(linear_fwd_cuda)},
     .bwd = {[BG_CPU] = linear_bwd_cpu, [BG_CUDA] = LINEAR_CUDA(linear_bwd_cuda)},
+    .bwd_reads = BG_BWD_STATED | BG_BWD_IN(0) | BG_BWD_IN(1), /* x and W; the bias grad is a sum of dy */
 };
 
 bg_tensor *bg_linear(bg_graph *g, bg_tensor *x, bg_tensor *w, bg_tensor *b)

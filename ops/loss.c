@@ -182,6 +182,7 @@ const bg_op bg_op_softmax_xent = {
     .infer = infer_xent,
     .fwd = {[BG_CPU] = xent_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(xent_fwd_cuda)},
     .bwd = {[BG_CPU] = xent_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(xent_bwd_cuda)},
+    .bwd_reads = BG_BWD_STATED | BG_BWD_IN(1), /* the saved softmax and the labels */
 };
 
 bg_tensor *bg_softmax_xent(bg_graph *g, bg_tensor *logits, bg_tensor *labels, float label_smoothing)

@@ -226,6 +226,7 @@ const bg_op bg_op_global_avgpool = {
     .infer = gap_infer,
     .fwd = {[BG_CPU] = gap_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(gap_fwd_cuda)},
     .bwd = {[BG_CPU] = gap_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(gap_bwd_cuda)},
+    .bwd_reads = BG_BWD_STATED, /* dy spread evenly: shapes only */
 };
 
 bg_tensor *bg_global_avgpool(bg_graph *g, bg_tensor *x)
@@ -356,6 +357,7 @@ const bg_op bg_op_avgpool2d = {
     .infer = avgpool_infer,
     .fwd = {[BG_CPU] = avgpool_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(avgpool_fwd_cuda)},
     .bwd = {[BG_CPU] = avgpool_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(avgpool_bwd_cuda)},
+    .bwd_reads = BG_BWD_STATED, /* dy spread evenly: shapes only */
 };
 
 /* count_include_pad is listed for a uniform parameter struct; max pooling ignores it. */

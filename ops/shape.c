@@ -317,6 +317,7 @@ const bg_op bg_op_flatten = {
     .infer = infer_flatten,
     .fwd = {[BG_CPU] = copy_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(copy_fwd_cuda)},
     .bwd = {[BG_CPU] = copy_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(copy_bwd_cuda)},
+    .bwd_reads = BG_BWD_STATED, /* a copy back */
 };
 
 const bg_op bg_op_reshape = {
@@ -332,6 +333,7 @@ const bg_op bg_op_reshape = {
     .infer = infer_reshape,
     .fwd = {[BG_CPU] = copy_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(copy_fwd_cuda)},
     .bwd = {[BG_CPU] = copy_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(copy_bwd_cuda)},
+    .bwd_reads = BG_BWD_STATED, /* a copy back */
 };
 
 const bg_op bg_op_concat = {
@@ -345,6 +347,7 @@ const bg_op bg_op_concat = {
     .infer = infer_concat,
     .fwd = {[BG_CPU] = concat_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(concat_fwd_cuda)},
     .bwd = {[BG_CPU] = concat_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(concat_bwd_cuda)},
+    .bwd_reads = BG_BWD_STATED, /* slices of dy */
 };
 
 bg_tensor *bg_flatten(bg_graph *g, bg_tensor *x, int start_dim)

@@ -158,7 +158,7 @@ int main(int argc, char **argv)
     int nf = 0, nx = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--gpu")) gpu = true;
-        else if (!strcmp(argv[i], "-v")) ty.verbose = true;
+        else if (!strcmp(argv[i], "-v")) ty.verbose = true, setenv("BG_TEST_VERBOSE", "1", 1); /* tests that print numbers read it */
         else if (!strcmp(argv[i], "--list")) list = true;
         else if (!strcmp(argv[i], "--progress")) force_progress = true;
         else if (!strcmp(argv[i], "--exclude")) {

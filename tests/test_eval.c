@@ -194,6 +194,10 @@ BG_TEST(profile_finds_the_largest_batch_under_the_cap)
     CHECK_OK(&ctx, bg_profile(&ctx, &q, &r));
     CHECK(r.note[0] == 0 && r.batch > 2 && r.peak_bytes <= q.mem_cap, "batch %lld, peak %.0f of %.0f (%s)",
           (long long)r.batch, r.peak_bytes, q.mem_cap, r.note);
+    /* the plan's batch, confirmed by one real trial whose measured peak is the planned one */
+    CHECK(r.trials == 1 && r.plans > 0 && r.planned_peak_bytes == r.peak_bytes,
+          "%d trials after %d plans; planned peak %.0f, measured %.0f", r.trials, r.plans, r.planned_peak_bytes,
+          r.peak_bytes);
     CHECK(r.step_s > 0 && fabs(r.epoch_s - (double)(1000 / r.batch) * r.step_s) < 1e-9 &&
               r.epochs_in_budget == (int64_t)floor(60 / r.epoch_s),
           "times: step %g, epoch %g, epochs %lld", r.step_s, r.epoch_s, (long long)r.epochs_in_budget);

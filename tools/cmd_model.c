@@ -27,7 +27,9 @@ static void usage(FILE *f)
             "         only, as the seed spec counts them) and training activation memory at batch B\n"
             "         (bytes of every tensor the graph keeps for backward: node outputs + saved\n"
             "         tensors + the input batch, f32); then the totals. Default input: the model's own\n"
-            "         (int(32r) for the CIFAR models, size=224 for ResNeSt), batch 1.\n"
+            "         (int(32r) for the CIFAR models, size=224 for ResNeSt), batch 1. Then the planned\n"
+            "         peaks (engine/plan.h: one arena, buffers reused once dead) of a training step\n"
+            "         (SGD momentum) and of an evaluation at batch B, with the unplanned bytes.\n"
             "time     CPU wall time of forward + backward (loss included) at batch B (default 8),\n"
             "         median of N steps (default 3) after the recording step.\n"
             "save     initial weights (seeded, default seed 0), or IN's weights, as a PyTorch-named\n"
@@ -126,6 +128,21 @@ static int cmd_summary(bg_ctx *ctx, bg_model *m, const opts *o)
     printf("total: %s params, %s MACs per image, %s training activation memory at batch %d\n",
            grouped(s.params, a, sizeof a), macs_str(s.macs, b, sizeof b), bytes_str(s.act_bytes, c, sizeof c), s.batch);
     bg_summary_free(&s);
+    bg_plan_peaks p;
+    if (bg_model_plan_peaks(ctx, m, o->batch, o->c, o->h, o->w, &p)) {
+        fprintf(stderr, "budgie model summary: %s\n", bg_errmsg(ctx));
+        return 1;
+    }
+    char d[48], e[48], f[48], g[48];
+    printf("planned training step peak at batch %d (forward, loss, backward, SGD momentum; f32): %s = arena %s "
+           "(unplanned %s) + scratch %s + weights %s + grads %s + momentum %s + input %s\n",
+           o->batch, bytes_str(p.train_peak, a, sizeof a), bytes_str(p.arena, b, sizeof b),
+           bytes_str(p.eager_act, c, sizeof c), bytes_str(p.scratch, d, sizeof d), bytes_str(p.model, e, sizeof e),
+           bytes_str(p.grads, f, sizeof f), bytes_str(p.momentum, g, sizeof g), bytes_str(p.input, d, sizeof d));
+    printf("planned evaluation peak at batch %d: %s = arena %s (unplanned %s) + scratch %s + weights %s + input %s\n",
+           o->batch, bytes_str(p.eval_peak, a, sizeof a), bytes_str(p.eval_arena, b, sizeof b),
+           bytes_str(p.eval_eager_act, c, sizeof c), bytes_str(p.eval_scratch, d, sizeof d),
+           bytes_str(p.model, e, sizeof e), bytes_str(p.eval_input, f, sizeof f));
     return 0;
 }
 

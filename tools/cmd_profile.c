@@ -79,8 +79,8 @@ int bg_cmd_profile(int argc, char **argv)
     printf("device %s, memory cap %.0f MiB, %lld training images per epoch, budget %s (%.0f s%s)\n",
            bg_device_name(device), scratch.mem_cap / 1048576, (long long)n_train, scratch.budget, scratch.budget_s,
            scratch.budget_gpu[0] ? ", taken as wall time here" : "");
-    printf("%-28s %5s %-9s %7s %11s %9s %9s %8s %7s\n", "model", "size", "precision", "batch", "peak MiB", "step s",
-           "epoch s", "epochs", "trials");
+    printf("%-28s %5s %-9s %7s %11s %11s %9s %9s %8s %7s\n", "model", "size", "precision", "batch", "peak MiB",
+           "planned MiB", "step s", "epoch s", "epochs", "trials");
     int rc = 0;
     for (int a = 0; a < n_specs; a++)
         for (int b = 0; b < n_sizes; b++)
@@ -101,9 +101,10 @@ int bg_cmd_profile(int argc, char **argv)
                            res.note[0] ? res.note : "no batch fits");
                     continue;
                 }
-                printf("%-28s %5s %-9s %7lld %11.1f %9.3f %9.1f %8lld %7d\n", specs[a], sizes[b] ? size : "own",
-                       prec_amp[c] ? "amp" : "fp32", (long long)res.batch, res.peak_bytes / 1048576, res.step_s,
-                       res.epoch_s, (long long)res.epochs_in_budget, res.trials);
+                printf("%-28s %5s %-9s %7lld %11.1f %11.1f %9.3f %9.1f %8lld %7d\n", specs[a],
+                       sizes[b] ? size : "own", prec_amp[c] ? "amp" : "fp32", (long long)res.batch,
+                       res.peak_bytes / 1048576, res.planned_peak_bytes / 1048576, res.step_s, res.epoch_s,
+                       (long long)res.epochs_in_budget, res.trials);
                 fflush(stdout);
             }
     bg_ctx_free(&ctx);

@@ -488,9 +488,9 @@ int bg_cmd_train(int argc, char **argv)
         const double left = budget - (bg_monotonic_s() - t0);
         if (r.batch < 0) r.batch = prof.batch;
         if (r.epochs < 0) r.epochs = (int64_t)(left / prof.epoch_s) > 0 ? (int64_t)(left / prof.epoch_s) : 1;
-        fprintf(stderr, "budgie train: profile: batch %lld (peak %.1f MiB of %.1f), step %.3f s, epoch %.1f s: %lld "
+        fprintf(stderr, "budgie train: profile: batch %lld (peak %.1f MiB of %.1f, planned %.1f), step %.3f s, epoch %.1f s: %lld "
                 "epochs in the %.0f s left (%d trial steps, %.1f s)\n", (long long)r.batch, prof.peak_bytes / 1048576,
-                r.mem_cap / 1048576, prof.step_s, prof.epoch_s, (long long)r.epochs, left, prof.trials,
+                r.mem_cap / 1048576, prof.planned_peak_bytes / 1048576, prof.step_s, prof.epoch_s, (long long)r.epochs, left, prof.trials,
                 bg_monotonic_s() - tp);
     }
     rtext = bg_recipe_text(&r);

@@ -103,6 +103,49 @@ out:
     return s;
 }
 
+/* The planned peak of a run's step at `batch`: the training step, plus the
+ * evaluation graph's arena and input beside it (sharing the model). */
+static bg_status planned_peak(bg_ctx *ctx, bg_model *m, const bg_profile_query *q, int64_t batch, double *peak)
+{
+    const int h = q->size ? q->size : m->in_h, w = q->size ? q->size : m->in_w;
+    bg_plan_peaks t, e;
+    bg_status s = bg_model_plan_peaks(ctx, m, (int)batch, m->in_c, h, w, &t);
+    if (s) return s;
+    *peak = t.train_peak;
+    if (q->eval_batch > 0) {
+        const int es = q->eval_size > 0 ? q->eval_size : h;
+        if ((s = bg_model_plan_peaks(ctx, m, (int)q->eval_batch, m->in_c, es, es, &e))) return s;
+        const double extra_scratch = e.eval_scratch > t.scratch ? e.eval_scratch - t.scratch : 0;
+        *peak += e.eval_arena + e.eval_input + extra_scratch;
+    }
+    return BG_OK;
+}
+
+/* The largest batch in [1, max_batch] whose planned peak fits under the cap
+ * (0 when not even 1 does), by bisection over dry plans. */
+static bg_status planned_batch(const bg_profile_query *q, int64_t max_batch, int64_t *batch, double *peak, int *plans)
+{
+    bg_ctx ctx;
+    bg_model *m = NULL;
+    *batch = 0, *peak = 0;
+    bg_status s = bg_ctx_init(&ctx, q->device, q->seed);
+    if (!s) s = bg_model_new_ex(&ctx, q->device, q->spec, BG_MODEL_NO_INIT, &m);
+    if (!s && q->amp) s = bg_model_to(&ctx, m, q->device, BG_F16);
+    int64_t lo = 0, hi = max_batch + 1;
+    double p = 0;
+    while (!s && hi - lo > 1) {
+        const int64_t mid = lo + (hi - lo) / 2;
+        (*plans)++;
+        if ((s = planned_peak(&ctx, m, q, mid, &p))) break;
+        if (p <= q->mem_cap) lo = mid, *peak = p;
+        else hi = mid;
+    }
+    *batch = lo;
+    bg_model_free(&ctx, m);
+    bg_ctx_free(&ctx);
+    return s;
+}
+
 bg_status bg_profile(bg_ctx *ctx, const bg_profile_query *q, bg_profile_result *out)
 {
     memset(out, 0, sizeof *out);
@@ -124,6 +167,23 @@ bg_status bg_profile(bg_ctx *ctx, const bg_profile_query *q, bg_profile_result *
         out->trials++;                                                                                             \
         if (try_batch(q, (b), (steps), &(res), out->note, sizeof out->note)) return BG_OK; /* note says why */    \
     } while (0)
+    /* the plan's answer, confirmed by one real trial (timed over 3 steps) */
+    int64_t pb = 0;
+    double pp = 0;
+    if (!planned_batch(q, max_batch, &pb, &pp, &out->plans) && pb > 0) {
+        TRY(pb, 3, t);
+        if (t.fits) {
+            out->batch = pb;
+            out->peak_bytes = t.peak;
+            out->planned_peak_bytes = pp;
+            out->step_s = t.step_s;
+            const int64_t steps = q->n_train / pb;
+            out->epoch_s = (double)(steps > 0 ? steps : 1) * t.step_s;
+            out->epochs_in_budget = q->budget_s > 0 ? (int64_t)floor(q->budget_s / out->epoch_s) : 0;
+            return BG_OK;
+        }
+    }
+    out->note[0] = 0;
     TRY(1, ss, t1);
     if (!t1.fits) {
         snprintf(out->note, sizeof out->note, "not even batch 1 fits under %.0f MiB", q->mem_cap / 1048576);

@@ -3,7 +3,17 @@
  * training step fits under a memory cap, the time of a step and of an
  * epoch, and how many epochs fit a budget.
  *
- * The batch is found by measurement: the allocator's exact peak over a real
+ * The batch is found first by planning: the memory planner's peak
+ * (engine/plan.h, bg_model_plan_peaks: a training step with SGD momentum
+ * and the evaluation beside it) of deferred recordings, computed without
+ * running a kernel, searched by bisection for the largest batch under the
+ * cap; one real trial at that batch confirms it (both peaks are reported).
+ * The plan does not count everything a real run holds (the optimizer's
+ * CUDA tables, mixed precision's masters, a captured graph's pinned
+ * workspaces), so when the confirmation does not fit, the measured search
+ * below runs instead.
+ *
+ * The measured search: the allocator's exact peak over a real
  * training step (forward, loss, backward, optimizer update) on random data,
  * in a fresh context capped at the limit. Peaks at batch 1 and 2 give the
  * affine law every tensor follows (proportional to the batch, or not
@@ -39,7 +49,9 @@ typedef struct {
     double epoch_s;         /* n_train / batch steps (last partial batch dropped, as the loader does) */
     int64_t epochs_in_budget;
     double bytes_per_image, fixed_bytes; /* the affine law from batches 1 and 2 */
-    int trials;             /* real steps taken to find the batch */
+    int trials;             /* real trials (steps) taken to find the batch */
+    double planned_peak_bytes; /* the memory plan's peak at that batch (0 when the plan was not used) */
+    int plans;              /* dry plans computed (no kernels, no activations allocated) */
     char note[256];         /* why a candidate is out ("" when it runs) */
 } bg_profile_result;
 

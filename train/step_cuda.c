@@ -182,9 +182,10 @@ bg_status bg_trainer_cuda_step(bg_trainer *tr, double lr, bool first, double *lo
     if ((s = bg_optim_set_lr(ctx, tr->opt, lr))) return s;
     bool changed = false;
     if (first) {
-        /* recording ran the forward; the backward creates the grads the
-         * optimizer's tables point at, so it comes before the prepare */
-        s = bg_graph_backward(tr->train_g, tr->loss);
+        /* eager first step (deferred recording ran nothing); the plan made
+         * the grads the optimizer's tables point at, before any capture */
+        s = bg_graph_forward(tr->train_g);
+        if (!s) s = bg_graph_backward(tr->train_g, tr->loss);
         if (!s) s = bg_optim_cuda_prepare(ctx, tr->opt, &changed);
         if (!s) s = update(ctx, tr);
         cu->last_graph = false;

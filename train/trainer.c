@@ -30,12 +30,16 @@ bg_status bg_trainer_init(bg_trainer *tr, bg_ctx *ctx, bg_device device, bg_forw
     return BG_OK;
 }
 
-/* The first step records: input tensors, the model, the loss, the optimizer. */
+/* The first step records: input tensors, the model, the loss, the optimizer.
+ * Recording is deferred (nothing runs or is allocated per op) and the tape's
+ * memory is then planned into one arena (engine/plan.h): the step's peak is
+ * known before it runs, and the first step replays like every later one. */
 static bg_status record_train(bg_trainer *tr)
 {
     bg_ctx *ctx = tr->ctx;
     tr->train_g = bg_graph_new(ctx, tr->device, true);
     if (!tr->train_g) return ctx->status;
+    tr->train_g->defer = true;
     int64_t xs[4] = {tr->batch, tr->h, tr->w, tr->c}, ys[1] = {tr->batch};
     tr->x = bg_graph_tensor(tr->train_g, bg_trainer_input_dtype(tr), 4, xs, "input");
     tr->y = bg_graph_tensor(tr->train_g, BG_I32, 1, ys, "labels");
@@ -48,10 +52,13 @@ static bg_status build_train(bg_trainer *tr)
     tr->logits = tr->forward(tr->train_g, tr->model, tr->x);
     tr->loss = bg_softmax_xent(tr->train_g, tr->logits, tr->y, tr->label_smoothing);
     if (!tr->loss) return ctx->status ? ctx->status : bg_fail(ctx, BG_ERR_ARG, "trainer: the model built no output");
+    bg_tensor *keep[2] = {tr->logits, tr->loss};
+    bg_status s = bg_graph_plan(tr->train_g, tr->loss, keep, 2);
+    if (s) return s;
     bg_tensor *params[1024];
     int n = bg_graph_params(tr->train_g, params, 1024);
     if (n > 1024) return bg_fail(ctx, BG_ERR_ARG, "trainer: %d parameters (at most 1024)", n);
-    bg_status s = bg_optim_new(ctx, &tr->optim_cfg, params, n, &tr->opt);
+    s = bg_optim_new(ctx, &tr->optim_cfg, params, n, &tr->opt);
     if (!s && tr->resume_path[0]) s = bg_ckpt_restore_optim(ctx, tr->resume_path, tr->opt);
     return s;
 }
@@ -90,9 +97,8 @@ static bg_status step(bg_trainer *tr, const float *x, bg_fill_fn fill, void *arg
         if (first && (s = build_train(tr))) return s;
         return bg_trainer_cuda_step(tr, lr, first, loss);
     }
-    if (first) s = build_train(tr); /* recording runs the forward pass */
-    else s = bg_graph_forward(tr->train_g);
-    if (s) return s;
+    if (first && (s = build_train(tr))) return s;
+    if ((s = bg_graph_forward(tr->train_g))) return s;
     if ((s = bg_graph_backward(tr->train_g, tr->loss))) return s;
     if ((s = bg_optim_set_lr(ctx, tr->opt, lr))) return s;
     if ((s = bg_optim_step(ctx, tr->opt))) return s;
@@ -122,25 +128,27 @@ bg_status bg_trainer_logits(bg_trainer *tr, const float *x, int n, const float *
     float *buf = calloc((size_t)tr->eval_batch * img, sizeof *buf);
     if (!buf) return bg_fail(ctx, BG_ERR_OOM, "predict: out of host memory");
     memcpy(buf, x, (size_t)n * img * sizeof *buf);
-    bool first = tr->eval_g == NULL;
-    if (first) {
+    s = BG_OK;
+    if (!tr->eval_g) {
+        /* deferred and planned without gradients: no intermediate outlives
+         * its last reader, so the arena holds a few activations, not all */
         int64_t xs[4] = {tr->eval_batch, tr->h, tr->w, tr->c};
         tr->eval_g = bg_graph_new(ctx, tr->device, false);
+        if (tr->eval_g) tr->eval_g->defer = true;
         tr->ex = tr->eval_g ? bg_graph_tensor(tr->eval_g, bg_trainer_input_dtype(tr), 4, xs, "eval_input") : NULL;
         s = tr->ex ? BG_OK : ctx->status;
-        if (!s) s = bg_trainer_upload_input(tr, tr->ex, buf);
         if (!s) {
             tr->elogits = tr->forward(tr->eval_g, tr->model, tr->ex);
             s = tr->elogits ? BG_OK : ctx->status;
         }
+        if (!s) s = bg_graph_plan(tr->eval_g, NULL, &tr->elogits, 1);
         if (!s) {
             tr->host_logits = malloc((size_t)bg_numel(tr->elogits) * sizeof *tr->host_logits);
             if (!tr->host_logits) s = bg_fail(ctx, BG_ERR_OOM, "predict: out of host memory");
         }
-    } else {
-        s = bg_trainer_upload_input(tr, tr->ex, buf);
-        if (!s) s = bg_graph_forward(tr->eval_g);
     }
+    if (!s) s = bg_trainer_upload_input(tr, tr->ex, buf);
+    if (!s) s = bg_graph_forward(tr->eval_g);
     free(buf);
     if (s) return s;
     if ((s = bg_trainer_download_f32(tr, tr->elogits, tr->host_logits))) return s;
