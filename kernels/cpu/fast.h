@@ -11,4 +11,8 @@
 bg_status bg_fast_relu_fwd(bg_ctx *ctx, bg_node *n);
 bg_status bg_fast_relu_bwd(bg_ctx *ctx, bg_node *n);
 
+/* batchnorm2d and batchnorm2d_relu (kernels/cpu/batchnorm.c) */
+bg_status bg_fast_bn_fwd(bg_ctx *ctx, bg_node *n);
+bg_status bg_fast_bn_bwd(bg_ctx *ctx, bg_node *n);
+
 #endif

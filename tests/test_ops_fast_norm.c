@@ -1,0 +1,228 @@
+/* The fast CPU kernels of the normalisation family (kernels/cpu/batchnorm.c,
+ * kernels/cpu/se_scale.c) at the edges of their loops: channel counts that
+ * are not a multiple of the vector width (3, 13, 17, 33), wider than one
+ * channel tile (300, 512), row counts one past a float block (33) and
+ * several fixed row chunks (the threaded reductions, kernels/cpu/rows.h).
+ * The op cases get the runner's cpu-fast check (outputs and gradients
+ * against the reference at every ISA) and its f32-vs-f64 check; the tests
+ * below cover what cpu-fast does not look at (the running statistics and the
+ * saved mean / invstd), inputs far from zero mean, and determinism: 1 and 2
+ * threads give bit-identical results. */
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include "harness.h"
+#include "../ops/ops.h"
+
+#define N_ BG_INIT_NORMAL
+#define P_ BG_INIT_POSITIVE
+
+/* batchnorm2d / batchnorm2d_relu: x, gamma, beta, running_mean, running_var */
+#define BN_CASE(OP, PARAMS, TRAIN, NN, H, W, C)                                                        \
+    {.op = OP, .params = PARAMS, .n_in = 5, .ndim = {4, 1, 1, 1, 1},                                  \
+     .shape = {{NN, H, W, C}, {C}, {C}, {C}, {C}}, .init = {N_, P_, N_, N_, P_}, .train = TRAIN,      \
+     .no_gradcheck = true}
+
+static const bg_op_case fast_norm_cases[] = {
+    BN_CASE("batchnorm2d", NULL, true, 2, 5, 7, 3),
+    BN_CASE("batchnorm2d", "momentum=0.5", true, 8, 24, 24, 13), /* 4608 rows: 2 chunks */
+    BN_CASE("batchnorm2d", NULL, false, 4, 6, 6, 17),
+    BN_CASE("batchnorm2d", NULL, true, 1, 3, 11, 17),                /* 33 rows: a block and one row */
+    BN_CASE("batchnorm2d", "momentum=0", true, 4, 32, 32, 33),       /* 4096 rows: 4 chunks, threaded writes */
+    BN_CASE("batchnorm2d", NULL, false, 4, 32, 32, 33),
+    BN_CASE("batchnorm2d", NULL, true, 2, 8, 8, 300),                /* two channel tiles */
+    BN_CASE("batchnorm2d", "eps=0.01", true, 16, 4, 4, 512),         /* 256 rows: 4 chunks of 64 */
+    BN_CASE("batchnorm2d", NULL, false, 2, 3, 3, 512),
+    BN_CASE("batchnorm2d", NULL, true, 1, 1, 3, 13),                 /* 3 rows: less than a block */
+    BN_CASE("batchnorm2d_relu", NULL, true, 3, 7, 5, 13),
+    BN_CASE("batchnorm2d_relu", NULL, false, 4, 6, 6, 17),
+    BN_CASE("batchnorm2d_relu", "momentum=0.9", true, 2, 40, 40, 33),
+    BN_CASE("batchnorm2d_relu", NULL, false, 2, 40, 40, 33),
+    BN_CASE("batchnorm2d_relu", "momentum=1", true, 16, 4, 4, 512),
+};
+BG_OP_CASES(fast_norm_cases)
+
+/* ---- running one node under a chosen backend and thread count ---------------- */
+
+typedef struct {
+    const bg_op *op;
+    const char *params; /* "momentum=0.3" */
+    int n_in;
+    int ndim[BG_MAX_IN];
+    int64_t shape[BG_MAX_IN][4];
+    bg_init_kind init[BG_MAX_IN];
+    double offset0; /* added to input 0 (a mean far from zero) */
+    bool train;
+} node_spec;
+
+/* Everything a forward + backward leaves, as f64 copies: outputs, saved
+ * tensors, the inputs afterwards (running statistics change in place) and
+ * the inputs' gradients. */
+typedef struct {
+    bg_tensor *t[24];
+    const char *what[24];
+    int n;
+} snapshot;
+
+static void snapshot_free(bg_ctx *ctx, snapshot *s)
+{
+    for (int i = 0; i < s->n; i++) bg_tensor_free(ctx, s->t[i]);
+    s->n = 0;
+}
+
+static bool keep(bg_ctx *ctx, snapshot *s, const bg_tensor *t, const char *what)
+{
+    bg_tensor *d = bg_tensor_new(ctx, BG_CPU, BG_F64, t->ndim, t->shape, what);
+    if (!d || bg_tensor_convert(ctx, d, t)) return bg_tensor_free(ctx, d), false;
+    s->what[s->n] = what;
+    s->t[s->n++] = d;
+    return true;
+}
+
+static int set_threads(int t)
+{
+#ifdef _OPENMP
+    int old = omp_get_max_threads();
+    omp_set_num_threads(t);
+    return old;
+#else
+    (void)t;
+    return 1;
+#endif
+}
+
+/* One forward + backward of sp in f32 on backend be with `threads` OpenMP
+ * threads; inputs and upstream gradients come from fixed seeds, so every
+ * call sees the same numbers. */
+static bool run_node(bg_t *tc, const node_spec *sp, bg_cpu_backend be, int threads, snapshot *out)
+{
+    bg_ctx ctx;
+    bg_test_ctx(&ctx, 7);
+    ctx.cpu_backend = be;
+    unsigned char params[BG_PARAM_BYTES];
+    bg_tensor *in[BG_MAX_IN] = {0};
+    bg_node n;
+    bool ok = false, inited = false;
+    memset(out, 0, sizeof *out);
+    bg_op_default_params(sp->op, params);
+    if (sp->params) {
+        char key[32];
+        double v;
+        CHECK(sscanf(sp->params, "%31[^=]=%lf", key, &v) == 2, "params '%s'", sp->params);
+        CHECK_OK(&ctx, bg_op_set_param(&ctx, sp->op, params, key, &v, 1));
+    }
+    for (int i = 0; i < sp->n_in; i++) {
+        if (!sp->ndim[i]) continue;
+        in[i] = bg_tensor_new(&ctx, BG_CPU, BG_F32, sp->ndim[i], sp->shape[i], sp->op->in_names[i]);
+        if (!in[i]) goto done;
+        if (sp->init[i] == P_) CHECK_OK(&ctx, bg_tensor_fill_uniform(&ctx, in[i], 0.5, 1.5));
+        else CHECK_OK(&ctx, bg_tensor_fill_normal(&ctx, in[i], i == 0 ? sp->offset0 : 0, 1));
+    }
+    if (bg_node_init(&ctx, &n, sp->op, params, in, sp->n_in, sp->train)) goto done;
+    inited = true;
+    for (int i = 0; i < sp->n_in; i++)
+        if (in[i] && sp->op->in_differentiable[i] && bg_tensor_ensure_grad(&ctx, in[i])) goto done;
+    if (bg_tensor_ensure_grad(&ctx, n.out[0]) || bg_tensor_fill_normal(&ctx, n.out[0]->grad, 0, 1)) goto done;
+    int old = set_threads(threads);
+    bg_status s = bg_node_forward(&ctx, &n);
+    if (!s) s = bg_node_backward(&ctx, &n);
+    set_threads(old);
+    if (s) goto done;
+    ok = keep(&ctx, out, n.out[0], "y");
+    for (int i = 0; i < n.n_saved && ok; i++) ok = keep(&ctx, out, n.saved[i], i ? "saved invstd" : "saved mean");
+    for (int i = 0; i < sp->n_in && ok; i++) {
+        if (!in[i]) continue;
+        ok = keep(&ctx, out, in[i], sp->op->in_names[i]);
+        if (ok && in[i]->grad) ok = keep(&ctx, out, in[i]->grad, "a gradient");
+    }
+done:
+    CHECK(ok, "%s: %s", sp->op->name, bg_errmsg(&ctx));
+    if (inited) bg_node_release(&ctx, &n);
+    for (int i = 0; i < sp->n_in; i++) bg_tensor_free(&ctx, in[i]);
+    if (!ok) snapshot_free(&ctx, out);
+    bg_ctx_free(&ctx);
+    return ok;
+}
+
+/* Every tensor of got against ref: nmse <= tol, or bit for bit (tol < 0). */
+static void compare(bg_t *tc, const char *label, const snapshot *got, const snapshot *ref, double tol)
+{
+    CHECK(got->n == ref->n, "%s: %d tensors, reference %d", label, got->n, ref->n);
+    for (int i = 0; i < got->n && i < ref->n; i++) {
+        if (tol >= 0) {
+            double e = bg_nmse(got->t[i], ref->t[i]);
+            CHECK(e <= tol, "%s: %s nmse %.3g > %.1g", label, ref->what[i], e, tol);
+            continue;
+        }
+        int64_t bad = -1;
+        for (int64_t j = 0; j < bg_numel(ref->t[i]) && bad < 0; j++)
+            if (!(bg_get(got->t[i], j) == bg_get(ref->t[i], j))) bad = j;
+        CHECK(bad < 0, "%s: %s differs at element %lld: %.9g vs %.9g", label, ref->what[i], (long long)bad,
+              bad < 0 ? 0 : bg_get(got->t[i], bad), bad < 0 ? 0 : bg_get(ref->t[i], bad));
+    }
+}
+
+static node_spec bn_spec(const bg_op *op, const char *params, bool train, int64_t nn, int64_t h, int64_t w,
+                         int64_t c, double offset)
+{
+    node_spec s = {.op = op, .params = params, .n_in = 5, .ndim = {4, 1, 1, 1, 1},
+                   .shape = {{nn, h, w, c}, {c}, {c}, {c}, {c}}, .init = {N_, P_, N_, N_, P_},
+                   .offset0 = offset, .train = train};
+    return s;
+}
+
+/* fast vs ref on everything the node leaves, then fast at 1 vs 2 threads bit for bit. */
+static void fast_vs_ref_and_threads(bg_t *tc, const node_spec *sp, double tol)
+{
+    snapshot ref, one, two;
+    char label[96];
+    if (!run_node(tc, sp, BG_CPU_REF, 1, &ref)) return;
+    if (run_node(tc, sp, BG_CPU_FAST, 1, &one)) {
+        snprintf(label, sizeof label, "%s%s fast vs ref", sp->op->name, sp->train ? " train" : " eval");
+        compare(tc, label, &one, &ref, tol);
+        if (run_node(tc, sp, BG_CPU_FAST, 2, &two)) {
+            snprintf(label, sizeof label, "%s%s 2 threads vs 1", sp->op->name, sp->train ? " train" : " eval");
+            compare(tc, label, &two, &one, -1);
+            bg_ctx ctx;
+            bg_test_ctx(&ctx, 1);
+            snapshot_free(&ctx, &two);
+            bg_ctx_free(&ctx);
+        }
+    }
+    bg_ctx ctx;
+    bg_test_ctx(&ctx, 1);
+    snapshot_free(&ctx, &one);
+    snapshot_free(&ctx, &ref);
+    bg_ctx_free(&ctx);
+}
+
+/* ---- batchnorm ------------------------------------------------------------------ */
+
+/* The running statistics and the saved mean / invstd agree with the
+ * reference (cpu-fast compares y and the gradients only), in both modes,
+ * with and without the fused relu; and the whole node is bit-identical on
+ * 1 and 2 threads (the fixed row chunks of kernels/cpu/rows.h). 4096 rows of
+ * 33 channels are 5 chunks. */
+BG_TEST(fast_batchnorm_stats_and_threads)
+{
+    const bg_op *ops[2] = {&bg_op_batchnorm2d, &bg_op_batchnorm2d_relu};
+    for (int o = 0; o < 2; o++)
+        for (int train = 0; train < 2; train++) {
+            node_spec sp = bn_spec(ops[o], "momentum=0.3", train, 4, 32, 32, 33, 0);
+            fast_vs_ref_and_threads(tc, &sp, 1e-10);
+        }
+    node_spec wide = bn_spec(&bg_op_batchnorm2d_relu, NULL, true, 16, 4, 4, 512, 0);
+    fast_vs_ref_and_threads(tc, &wide, 1e-10);
+}
+
+/* Activations whose mean is 50 standard deviations from zero: the one-pass
+ * variance is taken about a shift near the mean (the first block's), so it
+ * does not lose the variance to cancellation. */
+BG_TEST(fast_batchnorm_offset_mean)
+{
+    for (int train = 0; train < 2; train++) {
+        node_spec sp = bn_spec(&bg_op_batchnorm2d, NULL, train, 8, 16, 16, 17, 50.0);
+        fast_vs_ref_and_threads(tc, &sp, 1e-10);
+    }
+}
