@@ -12,6 +12,7 @@
  * graphs agree bit for bit. CUDA: kernels/attention.h (bg_cuda_se_scale_*). */
 #include "op_util.h"
 #include "ops.h"
+#include "../kernels/cpu/fast.h"
 #ifdef BG_WITH_CUDA
 #include "../kernels/attention.h"
 #endif
@@ -179,6 +180,8 @@ const bg_op bg_op_se_scale = {
     .fwd = {[BG_CPU] = se_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(se_fwd_cuda)},
     .bwd = {[BG_CPU] = se_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(se_bwd_cuda)},
     .supports = se_supports,
+    .fast_fwd = bg_fast_se_scale_fwd,
+    .fast_bwd = bg_fast_se_scale_bwd,
 };
 
 bg_tensor *bg_se_scale(bg_graph *g, bg_tensor *x, bg_tensor *s, bg_tensor *res, bool relu)

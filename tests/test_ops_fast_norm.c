@@ -40,6 +40,22 @@ static const bg_op_case fast_norm_cases[] = {
     BN_CASE("batchnorm2d_relu", "momentum=0.9", true, 2, 40, 40, 33),
     BN_CASE("batchnorm2d_relu", NULL, false, 2, 40, 40, 33),
     BN_CASE("batchnorm2d_relu", "momentum=1", true, 16, 4, 4, 512),
+
+    /* se_scale: x, s {N,1,1,C} or {N,C}, residual (ndim 0: absent) */
+    {.op = "se_scale", .n_in = 3, .ndim = {4, 4, 4}, .shape = {{2, 5, 7, 3}, {2, 1, 1, 3}, {2, 5, 7, 3}},
+     .init = {N_, P_, N_}, .no_gradcheck = true},
+    {.op = "se_scale", .params = "relu=1", .n_in = 3, .ndim = {4, 2, 4},
+     .shape = {{3, 6, 6, 13}, {3, 13}, {3, 6, 6, 13}}, .init = {N_, P_, N_}, .no_gradcheck = true},
+    {.op = "se_scale", .params = "relu=1", .n_in = 3, .ndim = {4, 4, 0}, .shape = {{2, 3, 11, 17}, {2, 1, 1, 17}},
+     .init = {N_, P_}, .no_gradcheck = true}, /* 33 rows per image */
+    {.op = "se_scale", .n_in = 3, .ndim = {4, 4, 0}, .shape = {{4, 4, 4, 33}, {4, 1, 1, 33}}, .init = {N_, P_},
+     .no_gradcheck = true},
+    {.op = "se_scale", .params = "relu=1", .n_in = 3, .ndim = {4, 4, 4},
+     .shape = {{8, 16, 16, 33}, {8, 1, 1, 33}, {8, 16, 16, 33}}, .init = {N_, P_, N_}, .no_gradcheck = true},
+    {.op = "se_scale", .params = "relu=1", .n_in = 3, .ndim = {4, 4, 4},
+     .shape = {{4, 4, 4, 300}, {4, 1, 1, 300}, {4, 4, 4, 300}}, .init = {N_, P_, N_}, .no_gradcheck = true},
+    {.op = "se_scale", .n_in = 3, .ndim = {4, 2, 4}, .shape = {{2, 2, 2, 512}, {2, 512}, {2, 2, 2, 512}},
+     .init = {N_, P_, N_}, .no_gradcheck = true},
 };
 BG_OP_CASES(fast_norm_cases)
 
@@ -223,6 +239,25 @@ BG_TEST(fast_batchnorm_offset_mean)
 {
     for (int train = 0; train < 2; train++) {
         node_spec sp = bn_spec(&bg_op_batchnorm2d, NULL, train, 8, 16, 16, 17, 50.0);
+        fast_vs_ref_and_threads(tc, &sp, 1e-10);
+    }
+}
+
+/* ---- se_scale ------------------------------------------------------------------- */
+
+static node_spec se_spec(const char *params, int64_t nn, int64_t h, int64_t w, int64_t c, bool res)
+{
+    node_spec s = {.op = &bg_op_se_scale, .params = params, .n_in = 3, .ndim = {4, 4, res ? 4 : 0},
+                   .shape = {{nn, h, w, c}, {nn, 1, 1, c}, {nn, h, w, c}}, .init = {N_, P_, N_}};
+    return s;
+}
+
+/* The gate gradient sums each image's rows on one thread: 1 and 2 threads
+ * agree bit for bit, with and without the relu and the residual. */
+BG_TEST(fast_se_scale_threads)
+{
+    for (int v = 0; v < 4; v++) {
+        node_spec sp = se_spec(v & 1 ? "relu=1" : NULL, 8, 16, 16, 33, v & 2);
         fast_vs_ref_and_threads(tc, &sp, 1e-10);
     }
 }

@@ -15,4 +15,8 @@ bg_status bg_fast_relu_bwd(bg_ctx *ctx, bg_node *n);
 bg_status bg_fast_bn_fwd(bg_ctx *ctx, bg_node *n);
 bg_status bg_fast_bn_bwd(bg_ctx *ctx, bg_node *n);
 
+/* se_scale (kernels/cpu/se_scale.c) */
+bg_status bg_fast_se_scale_fwd(bg_ctx *ctx, bg_node *n);
+bg_status bg_fast_se_scale_bwd(bg_ctx *ctx, bg_node *n);
+
 #endif
