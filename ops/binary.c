@@ -5,6 +5,7 @@
 #include <string.h>
 #include "op_util.h"
 #include "ops.h"
+#include "../kernels/cpu/fast.h"
 #ifdef BG_WITH_CUDA
 #include "../kernels/elementwise.h"
 #endif
@@ -221,6 +222,8 @@ const bg_op bg_op_add = {
     .fwd = {[BG_CPU] = add_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(add_fwd_cuda)},
     .bwd = {[BG_CPU] = add_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(add_bwd_cuda)},
     .bwd_reads = BG_BWD_STATED, /* dy flows through: no values read */
+    .fast_fwd = bg_fast_add_fwd,
+    .fast_bwd = bg_fast_add_bwd,
 };
 
 const bg_op bg_op_mul = {
@@ -234,6 +237,8 @@ const bg_op bg_op_mul = {
     .infer = infer_binary,
     .fwd = {[BG_CPU] = mul_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(mul_fwd_cuda)},
     .bwd = {[BG_CPU] = mul_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(mul_bwd_cuda)},
+    .fast_fwd = bg_fast_mul_fwd,
+    .fast_bwd = bg_fast_mul_bwd,
 };
 
 bg_tensor *bg_add(bg_graph *g, bg_tensor *a, bg_tensor *b)

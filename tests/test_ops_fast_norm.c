@@ -56,6 +56,20 @@ static const bg_op_case fast_norm_cases[] = {
      .shape = {{4, 4, 4, 300}, {4, 1, 1, 300}, {4, 4, 4, 300}}, .init = {N_, P_, N_}, .no_gradcheck = true},
     {.op = "se_scale", .n_in = 3, .ndim = {4, 2, 4}, .shape = {{2, 2, 2, 512}, {2, 512}, {2, 2, 2, 512}},
      .init = {N_, P_, N_}, .no_gradcheck = true},
+
+    /* add / mul (kernels/cpu/binary.c): b of a's shape, b {N,1,1,C}, {1,1,1,C}
+     * (the gradient summed over fixed chunks of 4608 rows), b's last dim 1 */
+#define BIN_CASE(OP, A0, A1, A2, A3, B0, B1, B2, B3)                                                     \
+    {.op = OP, .n_in = 2, .ndim = {4, 4}, .shape = {{A0, A1, A2, A3}, {B0, B1, B2, B3}}, .no_gradcheck = true}
+    BIN_CASE("add", 2, 5, 7, 13, 2, 5, 7, 13),
+    BIN_CASE("mul", 2, 5, 7, 13, 2, 5, 7, 13),
+    BIN_CASE("add", 4, 11, 3, 17, 4, 1, 1, 17),
+    BIN_CASE("mul", 4, 11, 3, 17, 4, 1, 1, 17),
+    BIN_CASE("add", 8, 24, 24, 3, 1, 1, 1, 3),
+    BIN_CASE("mul", 8, 24, 24, 33, 1, 1, 1, 33),
+    BIN_CASE("mul", 2, 3, 3, 5, 2, 1, 1, 1),
+    BIN_CASE("add", 2, 3, 4, 300, 2, 3, 1, 300),
+    {.op = "mul", .n_in = 2, .ndim = {2, 2}, .shape = {{3, 512}, {1, 512}}, .no_gradcheck = true},
 };
 BG_OP_CASES(fast_norm_cases)
 
@@ -260,4 +274,19 @@ BG_TEST(fast_se_scale_threads)
         node_spec sp = se_spec(v & 1 ? "relu=1" : NULL, 8, 16, 16, 33, v & 2);
         fast_vs_ref_and_threads(tc, &sp, 1e-10);
     }
+}
+
+/* ---- add / mul ------------------------------------------------------------------ */
+
+/* b's gradient over many fixed row chunks: 1 and 2 threads agree bit for bit. */
+BG_TEST(fast_binary_threads)
+{
+    const bg_op *ops[2] = {&bg_op_add, &bg_op_mul};
+    const int64_t bshapes[3][4] = {{8, 24, 24, 33}, {8, 1, 1, 33}, {1, 1, 1, 33}};
+    for (int o = 0; o < 2; o++)
+        for (int v = 0; v < 3; v++) {
+            node_spec sp = {.op = ops[o], .n_in = 2, .ndim = {4, 4}, .shape = {{8, 24, 24, 33}}};
+            memcpy(sp.shape[1], bshapes[v], sizeof bshapes[v]);
+            fast_vs_ref_and_threads(tc, &sp, 1e-10);
+        }
 }

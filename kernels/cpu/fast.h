@@ -19,4 +19,10 @@ bg_status bg_fast_bn_bwd(bg_ctx *ctx, bg_node *n);
 bg_status bg_fast_se_scale_fwd(bg_ctx *ctx, bg_node *n);
 bg_status bg_fast_se_scale_bwd(bg_ctx *ctx, bg_node *n);
 
+/* add and mul (kernels/cpu/binary.c) */
+bg_status bg_fast_add_fwd(bg_ctx *ctx, bg_node *n);
+bg_status bg_fast_add_bwd(bg_ctx *ctx, bg_node *n);
+bg_status bg_fast_mul_fwd(bg_ctx *ctx, bg_node *n);
+bg_status bg_fast_mul_bwd(bg_ctx *ctx, bg_node *n);
+
 #endif
