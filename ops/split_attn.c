@@ -13,6 +13,7 @@
  * kernels/attention.h (bg_cuda_splat_*). */
 #include "op_util.h"
 #include "ops.h"
+#include "../kernels/cpu/fast.h"
 #ifdef BG_WITH_CUDA
 #include "../kernels/attention.h"
 #endif
@@ -166,6 +167,8 @@ const bg_op bg_op_split_attn = {
     .fwd = {[BG_CPU] = sa_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(sa_fwd_cuda)},
     .bwd = {[BG_CPU] = sa_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(sa_bwd_cuda)},
     .supports = sa_supports,
+    .fast_fwd = bg_fast_split_attn_fwd,
+    .fast_bwd = bg_fast_split_attn_bwd,
 };
 
 bg_tensor *bg_split_attn(bg_graph *g, bg_tensor *x, bg_tensor *a, int radix)

@@ -1,5 +1,6 @@
-/* The fast CPU kernels of the normalisation family (kernels/cpu/batchnorm.c,
- * kernels/cpu/se_scale.c) at the edges of their loops: channel counts that
+/* The fast CPU kernels of batchnorm, the SE and split-attention gates and
+ * add / mul (kernels/cpu/batchnorm.c, se_scale.c, split_attn.c, binary.c)
+ * at the edges of their loops: channel counts that
  * are not a multiple of the vector width (3, 13, 17, 33), wider than one
  * channel tile (300, 512), row counts one past a float block (33) and
  * several fixed row chunks (the threaded reductions, kernels/cpu/rows.h).
@@ -70,6 +71,18 @@ static const bg_op_case fast_norm_cases[] = {
     BIN_CASE("mul", 2, 3, 3, 5, 2, 1, 1, 1),
     BIN_CASE("add", 2, 3, 4, 300, 2, 3, 1, 300),
     {.op = "mul", .n_in = 2, .ndim = {2, 2}, .shape = {{3, 512}, {1, 512}}, .no_gradcheck = true},
+
+    /* split_attn: x {N,H,W,r*C}, a {N,1,1,r*C} or {N,r*C} */
+    {.op = "split_attn", .params = "radix=2", .n_in = 2, .ndim = {4, 4}, .shape = {{2, 5, 7, 26}, {2, 1, 1, 26}},
+     .no_gradcheck = true},
+    {.op = "split_attn", .params = "radix=4", .n_in = 2, .ndim = {4, 2}, .shape = {{3, 3, 11, 68}, {3, 68}},
+     .no_gradcheck = true},
+    {.op = "split_attn", .params = "radix=1", .n_in = 2, .ndim = {4, 4}, .shape = {{2, 4, 4, 3}, {2, 1, 1, 3}},
+     .no_gradcheck = true},
+    {.op = "split_attn", .params = "radix=2", .n_in = 2, .ndim = {4, 4}, .shape = {{8, 16, 16, 66}, {8, 1, 1, 66}},
+     .no_gradcheck = true},
+    {.op = "split_attn", .params = "radix=2", .n_in = 2, .ndim = {4, 2}, .shape = {{2, 3, 3, 600}, {2, 600}},
+     .no_gradcheck = true},
 };
 BG_OP_CASES(fast_norm_cases)
 
@@ -289,4 +302,15 @@ BG_TEST(fast_binary_threads)
             memcpy(sp.shape[1], bshapes[v], sizeof bshapes[v]);
             fast_vs_ref_and_threads(tc, &sp, 1e-10);
         }
+}
+
+/* ---- split_attn ----------------------------------------------------------------- */
+
+/* The gate gradient sums each image's rows on one thread: 1 and 2 threads
+ * agree bit for bit. */
+BG_TEST(fast_split_attn_threads)
+{
+    node_spec sp = {.op = &bg_op_split_attn, .params = "radix=2", .n_in = 2, .ndim = {4, 4},
+                    .shape = {{8, 16, 16, 66}, {8, 1, 1, 66}}};
+    fast_vs_ref_and_threads(tc, &sp, 1e-10);
 }

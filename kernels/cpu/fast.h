@@ -25,4 +25,8 @@ bg_status bg_fast_add_bwd(bg_ctx *ctx, bg_node *n);
 bg_status bg_fast_mul_fwd(bg_ctx *ctx, bg_node *n);
 bg_status bg_fast_mul_bwd(bg_ctx *ctx, bg_node *n);
 
+/* split_attn (kernels/cpu/split_attn.c) */
+bg_status bg_fast_split_attn_fwd(bg_ctx *ctx, bg_node *n);
+bg_status bg_fast_split_attn_bwd(bg_ctx *ctx, bg_node *n);
+
 #endif

@@ -1,0 +1,69 @@
+/* split_attn loops of the fast CPU backend, one copy per instruction set
+ * (kernels/cpu/isa.h). x {N, P, r*C} (P = H*W rows; the radix splits are
+ * contiguous blocks of C channels), gate a {N, r*C}, y {N, P, C}. The
+ * reference finds dy's channel of every x element by j % C; here the loops
+ * run over the splits s and then over C contiguous channels. Callers:
+ * kernels/cpu/split_attn.c. */
+#include "../isa.h"
+#include "../rows.h"
+
+#define TILE 256
+
+/* y = sum_s x[., s] * a[s] over rows [r0, r1) of the flattened N*P rows.
+ * The reference sums the f32 products in double; here in float, which for
+ * the radix 2 to 4 of the models is at most three more roundings. */
+void BG_ISA_FN(bg_k_sa_fwd)(const float *restrict x, const float *restrict a, float *restrict y, int64_t r0,
+                            int64_t r1, int64_t p, int64_t r, int64_t c)
+{
+    const int64_t rc = r * c;
+    for (int64_t row = r0; row < r1; row++) {
+        const float *restrict xr = x + row * rc, *restrict ar = a + (row / p) * rc;
+        float *restrict yr = y + row * c;
+#pragma omp simd
+        for (int64_t k = 0; k < c; k++) yr[k] = xr[k] * ar[k];
+        for (int64_t s = 1; s < r; s++) {
+            const float *restrict xs = xr + s * c, *restrict as = ar + s * c;
+#pragma omp simd
+            for (int64_t k = 0; k < c; k++) yr[k] += xs[k] * as[k];
+        }
+    }
+}
+
+/* Backward of one image (x, dx: its P rows of r*C; dy: its P rows of C;
+ * a, da: its gate row): dx[., s] += dy a[s], da[s] += sum_rows dy x[., s].
+ * dx or da may be NULL. da sums in float over blocks of BG_ROW_BLOCK rows,
+ * then in double (see kernels/cpu/isa/batchnorm.c for why that is enough). */
+void BG_ISA_FN(bg_k_sa_bwd_image)(const float *restrict x, const float *restrict a, const float *restrict dy,
+                                  float *restrict dx, float *restrict da, int64_t p, int64_t r, int64_t c)
+{
+    const int64_t rc = r * c;
+    for (int64_t s = 0; s < r; s++)
+        for (int64_t c0 = 0; c0 < c; c0 += TILE) {
+            const int64_t w = c - c0 < TILE ? c - c0 : TILE, j0 = s * c + c0;
+            const float *restrict as = a + j0;
+            double tot[TILE];
+            for (int64_t k = 0; k < w; k++) tot[k] = 0;
+            for (int64_t b0 = 0; b0 < p; b0 += BG_ROW_BLOCK) {
+                const int64_t b1 = p - b0 < BG_ROW_BLOCK ? p : b0 + BG_ROW_BLOCK;
+                float acc[TILE];
+                for (int64_t k = 0; k < w; k++) acc[k] = 0;
+                for (int64_t q = b0; q < b1; q++) {
+                    const float *restrict gr = dy + q * c + c0;
+                    if (da) {
+                        const float *restrict xr = x + q * rc + j0;
+#pragma omp simd
+                        for (int64_t k = 0; k < w; k++) acc[k] += gr[k] * xr[k];
+                    }
+                    if (dx) {
+                        float *restrict dr = dx + q * rc + j0;
+#pragma omp simd
+                        for (int64_t k = 0; k < w; k++) dr[k] += gr[k] * as[k];
+                    }
+                }
+#pragma omp simd
+                for (int64_t k = 0; k < w; k++) tot[k] += (double)acc[k];
+            }
+            if (da)
+                for (int64_t k = 0; k < w; k++) da[j0 + k] = (float)((double)da[j0 + k] + tot[k]);
+        }
+}
