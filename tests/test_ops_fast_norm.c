@@ -1,14 +1,14 @@
 /* The fast CPU kernels of batchnorm, the SE and split-attention gates and
  * add / mul (kernels/cpu/batchnorm.c, se_scale.c, split_attn.c, binary.c)
- * at the edges of their loops: channel counts that
- * are not a multiple of the vector width (3, 13, 17, 33), wider than one
- * channel tile (300, 512), row counts one past a float block (33) and
- * several fixed row chunks (the threaded reductions, kernels/cpu/rows.h).
- * The op cases get the runner's cpu-fast check (outputs and gradients
- * against the reference at every ISA) and its f32-vs-f64 check; the tests
- * below cover what cpu-fast does not look at (the running statistics and the
- * saved mean / invstd), inputs far from zero mean, and determinism: 1 and 2
- * threads give bit-identical results. */
+ * at the edges of their loops: channel counts that are not a multiple of
+ * the vector width (3, 13, 17, 33), wider than one channel tile (300, 512),
+ * row counts one past a float block (33) and several fixed row chunks (the
+ * threaded reductions, kernels/cpu/rows.h). The op cases get the runner's
+ * cpu-fast check (outputs and gradients against the reference at every ISA)
+ * and its f32-vs-f64 check; the tests below cover what cpu-fast does not
+ * look at (the running statistics and the saved mean / invstd), inputs far
+ * from zero mean, and determinism: 1 and 2 threads give bit-identical
+ * results. */
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
