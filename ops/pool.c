@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include "op_util.h"
 #include "ops.h"
+#include "../kernels/cpu/fast.h"
 #ifdef BG_WITH_CUDA
 #include "../kernels/pool.h"
 #endif
@@ -227,6 +228,8 @@ const bg_op bg_op_global_avgpool = {
     .fwd = {[BG_CPU] = gap_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(gap_fwd_cuda)},
     .bwd = {[BG_CPU] = gap_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(gap_bwd_cuda)},
     .bwd_reads = BG_BWD_STATED, /* dy spread evenly: shapes only */
+    .fast_fwd = bg_fast_gap_fwd,
+    .fast_bwd = bg_fast_gap_bwd,
 };
 
 bg_tensor *bg_global_avgpool(bg_graph *g, bg_tensor *x)

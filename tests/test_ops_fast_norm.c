@@ -1,6 +1,6 @@
-/* The fast CPU kernels of batchnorm, the SE and split-attention gates and
- * add / mul (kernels/cpu/batchnorm.c, se_scale.c, split_attn.c, binary.c)
- * at the edges of their loops: channel counts that are not a multiple of
+/* The fast CPU kernels of batchnorm, the SE and split-attention gates,
+ * add / mul and global_avgpool (kernels/cpu/batchnorm.c, se_scale.c,
+ * split_attn.c, binary.c, pool.c) at the edges of their loops: channel counts that are not a multiple of
  * the vector width (3, 13, 17, 33), wider than one channel tile (300, 512),
  * row counts one past a float block (33) and several fixed row chunks (the
  * threaded reductions, kernels/cpu/rows.h). The op cases get the runner's
@@ -83,6 +83,12 @@ static const bg_op_case fast_norm_cases[] = {
      .no_gradcheck = true},
     {.op = "split_attn", .params = "radix=2", .n_in = 2, .ndim = {4, 2}, .shape = {{2, 3, 3, 600}, {2, 600}},
      .no_gradcheck = true},
+
+    /* global_avgpool (kernels/cpu/pool.c) */
+    {.op = "global_avgpool", .n_in = 1, .ndim = {4}, .shape = {{2, 5, 7, 13}}, .no_gradcheck = true},
+    {.op = "global_avgpool", .n_in = 1, .ndim = {4}, .shape = {{3, 3, 11, 17}}, .no_gradcheck = true},
+    {.op = "global_avgpool", .n_in = 1, .ndim = {4}, .shape = {{8, 16, 16, 33}}, .no_gradcheck = true},
+    {.op = "global_avgpool", .n_in = 1, .ndim = {4}, .shape = {{2, 2, 2, 512}}, .no_gradcheck = true},
 };
 BG_OP_CASES(fast_norm_cases)
 

@@ -29,4 +29,8 @@ bg_status bg_fast_mul_bwd(bg_ctx *ctx, bg_node *n);
 bg_status bg_fast_split_attn_fwd(bg_ctx *ctx, bg_node *n);
 bg_status bg_fast_split_attn_bwd(bg_ctx *ctx, bg_node *n);
 
+/* global_avgpool (kernels/cpu/pool.c) */
+bg_status bg_fast_gap_fwd(bg_ctx *ctx, bg_node *n);
+bg_status bg_fast_gap_bwd(bg_ctx *ctx, bg_node *n);
+
 #endif
