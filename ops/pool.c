@@ -361,6 +361,8 @@ const bg_op bg_op_avgpool2d = {
     .fwd = {[BG_CPU] = avgpool_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(avgpool_fwd_cuda)},
     .bwd = {[BG_CPU] = avgpool_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(avgpool_bwd_cuda)},
     .bwd_reads = BG_BWD_STATED, /* dy spread evenly: shapes only */
+    .fast_fwd = bg_fast_avgpool_fwd,
+    .fast_bwd = bg_fast_avgpool_bwd,
 };
 
 /* count_include_pad is listed for a uniform parameter struct; max pooling ignores it. */
@@ -375,6 +377,8 @@ const bg_op bg_op_maxpool2d = {
     .infer = maxpool_infer,
     .fwd = {[BG_CPU] = maxpool_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(maxpool_fwd_cuda)},
     .bwd = {[BG_CPU] = maxpool_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(maxpool_bwd_cuda)},
+    .fast_fwd = bg_fast_maxpool_fwd,
+    .fast_bwd = bg_fast_maxpool_bwd,
 };
 
 bg_tensor *bg_avgpool2d(bg_graph *g, bg_tensor *x, bg_pool_params p)

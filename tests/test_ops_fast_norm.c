@@ -1,6 +1,6 @@
 /* The fast CPU kernels of batchnorm, the SE and split-attention gates,
- * add / mul and global_avgpool (kernels/cpu/batchnorm.c, se_scale.c,
- * split_attn.c, binary.c, pool.c) at the edges of their loops: channel counts that are not a multiple of
+ * add / mul and pooling (kernels/cpu/batchnorm.c, se_scale.c, split_attn.c,
+ * binary.c, pool.c) at the edges of their loops: channel counts that are not a multiple of
  * the vector width (3, 13, 17, 33), wider than one channel tile (300, 512),
  * row counts one past a float block (33) and several fixed row chunks (the
  * threaded reductions, kernels/cpu/rows.h). The op cases get the runner's
@@ -89,6 +89,23 @@ static const bg_op_case fast_norm_cases[] = {
     {.op = "global_avgpool", .n_in = 1, .ndim = {4}, .shape = {{3, 3, 11, 17}}, .no_gradcheck = true},
     {.op = "global_avgpool", .n_in = 1, .ndim = {4}, .shape = {{8, 16, 16, 33}}, .no_gradcheck = true},
     {.op = "global_avgpool", .n_in = 1, .ndim = {4}, .shape = {{2, 2, 2, 512}}, .no_gradcheck = true},
+
+    /* avgpool2d / maxpool2d (kernels/cpu/pool.c): the models' windows, ceil
+     * mode, both divisors, images across threads; maxpool's inputs distinct
+     * (BG_INIT_SPREAD) so the argmax has no ties to round differently */
+    {.op = "avgpool2d", .params = "kernel=3 stride=2 padding=1 count_include_pad=1", .n_in = 1, .ndim = {4},
+     .shape = {{2, 9, 7, 13}}, .no_gradcheck = true},
+    {.op = "avgpool2d", .params = "kernel=3 stride=2 padding=1 ceil_mode=1 count_include_pad=0", .n_in = 1,
+     .ndim = {4}, .shape = {{3, 8, 8, 17}}, .no_gradcheck = true},
+    {.op = "avgpool2d", .params = "kernel=2 stride=2 ceil_mode=1 count_include_pad=0", .n_in = 1, .ndim = {4},
+     .shape = {{8, 15, 15, 33}}, .no_gradcheck = true},
+    {.op = "avgpool2d", .params = "kernel=4", .n_in = 1, .ndim = {4}, .shape = {{4, 4, 4, 300}}, .no_gradcheck = true},
+    {.op = "maxpool2d", .params = "kernel=3 stride=2 padding=1", .n_in = 1, .ndim = {4}, .shape = {{2, 9, 7, 13}},
+     .init = {BG_INIT_SPREAD}, .no_gradcheck = true},
+    {.op = "maxpool2d", .params = "kernel=3 stride=2 padding=1 ceil_mode=1", .n_in = 1, .ndim = {4},
+     .shape = {{8, 16, 16, 33}}, .init = {BG_INIT_SPREAD}, .no_gradcheck = true},
+    {.op = "maxpool2d", .params = "kernel=2", .n_in = 1, .ndim = {4}, .shape = {{2, 6, 6, 17}},
+     .init = {BG_INIT_SPREAD}, .no_gradcheck = true},
 };
 BG_OP_CASES(fast_norm_cases)
 
@@ -319,4 +336,62 @@ BG_TEST(fast_split_attn_threads)
     node_spec sp = {.op = &bg_op_split_attn, .params = "radix=2", .n_in = 2, .ndim = {4, 4},
                     .shape = {{8, 16, 16, 66}, {8, 1, 1, 66}}};
     fast_vs_ref_and_threads(tc, &sp, 1e-10);
+}
+
+/* ---- maxpool2d ties and NaN ---------------------------------------------------- */
+
+/* Ties keep the first maximum in window order and NaN wins, as the
+ * reference: the same y (NaN where it is NaN), the same saved argmax and the
+ * same dx on both backends. x: 0 everywhere (all ties) but a few NaN and a
+ * few 1s, over 17 channels so the vector loop and its tail both see them. */
+BG_TEST(fast_maxpool_ties_nan)
+{
+    bg_ctx ctx;
+    bg_test_ctx(&ctx, 3);
+    const int64_t sx[4] = {2, 5, 5, 17};
+    bg_tensor *x = bg_tensor_new(&ctx, BG_CPU, BG_F32, 4, sx, "x");
+    CHECK_OK(&ctx, bg_tensor_fill_const(&ctx, x, 0));
+    for (int64_t i = 0; i < bg_numel(x); i += 37) bg_set(x, i, NAN);
+    for (int64_t i = 5; i < bg_numel(x); i += 53) bg_set(x, i, 1);
+    bg_pool_params p = {{3, 3}, {2, 2}, {1, 1}, 1, 1};
+    bg_tensor *in[1] = {x};
+    bg_tensor *keep_y[2] = {0}, *keep_arg[2] = {0}, *keep_dx[2] = {0};
+    for (int b = 0; b < 2; b++) {
+        ctx.cpu_backend = b ? BG_CPU_FAST : BG_CPU_REF;
+        bg_node n;
+        CHECK_OK(&ctx, bg_node_init(&ctx, &n, &bg_op_maxpool2d, &p, in, 1, true));
+        if (ctx.status) break;
+        CHECK_OK(&ctx, bg_node_forward(&ctx, &n));
+        CHECK_OK(&ctx, bg_tensor_ensure_grad(&ctx, x));
+        CHECK_OK(&ctx, bg_tensor_zero(&ctx, x->grad));
+        CHECK_OK(&ctx, bg_tensor_ensure_grad(&ctx, n.out[0]));
+        bg_ctx up; /* the same upstream gradient on both backends */
+        bg_test_ctx(&up, 9);
+        CHECK_OK(&up, bg_tensor_fill_normal(&up, n.out[0]->grad, 0, 1));
+        bg_ctx_free(&up);
+        CHECK_OK(&ctx, bg_node_backward(&ctx, &n));
+        keep_y[b] = bg_tensor_like(&ctx, n.out[0], "y");
+        keep_arg[b] = bg_tensor_like(&ctx, n.saved[0], "argmax");
+        keep_dx[b] = bg_tensor_like(&ctx, x->grad, "dx");
+        CHECK_OK(&ctx, bg_tensor_copy(&ctx, keep_y[b], n.out[0]));
+        CHECK_OK(&ctx, bg_tensor_copy(&ctx, keep_arg[b], n.saved[0]));
+        CHECK_OK(&ctx, bg_tensor_copy(&ctx, keep_dx[b], x->grad));
+        bg_node_release(&ctx, &n);
+    }
+    if (keep_dx[1]) {
+        int nan_seen = 0;
+        for (int64_t i = 0; i < bg_numel(keep_y[0]); i++) {
+            double r = bg_get(keep_y[0], i), f = bg_get(keep_y[1], i);
+            nan_seen += isnan(r);
+            CHECK(isnan(r) ? isnan(f) : r == f, "y[%lld]: fast %g, reference %g", (long long)i, f, r);
+            CHECK(bg_get(keep_arg[0], i) == bg_get(keep_arg[1], i), "argmax[%lld]: fast %g, reference %g",
+                  (long long)i, bg_get(keep_arg[1], i), bg_get(keep_arg[0], i));
+        }
+        CHECK(nan_seen > 0, "no NaN reached the output: the case tests nothing");
+        for (int64_t i = 0; i < bg_numel(keep_dx[0]); i++)
+            CHECK(bg_get(keep_dx[0], i) == bg_get(keep_dx[1], i), "dx[%lld] differs", (long long)i);
+    }
+    for (int b = 0; b < 2; b++) bg_tensor_free(&ctx, keep_y[b]), bg_tensor_free(&ctx, keep_arg[b]), bg_tensor_free(&ctx, keep_dx[b]);
+    bg_tensor_free(&ctx, x);
+    bg_ctx_free(&ctx);
 }

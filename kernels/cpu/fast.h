@@ -29,8 +29,12 @@ bg_status bg_fast_mul_bwd(bg_ctx *ctx, bg_node *n);
 bg_status bg_fast_split_attn_fwd(bg_ctx *ctx, bg_node *n);
 bg_status bg_fast_split_attn_bwd(bg_ctx *ctx, bg_node *n);
 
-/* global_avgpool (kernels/cpu/pool.c) */
+/* global_avgpool, avgpool2d, maxpool2d (kernels/cpu/pool.c) */
 bg_status bg_fast_gap_fwd(bg_ctx *ctx, bg_node *n);
 bg_status bg_fast_gap_bwd(bg_ctx *ctx, bg_node *n);
+bg_status bg_fast_avgpool_fwd(bg_ctx *ctx, bg_node *n);
+bg_status bg_fast_avgpool_bwd(bg_ctx *ctx, bg_node *n);
+bg_status bg_fast_maxpool_fwd(bg_ctx *ctx, bg_node *n);
+bg_status bg_fast_maxpool_bwd(bg_ctx *ctx, bg_node *n);
 
 #endif
