@@ -395,3 +395,120 @@ BG_TEST(fast_maxpool_ties_nan)
     bg_tensor_free(&ctx, x);
     bg_ctx_free(&ctx);
 }
+
+/* ---- fused rows against the unfused fast ops ------------------------------------ */
+
+/* The fused rows give the unfused ops' bits on the reference, and the fast
+ * kernels keep that (tests/test_ops_fused.c checks whole models at a batch
+ * of 2). Here the shapes are big enough for the gate gradients to span
+ * several fixed row chunks. A chain is a list of nodes run forward in order
+ * and backward in reverse, each feeding the next. */
+typedef struct {
+    const bg_op *op;
+    const char *params;
+    int in[5]; /* >= 0: external input k; -1 - j: node j's output; ABSENT */
+    int n_in;
+} link;
+
+#define ABSENT (-1000)
+
+/* Runs the chain on the fast backend; ext: the external inputs (their grads
+ * are zeroed first and come out accumulated); returns the last output and
+ * the external inputs' grads as f64 copies in snap. */
+static bool run_chain(bg_t *tc, bg_ctx *ctx, const link *ch, int n, bg_tensor **ext, int n_ext, bool train,
+                      snapshot *snap)
+{
+    bg_node nodes[4];
+    int ok_nodes = 0;
+    bool ok = true;
+    memset(snap, 0, sizeof *snap);
+    ctx->cpu_backend = BG_CPU_FAST;
+    for (int i = 0; i < n && ok; i++) {
+        bg_tensor *in[5] = {0};
+        for (int k = 0; k < ch[i].n_in; k++)
+            in[k] = ch[i].in[k] == ABSENT ? NULL : ch[i].in[k] >= 0 ? ext[ch[i].in[k]] : nodes[-1 - ch[i].in[k]].out[0];
+        unsigned char params[BG_PARAM_BYTES];
+        bg_op_default_params(ch[i].op, params);
+        if (ch[i].params) {
+            char key[32];
+            double v;
+            if (sscanf(ch[i].params, "%31[^=]=%lf", key, &v) == 2) bg_op_set_param(ctx, ch[i].op, params, key, &v, 1);
+        }
+        ok = !bg_node_init(ctx, &nodes[i], ch[i].op, params, in, ch[i].n_in, train) && !bg_node_forward(ctx, &nodes[i]);
+        ok_nodes += ok;
+    }
+    for (int i = 0; i < n_ext && ok; i++)
+        ok = !bg_tensor_ensure_grad(ctx, ext[i]) && !bg_tensor_zero(ctx, ext[i]->grad);
+    for (int i = 0; i < n && ok; i++)
+        ok = !bg_tensor_ensure_grad(ctx, nodes[i].out[0]) && !bg_tensor_zero(ctx, nodes[i].out[0]->grad);
+    if (ok) {
+        bg_ctx up; /* the same upstream gradient for every chain */
+        bg_test_ctx(&up, 11);
+        ok = !bg_tensor_fill_normal(&up, nodes[n - 1].out[0]->grad, 0, 1);
+        bg_ctx_free(&up);
+    }
+    for (int i = n - 1; i >= 0 && ok; i--) ok = !bg_node_backward(ctx, &nodes[i]);
+    if (ok) ok = keep(ctx, snap, nodes[n - 1].out[0], "y");
+    for (int i = 0; i < n_ext && ok; i++) ok = keep(ctx, snap, ext[i]->grad, ext[i]->name);
+    CHECK(ok, "%s chain: %s", ch[0].op->name, bg_errmsg(ctx));
+    for (int i = 0; i < ok_nodes; i++) bg_node_release(ctx, &nodes[i]);
+    return ok;
+}
+
+/* ext: shapes of the external inputs (ndim 4, or 1 for batchnorm's vectors). */
+static void fused_vs_chain(bg_t *tc, const link *fused, const link *chain, int n_chain, const int64_t (*shapes)[4],
+                           const int *ndims, int n_ext, bool train, const char *label)
+{
+    bg_ctx ctx;
+    bg_test_ctx(&ctx, 5);
+    bg_tensor *ext[6] = {0};
+    char name[8];
+    for (int i = 0; i < n_ext; i++) {
+        snprintf(name, sizeof name, "in%d", i);
+        ext[i] = bg_tensor_new(&ctx, BG_CPU, BG_F32, ndims[i], shapes[i], name);
+        if (ext[i]) bg_tensor_fill_uniform(&ctx, ext[i], i == 0 ? -1.0 : 0.5, 1.5);
+    }
+    snapshot f, u;
+    if (run_chain(tc, &ctx, fused, 1, ext, n_ext, train, &f)) {
+        if (run_chain(tc, &ctx, chain, n_chain, ext, n_ext, train, &u)) {
+            compare(tc, label, &f, &u, -1);
+            snapshot_free(&ctx, &u);
+        }
+        snapshot_free(&ctx, &f);
+    }
+    for (int i = 0; i < n_ext; i++) bg_tensor_free(&ctx, ext[i]);
+    bg_ctx_free(&ctx);
+}
+
+BG_TEST(fast_fused_rows_match_unfused)
+{
+    {   /* se_scale relu with the residual: 2304 rows per image, chunks of 2048 */
+        const int64_t sh[3][4] = {{2, 48, 48, 16}, {2, 1, 1, 16}, {2, 48, 48, 16}};
+        const int nd[3] = {4, 4, 4};
+        link fused = {&bg_op_se_scale, "relu=1", {0, 1, 2}, 3};
+        link chain[3] = {{&bg_op_mul, NULL, {0, 1}, 2}, {&bg_op_add, NULL, {-1, 2}, 2}, {&bg_op_relu, NULL, {-2}, 1}};
+        fused_vs_chain(tc, &fused, chain, 3, sh, nd, 3, true, "se_scale relu residual vs mul, add, relu");
+    }
+    {   /* se_scale alone: 1600 rows per image, chunks of 1376 */
+        const int64_t sh[2][4] = {{3, 40, 40, 24}, {3, 1, 1, 24}};
+        const int nd[2] = {4, 4};
+        link fused = {&bg_op_se_scale, NULL, {0, 1, ABSENT}, 3};
+        link chain[1] = {{&bg_op_mul, NULL, {0, 1}, 2}};
+        fused_vs_chain(tc, &fused, chain, 1, sh, nd, 2, true, "se_scale vs mul");
+    }
+    {   /* split_attn radix 2: 1600 rows of 48 per image, chunks of 704 */
+        const int64_t sh[2][4] = {{2, 40, 40, 48}, {2, 1, 1, 48}};
+        const int nd[2] = {4, 4};
+        link fused = {&bg_op_split_attn, "radix=2", {0, 1}, 2};
+        link chain[2] = {{&bg_op_mul, NULL, {0, 1}, 2}, {&bg_op_split_sum, "radix=2", {-1}, 1}};
+        fused_vs_chain(tc, &fused, chain, 2, sh, nd, 2, true, "split_attn vs mul, split_sum");
+    }
+    for (int train = 0; train < 2; train++) { /* batchnorm2d_relu: 4096 rows of 33, 4 chunks */
+        const int64_t sh[5][4] = {{4, 32, 32, 33}, {33}, {33}, {33}, {33}};
+        const int nd[5] = {4, 1, 1, 1, 1};
+        link fused = {&bg_op_batchnorm2d_relu, NULL, {0, 1, 2, 3, 4}, 5};
+        link chain[2] = {{&bg_op_batchnorm2d, NULL, {0, 1, 2, 3, 4}, 5}, {&bg_op_relu, NULL, {-1}, 1}};
+        fused_vs_chain(tc, &fused, chain, 2, sh, nd, 5, train,
+                       train ? "batchnorm2d_relu vs batchnorm2d, relu (train)" : "batchnorm2d_relu vs batchnorm2d, relu (eval)");
+    }
+}

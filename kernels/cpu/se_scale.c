@@ -3,10 +3,12 @@
  * into chunks across threads; the backward gives each thread whole images,
  * which makes one pass produce dx, dres and the image's gate gradient
  * ds[n, :] = sum over its rows of g * x (no sums shared between threads, so
- * the result does not depend on the thread count). */
+ * the result does not depend on the thread count). The rounding is that of
+ * the unfused fast ops, mul, add and relu, so fusing changes no bits (see
+ * kernels/cpu/isa/se_scale.c). */
 #include "fast.h"
 #include "dispatch.h"
-#include "parallel.h"
+#include "rows.h"
 #include "../../ops/ops.h"
 
 BG_ISA_DECL(void, bg_k_se_fwd,
@@ -14,7 +16,7 @@ BG_ISA_DECL(void, bg_k_se_fwd,
              int64_t c, int relu))
 BG_ISA_DECL(void, bg_k_se_bwd_image,
             (const float *x, const float *s, const float *mask, const float *dy, float *dx, float *ds, float *dres,
-             int64_t p, int64_t c))
+             int64_t p, int64_t c, int64_t per))
 
 static bool f32_dense(const bg_tensor *t) { return !t || (t->dtype == BG_F32 && bg_is_contiguous(t)); }
 
@@ -61,17 +63,17 @@ bg_status bg_fast_se_scale_bwd(bg_ctx *ctx, bg_node *n)
           *dres = n->in[2] && n->in[2]->grad ? n->in[2]->grad->data : NULL;
     if (!dx && !ds && !dres) return BG_OK;
     void (*k)(const float *, const float *, const float *, const float *, float *, float *, float *, int64_t,
-              int64_t) = BG_ISA_PICK(ctx->cpu_isa, bg_k_se_bwd_image);
+              int64_t, int64_t) = BG_ISA_PICK(ctx->cpu_isa, bg_k_se_bwd_image);
     const float *x = n->in[0]->data, *s = n->in[1]->data, *g = dy->data;
     const float *mask = BG_PARAMS(n, bg_se_scale_params)->relu ? n->out[0]->data : NULL;
-    const int64_t img = p * c;
+    const int64_t img = p * c, per = bg_row_chunk_rows(c);
     int threads = bg_cpu_chunks(nn * img, BG_CPU_GRAIN);
     if (threads > nn) threads = (int)nn;
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (int64_t b = 0; b < nn; b++) {
         const int64_t o = b * img;
         k(x + o, s + b * c, mask ? mask + o : NULL, g + o, dx ? dx + o : NULL, ds ? ds + b * c : NULL,
-          dres ? dres + o : NULL, p, c);
+          dres ? dres + o : NULL, p, c, per);
     }
     return BG_OK;
 }

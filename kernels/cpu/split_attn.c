@@ -2,16 +2,19 @@
  * only, anything else declined to the reference. The forward cuts the N*H*W
  * rows into chunks across threads; the backward gives each thread whole
  * images, so one pass makes dx and the image's gate gradient and the bits
- * do not depend on the thread count. */
+ * do not depend on the thread count. The rounding is that of the unfused
+ * fast mul and split_sum, so fusing changes no bits (see
+ * kernels/cpu/isa/split_attn.c). */
 #include "fast.h"
 #include "dispatch.h"
-#include "parallel.h"
+#include "rows.h"
 #include "../../ops/ops.h"
 
 BG_ISA_DECL(void, bg_k_sa_fwd,
             (const float *x, const float *a, float *y, int64_t r0, int64_t r1, int64_t p, int64_t r, int64_t c))
 BG_ISA_DECL(void, bg_k_sa_bwd_image,
-            (const float *x, const float *a, const float *dy, float *dx, float *da, int64_t p, int64_t r, int64_t c))
+            (const float *x, const float *a, const float *dy, float *dx, float *da, int64_t p, int64_t r, int64_t c,
+             int64_t per))
 
 static bool f32_dense(const bg_tensor *t) { return !t || (t->dtype == BG_F32 && bg_is_contiguous(t)); }
 
@@ -51,15 +54,16 @@ bg_status bg_fast_split_attn_bwd(bg_ctx *ctx, bg_node *n)
     int64_t nn, p, r, c;
     if (!geometry(n, &nn, &p, &r, &c) || !f32_dense(dy) || !f32_dense(x->grad) || !f32_dense(a->grad))
         return BG_ERR_UNSUPPORTED;
-    void (*k)(const float *, const float *, const float *, float *, float *, int64_t, int64_t, int64_t) =
+    void (*k)(const float *, const float *, const float *, float *, float *, int64_t, int64_t, int64_t, int64_t) =
         BG_ISA_PICK(ctx->cpu_isa, bg_k_sa_bwd_image);
     const float *xp = x->data, *ap = a->data, *g = dy->data;
     float *dx = x->grad ? x->grad->data : NULL, *da = a->grad ? a->grad->data : NULL;
-    const int64_t rc = r * c;
+    const int64_t rc = r * c, per = bg_row_chunk_rows(rc);
     int threads = bg_cpu_chunks(nn * p * rc, BG_CPU_GRAIN);
     if (threads > nn) threads = (int)nn;
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (int64_t b = 0; b < nn; b++)
-        k(xp + b * p * rc, ap + b * rc, g + b * p * c, dx ? dx + b * p * rc : NULL, da ? da + b * rc : NULL, p, r, c);
+        k(xp + b * p * rc, ap + b * rc, g + b * p * c, dx ? dx + b * p * rc : NULL, da ? da + b * rc : NULL, p, r, c,
+          per);
     return BG_OK;
 }
