@@ -90,7 +90,7 @@ static bg_status grad_b_groups(bg_ctx *ctx, const bg_node *n, const bin_geom *q,
     for (int64_t it = 0; it < items; it++) {
         const int64_t grp = it / cpg, lo = grp * q->g + (it % cpg) * per, end = (grp + 1) * q->g;
         const int64_t hi = lo + per < end ? lo + per : end;
-        colsum(dy + lo * q->w, a + lo * q->w, hi - lo, q->w, mul, part + it * q->w);
+        colsum(dy + lo * q->w, a ? a + lo * q->w : NULL, hi - lo, q->w, mul, part + it * q->w);
     }
     for (int64_t grp = 0; grp < groups; grp++) {
         const double *p = part + grp * cpg * q->w;
@@ -113,7 +113,9 @@ static bg_status binary_bwd(bg_ctx *ctx, bg_node *n, int mul)
     if (!dy) return BG_OK;
     bin_geom q;
     if (!geometry(n, &q) || !f32_dense(dy) || !f32_dense(a->grad) || !f32_dense(b->grad)) return BG_ERR_UNSUPPORTED;
-    const float *g = dy->data, *ap = a->data, *bp = b->data;
+    /* add's backward reads no values but dy (ops/binary.c tells the memory
+     * planner so): a and b go in as NULL */
+    const float *g = dy->data, *ap = mul ? a->data : NULL, *bp = mul ? b->data : NULL;
     /* a first, then b, as the reference: with a and b one tensor (x * x)
      * both terms land in its gradient one after the other */
     if (a->grad) {
@@ -138,7 +140,7 @@ static bg_status binary_bwd(bg_ctx *ctx, bg_node *n, int mul)
     for (int i = 0; i < chunks; i++) {
         int64_t lo, hi;
         bg_cpu_chunk(cnt, chunks, i, 16, &lo, &hi);
-        k(g + lo, ap + lo, db + lo, hi - lo, mul);
+        k(g + lo, ap ? ap + lo : NULL, db + lo, hi - lo, mul);
     }
     return BG_OK;
 }

@@ -39,12 +39,15 @@ void BG_ISA_FN(bg_k_binary_bwd_a)(const float *restrict dy, const float *restric
                                   int64_t r1, int64_t w, int64_t g, int bstep, int mul)
 {
     for (int64_t r = r0; r < r1; r++) {
-        const float *restrict gr = dy + r * w, *restrict br = b + (r / g) * (bstep ? w : 1);
+        const float *restrict gr = dy + r * w;
         float *restrict dr = da + r * w;
-        if (!mul) {
+        if (!mul) { /* b is not read (it may be NULL): the planner was told so */
 #pragma omp simd
             for (int64_t k = 0; k < w; k++) dr[k] += gr[k];
-        } else if (bstep) {
+            continue;
+        }
+        const float *restrict br = b + (r / g) * (bstep ? w : 1);
+        if (bstep) {
 #pragma omp simd
             for (int64_t k = 0; k < w; k++) dr[k] += gr[k] * br[k];
         } else {
@@ -55,7 +58,8 @@ void BG_ISA_FN(bg_k_binary_bwd_a)(const float *restrict dy, const float *restric
     }
 }
 
-/* b's gradient where b has a's shape: db += dy or dy * a over n elements. */
+/* b's gradient where b has a's shape: db += dy or dy * a over n elements
+ * (a is read only by mul and may be NULL for add). */
 void BG_ISA_FN(bg_k_binary_bwd_b_same)(const float *restrict dy, const float *restrict a, float *restrict db,
                                        int64_t n, int mul)
 {
@@ -68,8 +72,8 @@ void BG_ISA_FN(bg_k_binary_bwd_b_same)(const float *restrict dy, const float *re
     }
 }
 
-/* Column sums of `rows` rows: out[k] = sum_r dy[r,k] (add) or dy[r,k] a[r,k]
- * (mul), in float over blocks of BG_ROW_BLOCK rows, then in double (see
+/* Column sums of `rows` rows: out[k] = sum_r dy[r,k] (add; a may be NULL)
+ * or dy[r,k] a[r,k] (mul), in float over blocks of BG_ROW_BLOCK rows, then in double (see
  * kernels/cpu/isa/batchnorm.c for why that is enough). */
 void BG_ISA_FN(bg_k_binary_colsum)(const float *restrict dy, const float *restrict a, int64_t rows, int64_t w,
                                    int mul, double *restrict out)
@@ -83,8 +87,9 @@ void BG_ISA_FN(bg_k_binary_colsum)(const float *restrict dy, const float *restri
             float acc[TILE];
             for (int64_t k = 0; k < n; k++) acc[k] = 0;
             for (int64_t r = r0; r < r1; r++) {
-                const float *restrict gr = dy + r * w + c0, *restrict ar = a + r * w + c0;
+                const float *restrict gr = dy + r * w + c0;
                 if (mul) {
+                    const float *restrict ar = a + r * w + c0;
 #pragma omp simd
                     for (int64_t k = 0; k < n; k++) acc[k] += gr[k] * ar[k];
                 } else {
