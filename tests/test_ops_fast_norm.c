@@ -7,8 +7,9 @@
  * cpu-fast check (outputs and gradients against the reference at every ISA)
  * and its f32-vs-f64 check; the tests below cover what cpu-fast does not
  * look at (the running statistics and the saved mean / invstd), inputs far
- * from zero mean, and determinism: 1 and 2 threads give bit-identical
- * results. */
+ * from zero mean, maxpool's ties and NaN, determinism (1 and 2 threads give
+ * bit-identical results), and the fused rows against the unfused fast ops,
+ * bit for bit, at shapes where the gate gradients span several row chunks. */
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>

@@ -21,11 +21,17 @@ void BG_ISA_FN(bg_k_sa_fwd)(const float *restrict x, const float *restrict a, fl
     for (int64_t row = r0; row < r1; row++) {
         const float *restrict xr = x + row * rc, *restrict ar = a + (row / p) * rc;
         float *restrict yr = y + row * c;
+        for (int64_t c0 = 0; c0 < c; c0 += TILE) {
+            const int64_t w = c - c0 < TILE ? c - c0 : TILE;
+            double acc[TILE];
+            for (int64_t k = 0; k < w; k++) acc[k] = 0;
+            for (int64_t s = 0; s < r; s++) {
+                const float *restrict xs = xr + s * c + c0, *restrict as = ar + s * c + c0;
 #pragma omp simd
-        for (int64_t k = 0; k < c; k++) {
-            double acc = 0;
-            for (int64_t s = 0; s < r; s++) acc += (double)(xr[s * c + k] * ar[s * c + k]);
-            yr[k] = (float)acc;
+                for (int64_t k = 0; k < w; k++) acc[k] += (double)(xs[k] * as[k]);
+            }
+#pragma omp simd
+            for (int64_t k = 0; k < w; k++) yr[c0 + k] = (float)acc[k];
         }
     }
 }
