@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "gemm_cpu.h"
+#include "../kernels/cpu/fast.h"
 #include "op_util.h"
 #include "ops.h"
 #ifdef BG_WITH_CUDA
@@ -322,6 +323,8 @@ const bg_op bg_op_conv2d = {
     .macs = conv2d_macs,
     .fwd = {[BG_CPU] = conv2d_fwd_cpu, [BG_CUDA] = CONV2D_CUDA(conv2d_fwd_cuda)},
     .bwd = {[BG_CPU] = conv2d_bwd_cpu, [BG_CUDA] = CONV2D_CUDA(conv2d_bwd_cuda)},
+    .fast_fwd = bg_fast_conv2d_fwd,
+    .fast_bwd = bg_fast_conv2d_bwd,
 };
 
 bg_tensor *bg_conv2d(bg_graph *g, bg_tensor *x, bg_tensor *w, bg_tensor *b, bg_conv2d_params p)
@@ -421,6 +424,8 @@ const bg_op bg_op_conv2d_fused = {
     .macs = conv2d_macs,
     .fwd = {[BG_CPU] = conv2d_fwd_cpu, [BG_CUDA] = CONV2D_CUDA(conv2d_fwd_cuda)},
     .bwd = {[BG_CPU] = conv2d_bwd_cpu, [BG_CUDA] = CONV2D_CUDA(conv2d_fused_bwd_cuda)},
+    .fast_fwd = bg_fast_conv2d_fused_fwd,
+    .fast_bwd = bg_fast_conv2d_fused_bwd,
     .supports = conv2d_fused_supports,
 };
 

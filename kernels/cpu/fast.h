@@ -11,4 +11,12 @@
 bg_status bg_fast_relu_fwd(bg_ctx *ctx, bg_node *n);
 bg_status bg_fast_relu_bwd(bg_ctx *ctx, bg_node *n);
 
+/* The GEMM family (kernels/cpu/gemm.c, conv.c, linear.c). */
+bg_status bg_fast_conv2d_fwd(bg_ctx *ctx, bg_node *n);
+bg_status bg_fast_conv2d_bwd(bg_ctx *ctx, bg_node *n);
+bg_status bg_fast_conv2d_fused_fwd(bg_ctx *ctx, bg_node *n);
+bg_status bg_fast_conv2d_fused_bwd(bg_ctx *ctx, bg_node *n);
+bg_status bg_fast_linear_fwd(bg_ctx *ctx, bg_node *n);
+bg_status bg_fast_linear_bwd(bg_ctx *ctx, bg_node *n);
+
 #endif

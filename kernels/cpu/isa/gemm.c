@@ -1,0 +1,317 @@
+/* The fast GEMM's loop nest, packers and micro-kernels, one copy per
+ * instruction set (kernels/cpu/isa.h); the contract is in kernels/cpu/gemm.h.
+ *
+ * Micro-tiles. C's rows are output pixels (or batch rows) and its columns
+ * are channels, contiguous in memory, so a tile is MR rows by NR columns of
+ * vector registers: each k step loads NR values of packed B, broadcasts one
+ * A value per row and does MR * NR / width FMAs.
+ *   AVX-512  12 x 32: 24 zmm accumulators + 2 for B + 1 broadcast of 32.
+ *            24 FMAs to 14 loads per step keeps both FMA ports busy with
+ *            the loads on the other ports; 32 columns (not 48 or 64) wastes
+ *            less on the ragged channel counts of width-scaled models.
+ *   AVX2     6 x 16: 12 ymm accumulators + 2 for B + 1 broadcast of 16.
+ *   generic  4 x 8 in plain C the compiler vectorises.
+ * A is never packed when its rows are contiguous along k (see gemm.h): the
+ * kernel broadcasts straight from MR row pointers. B is packed into
+ * kc x NR panels (zero columns past n) so its loads are unit-stride.
+ *
+ * Blocks. A B panel (KC x NR floats, 32 KiB at AVX-512) stays in the 48 KiB
+ * L1 while MC / MR row tiles stream past it; the MC x KC block of A
+ * (144 x 256 floats, 144 KiB) and a k-block of B stay in the 2 MiB L2.
+ *
+ * C is loaded, added to and stored by the micro-kernel itself (masked at the
+ * ragged column edge, row count clipped), so there is no temporary tile. */
+#include <math.h>
+#include <string.h>
+#include "../gemm.h"
+#include "../isa.h"
+#if BG_ISA >= 1
+#include <immintrin.h>
+#endif
+
+#if BG_ISA == 2
+#define MR 12
+#define NR 32
+#define MC 144
+#elif BG_ISA == 1
+#define MR 6
+#define NR 16
+#define MC 120
+#else
+#define MR 4
+#define NR 8
+#define MC 128
+#endif
+#define KC 256
+#define NC 1024
+_Static_assert(MC % MR == 0, "an A block holds whole row tiles");
+
+/* What A rows in the padding (and rows past m) point at. Read-only. */
+static const float zeros[KC];
+
+static const bg_gemm_geom geom = {MR, NR, MC, KC, NC};
+
+void BG_ISA_FN(bg_k_gemm_geom)(bg_gemm_geom *g) { *g = geom; }
+
+/* ---- micro-kernels: c[mr x nr] (+)= sum_p a[i][p] * b[p][j] ---- */
+
+#if BG_ISA == 2
+static inline void ukernel(int64_t kc, const float *const *arow, const float *restrict b, float *c, int64_t ldc,
+                           int mr, int nr, bool load_c)
+{
+    __m512 c0[MR], c1[MR];
+    const float *a[MR];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+        c0[i] = c1[i] = _mm512_setzero_ps();
+        a[i] = arow[i];
+    }
+    for (int64_t p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_loadu_ps(b + p * NR), b1 = _mm512_loadu_ps(b + p * NR + 16);
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; i++) {
+            __m512 ai = _mm512_set1_ps(a[i][p]);
+            c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+            c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+        }
+    }
+    __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    /* Fully unrolled with a guard, so the accumulators keep constant indices
+     * (a variable index would send them to the stack for the whole kernel). */
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+        if (i >= mr) break;
+        float *ci = c + i * ldc;
+        __m512 v0 = c0[i], v1 = c1[i];
+        if (load_c) {
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, ci));
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, ci + 16));
+        }
+        _mm512_mask_storeu_ps(ci, m0, v0);
+        _mm512_mask_storeu_ps(ci + 16, m1, v1);
+    }
+}
+#elif BG_ISA == 1
+static inline void ukernel(int64_t kc, const float *const *arow, const float *restrict b, float *c, int64_t ldc,
+                           int mr, int nr, bool load_c)
+{
+    __m256 c0[MR], c1[MR];
+    const float *a[MR];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) {
+        c0[i] = c1[i] = _mm256_setzero_ps();
+        a[i] = arow[i];
+    }
+    for (int64_t p = 0; p < kc; p++) {
+        __m256 b0 = _mm256_loadu_ps(b + p * NR), b1 = _mm256_loadu_ps(b + p * NR + 8);
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; i++) {
+            __m256 ai = _mm256_broadcast_ss(a[i] + p);
+            c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
+            c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
+        }
+    }
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), n = _mm256_set1_epi32(nr);
+    const __m256i m0 = _mm256_cmpgt_epi32(n, lane), m1 = _mm256_cmpgt_epi32(n, _mm256_add_epi32(lane, _mm256_set1_epi32(8)));
+    const bool full = nr == NR;
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++) {
+        if (i >= mr) break;
+        float *ci = c + i * ldc;
+        __m256 v0 = c0[i], v1 = c1[i];
+        if (full) {
+            if (load_c) {
+                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(ci));
+                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(ci + 8));
+            }
+            _mm256_storeu_ps(ci, v0);
+            _mm256_storeu_ps(ci + 8, v1);
+        } else {
+            if (load_c) {
+                v0 = _mm256_add_ps(v0, _mm256_maskload_ps(ci, m0));
+                v1 = _mm256_add_ps(v1, _mm256_maskload_ps(ci + 8, m1));
+            }
+            _mm256_maskstore_ps(ci, m0, v0);
+            _mm256_maskstore_ps(ci + 8, m1, v1);
+        }
+    }
+}
+#else
+static inline void ukernel(int64_t kc, const float *const *arow, const float *restrict b, float *c, int64_t ldc,
+                           int mr, int nr, bool load_c)
+{
+    float acc[MR][NR] = {{0}};
+    for (int64_t p = 0; p < kc; p++) {
+        for (int i = 0; i < MR; i++) {
+            float ai = arow[i][p];
+#pragma omp simd
+            for (int j = 0; j < NR; j++) acc[i][j] += ai * b[p * NR + j];
+        }
+    }
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) c[i * ldc + j] = (load_c ? c[i * ldc + j] : 0.0f) + acc[i][j];
+}
+#endif
+
+/* c = act(c + bias + res) on one finished tile. */
+static void tile_ep(const bg_gemm_ep *ep, float *c, int64_t ldc, int64_t i0, int64_t j0, int mr, int nr)
+{
+    const float *bias = ep->bias ? ep->bias + j0 : NULL;
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + i * ldc;
+        const float *res = ep->res ? ep->res + (i0 + i) * ep->ldr + j0 : NULL;
+        if (bias)
+#pragma omp simd
+            for (int j = 0; j < nr; j++) ci[j] += bias[j];
+        if (res)
+#pragma omp simd
+            for (int j = 0; j < nr; j++) ci[j] += res[j];
+        if (ep->act == BG_GACT_RELU) {
+#pragma omp simd
+            for (int j = 0; j < nr; j++) ci[j] = ci[j] > 0.0f ? ci[j] : 0.0f;
+        } else if (ep->act == BG_GACT_SIGMOID) {
+            for (int j = 0; j < nr; j++) {
+                float e = expf(-fabsf(ci[j]));
+                ci[j] = ci[j] >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+            }
+        }
+    }
+}
+
+/* ---- operand access ---- */
+
+/* The im2col row of output pixel `pix`, columns [p, p + len), into dst. */
+static void im2col_row(const bg_im2col *cv, const float *x, int64_t pix, int64_t p, int64_t len, float *dst)
+{
+    int64_t n = pix / (cv->Ho * cv->Wo), oy = pix / cv->Wo % cv->Ho, ox = pix % cv->Wo;
+    while (len > 0) {
+        int64_t tap = p / cv->Cg, c = p % cv->Cg, run = cv->Cg - c < len ? cv->Cg - c : len;
+        int64_t iy = oy * cv->sh - cv->ph + tap / cv->kw * cv->dh, ix = ox * cv->sw - cv->pw + tap % cv->kw * cv->dw;
+        if (iy < 0 || iy >= cv->H || ix < 0 || ix >= cv->W) memset(dst, 0, (size_t)run * sizeof(float));
+        else memcpy(dst, x + ((n * cv->H + iy) * cv->W + ix) * cv->C + cv->c0 + c, (size_t)run * sizeof(float));
+        dst += run, p += run, len -= run;
+    }
+}
+
+/* Row pointers for A[ic : ic+mc, pc : pc+kc]: in place where rows are
+ * contiguous along k, else gathered into tmp (mc x kc). Rows past mc, up to
+ * the next multiple of MR, read zeros. */
+static void prepare_a(const bg_gemm_job *j, int64_t ic, int64_t mc, int64_t pc, int64_t kc, float *tmp,
+                      const float **arow)
+{
+    const bg_gsrc *a = &j->a;
+    if (a->kind == BG_GS_ROWS) {
+        for (int64_t i = 0; i < mc; i++) arow[i] = a->p + (ic + i) * a->ld + pc;
+    } else if (a->kind == BG_GS_IM2COL && bg_gemm_a_direct(j)) {
+        const bg_im2col *cv = a->cv;
+        int64_t tap = pc / cv->Cg, c = pc % cv->Cg, ky = tap / cv->kw, kx = tap % cv->kw;
+        for (int64_t i = 0; i < mc; i++) {
+            int64_t pix = ic + i, n = pix / (cv->Ho * cv->Wo), oy = pix / cv->Wo % cv->Ho, ox = pix % cv->Wo;
+            int64_t iy = oy * cv->sh - cv->ph + ky * cv->dh, ix = ox * cv->sw - cv->pw + kx * cv->dw;
+            arow[i] = iy < 0 || iy >= cv->H || ix < 0 || ix >= cv->W
+                          ? zeros
+                          : a->p + ((n * cv->H + iy) * cv->W + ix) * cv->C + cv->c0 + c;
+        }
+    } else if (a->kind == BG_GS_IM2COL) {
+        for (int64_t i = 0; i < mc; i++) {
+            im2col_row(a->cv, a->p, ic + i, pc, kc, tmp + i * kc);
+            arow[i] = tmp + i * kc;
+        }
+    } else { /* COLS: transpose the block; reads run along i, contiguous */
+        for (int64_t p = 0; p < kc; p++) {
+            const float *src = a->p + (pc + p) * a->ld + ic;
+            for (int64_t i = 0; i < mc; i++) tmp[i * kc + p] = src[i];
+        }
+        for (int64_t i = 0; i < mc; i++) arow[i] = tmp + i * kc;
+    }
+    for (int64_t i = mc; i < bg_gemm_round(mc, MR); i++) arow[i] = zeros;
+}
+
+/* Row p of a ROWS-like source scattered into the NR panels of a kc x nc block. */
+static void scatter_row(const float *src, int64_t nc, int64_t kc, int64_t p, float *dst)
+{
+    for (int64_t jr = 0; jr < nc; jr += NR) {
+        float *d = dst + jr * kc + p * NR;
+        int64_t w = nc - jr < NR ? nc - jr : NR;
+#pragma omp simd
+        for (int64_t jj = 0; jj < w; jj++) d[jj] = src[jr + jj];
+        for (int64_t jj = w; jj < NR; jj++) d[jj] = 0.0f;
+    }
+}
+
+/* B[pc : pc+kc, jc : jc+nc] into panels: panel jr at dst + jr * kc, each kc
+ * rows of NR. rowbuf: nc floats (IM2COL only). */
+static void pack_b_block(const bg_gemm_job *j, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float *dst,
+                         float *rowbuf)
+{
+    const bg_gsrc *b = &j->b;
+    if (b->kind == BG_GS_ROWS) {
+        for (int64_t p = 0; p < kc; p++) scatter_row(b->p + (pc + p) * b->ld + jc, nc, kc, p, dst);
+    } else if (b->kind == BG_GS_IM2COL) {
+        for (int64_t p = 0; p < kc; p++) {
+            im2col_row(b->cv, b->p, pc + p, jc, nc, rowbuf);
+            scatter_row(rowbuf, nc, kc, p, dst);
+        }
+    } else { /* COLS: column j of the panel is a contiguous run of B's row jc + j */
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+            float *d = dst + jr * kc;
+            int64_t w = nc - jr < NR ? nc - jr : NR;
+            for (int64_t jj = 0; jj < w; jj++) {
+                const float *src = b->p + (jc + jr + jj) * b->ld + pc;
+                for (int64_t p = 0; p < kc; p++) d[p * NR + jj] = src[p];
+            }
+            for (int64_t p = 0; p < kc; p++)
+                for (int64_t jj = w; jj < NR; jj++) d[p * NR + jj] = 0.0f;
+        }
+    }
+}
+
+void BG_ISA_FN(bg_k_gemm_pack_b)(const bg_gemm_job *j, int64_t p_lo, int64_t p_hi, float *dst)
+{
+    int64_t npad = bg_gemm_round(j->n, NR);
+    for (int64_t pc = p_lo; pc < p_hi;) {
+        int64_t kc = bg_gemm_kblock(&geom, j, pc);
+        pack_b_block(j, pc, kc, 0, j->n, dst + pc * npad, NULL);
+        pc += kc;
+    }
+}
+
+void BG_ISA_FN(bg_k_gemm_run)(const bg_gemm_job *j, int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t p0,
+                              int64_t p1, float *work)
+{
+    const int64_t ncb = j->bpack ? j1 - j0 : NC, ncmax = bg_gemm_round(j->n < NC ? j->n : NC, NR);
+    float *atmp = work, *bblk = atmp + MC * KC, *rowbuf = bblk + KC * ncmax;
+    const float **arow = (const float **)(void *)(rowbuf + KC * ncmax);
+    const bg_gemm_ep *ep = &j->ep;
+    const bool has_ep = ep->bias || ep->res || ep->act != BG_GACT_NONE;
+    const int64_t npad = bg_gemm_round(j->n, NR);
+    for (int64_t jc = j0; jc < j1; jc += ncb) {
+        int64_t nc = j1 - jc < ncb ? j1 - jc : ncb;
+        for (int64_t pc = p0; pc < p1;) {
+            int64_t kc = bg_gemm_kblock(&geom, j, pc);
+            if (kc > p1 - pc) kc = p1 - pc;
+            const float *bp;
+            if (j->bpack) bp = j->bpack + pc * npad + jc * kc;
+            else {
+                pack_b_block(j, pc, kc, jc, nc, bblk, rowbuf);
+                bp = bblk;
+            }
+            const bool load_c = !(ep->overwrite && pc == p0), last = pc + kc == p1;
+            for (int64_t ic = i0; ic < i1; ic += MC) {
+                int64_t mc = i1 - ic < MC ? i1 - ic : MC;
+                prepare_a(j, ic, mc, pc, kc, atmp, arow);
+                for (int64_t jr = 0; jr < nc; jr += NR) {
+                    int nr = nc - jr < NR ? (int)(nc - jr) : NR;
+                    for (int64_t ir = 0; ir < mc; ir += MR) {
+                        int mr = mc - ir < MR ? (int)(mc - ir) : MR;
+                        float *ct = j->c + (ic + ir) * j->ldc + jc + jr;
+                        ukernel(kc, arow + ir, bp + jr * kc, ct, j->ldc, mr, nr, load_c);
+                        if (last && has_ep) tile_ep(ep, ct, j->ldc, ic + ir, jc + jr, mr, nr);
+                    }
+                }
+            }
+            pc += kc;
+        }
+    }
+}
