@@ -6,7 +6,9 @@
  *             applies the activation on each tile as it finishes;
  *   dW        dW_g += dy[:, g]^T . col_g: the same implicit im2col as the
  *             GEMM's B, k = pixels (the driver splits k across threads);
- *   dx        pointwise: dx += dy . W, one GEMM. Otherwise dcol = dy . W_g
+ *   dx        pointwise: dx += dy . W, one GEMM. Stride 1: the convolution
+ *             of dy with the flipped, transposed weights, again an implicit
+ *             GEMM reading dy in place. Otherwise dcol = dy . W_g
  *             for a block of pixels into a small per-thread scratch, then
  *             col2im adds it into dx. Threads take whole images when
  *             receptive fields overlap (kernel extent > stride), so no two
@@ -244,6 +246,34 @@ static bg_status data_grad_col2im(bg_ctx *ctx, const conv_plan *c, const bg_im2c
     return BG_OK;
 }
 
+/* Stride 1: dx += the convolution of dz with the weights flipped in space
+ * and transposed in channels, itself an implicit GEMM whose A rows are read
+ * in place from dz (no scratch, no col2im, threads over dx rows without
+ * conflicts):
+ *   dx[iy, ix, c] += sum over (ky', kx', co) of dz[iy - ph' + ky' dh, ix - pw' + kx' dw, co]
+ *                    * W[co, kh-1-ky', kw-1-kx', c],   ph' = dh (kh - 1) - ph
+ * (a negative ph' is fine: the im2col view only asks whether a tap is inside). */
+static bg_status data_grad_conv(bg_ctx *ctx, const conv_plan *c, const bg_im2col *cv, const float *dz,
+                                const float *wg, float *dx)
+{
+    const int64_t taps = cv->kh * cv->kw, Cog = c->Cog, Cg = cv->Cg;
+    float *wf = malloc((size_t)(taps * Cog * Cg) * sizeof(float));
+    if (!wf) return oom(ctx, "the flipped weights");
+    for (int64_t t = 0; t < taps; t++)
+        for (int64_t co = 0; co < Cog; co++)
+            memcpy(wf + (t * Cog + co) * Cg, wg + (co * taps + taps - 1 - t) * Cg, (size_t)Cg * sizeof(float));
+    bg_im2col tv = {.N = cv->N, .H = cv->Ho, .W = cv->Wo, .C = c->Co, .Ho = cv->H, .Wo = cv->W,
+                    .kh = cv->kh, .kw = cv->kw, .sh = 1, .sw = 1,
+                    .ph = cv->dh * (cv->kh - 1) - cv->ph, .pw = cv->dw * (cv->kw - 1) - cv->pw,
+                    .dh = cv->dh, .dw = cv->dw, .Cg = Cog, .c0 = cv->c0 / Cg * Cog, .K = taps * Cog};
+    bg_gemm_job j = {.m = cv->N * cv->H * cv->W, .n = Cg, .k = tv.K, .c = dx + cv->c0, .ldc = cv->C};
+    j.a = (bg_gsrc){.kind = BG_GS_IM2COL, .p = dz, .cv = &tv};
+    j.b = (bg_gsrc){.kind = BG_GS_ROWS, .p = wf, .ld = Cg};
+    bg_status s = bg_fast_gemm_job(ctx, &j);
+    free(wf);
+    return s;
+}
+
 /* dz: the gradient at the conv's own output (the fused row passes its dz). */
 static bg_status conv_bwd(bg_ctx *ctx, bg_node *n, const float *dz)
 {
@@ -274,6 +304,8 @@ static bg_status conv_bwd(bg_ctx *ctx, bg_node *n, const float *dz)
                 j.a = (bg_gsrc){.kind = BG_GS_ROWS, .p = dzg, .ld = c.Co};
                 j.b = (bg_gsrc){.kind = BG_GS_ROWS, .p = wg, .ld = cv.K};
                 s = bg_fast_gemm_job(ctx, &j);
+            } else if (cv.sh == 1 && cv.sw == 1) {
+                s = data_grad_conv(ctx, &c, &cv, dz, wg, dx);
             } else {
                 s = data_grad_col2im(ctx, &c, &cv, dzg, wg, dx);
             }

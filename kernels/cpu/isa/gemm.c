@@ -53,11 +53,17 @@ static const bg_gemm_geom geom = {MR, NR, MC, KC, NC};
 
 void BG_ISA_FN(bg_k_gemm_geom)(bg_gemm_geom *g) { *g = geom; }
 
-/* ---- micro-kernels: c[mr x nr] (+)= sum_p a[i][p] * b[p][j] ---- */
+/* ---- micro-kernels: c[mr x nr] (+)= sum_p a[i][p * as] * b[p][j] ----
+ * `as` is A's stride along k: 1 for rows read in place or gathered, lda for
+ * a transposed A, whose MR values of one k step are then adjacent in memory
+ * (one or two cache lines) and need no packing at all. */
 
 #if BG_ISA == 2
-static inline void ukernel(int64_t kc, const float *const *arow, const float *restrict b, float *c, int64_t ldc,
-                           int mr, int nr, bool load_c)
+/* wide: both vectors of the tile; else only the first (a ragged edge of 16
+ * columns or fewer costs half the FMAs, e.g. the last 11 of 43 channels). */
+static inline __attribute__((always_inline)) void ukernel_body(int64_t kc, const float *const *arow, int64_t as,
+                                                               const float *restrict b, float *c, int64_t ldc,
+                                                               int mr, int nr, bool load_c, const bool wide)
 {
     __m512 c0[MR], c1[MR];
     const float *a[MR];
@@ -66,13 +72,13 @@ static inline void ukernel(int64_t kc, const float *const *arow, const float *re
         c0[i] = c1[i] = _mm512_setzero_ps();
         a[i] = arow[i];
     }
-    for (int64_t p = 0; p < kc; p++) {
-        __m512 b0 = _mm512_loadu_ps(b + p * NR), b1 = _mm512_loadu_ps(b + p * NR + 16);
+    for (int64_t p = 0, off = 0; p < kc; p++, off += as) {
+        __m512 b0 = _mm512_loadu_ps(b + p * NR), b1 = wide ? _mm512_loadu_ps(b + p * NR + 16) : b0;
 #pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
-            __m512 ai = _mm512_set1_ps(a[i][p]);
+            __m512 ai = _mm512_set1_ps(a[i][off]);
             c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
-            c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+            if (wide) c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
         }
     }
     __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
@@ -83,18 +89,28 @@ static inline void ukernel(int64_t kc, const float *const *arow, const float *re
     for (int i = 0; i < MR; i++) {
         if (i >= mr) break;
         float *ci = c + i * ldc;
-        __m512 v0 = c0[i], v1 = c1[i];
-        if (load_c) {
-            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, ci));
-            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, ci + 16));
-        }
+        __m512 v0 = c0[i];
+        if (load_c) v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, ci));
         _mm512_mask_storeu_ps(ci, m0, v0);
-        _mm512_mask_storeu_ps(ci + 16, m1, v1);
+        if (wide) {
+            __m512 v1 = c1[i];
+            if (load_c) v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, ci + 16));
+            _mm512_mask_storeu_ps(ci + 16, m1, v1);
+        }
     }
 }
+
+static void ukernel(int64_t kc, const float *const *arow, int64_t as, const float *restrict b, float *c, int64_t ldc,
+                    int mr, int nr, bool load_c)
+{
+    if (nr > 16) ukernel_body(kc, arow, as, b, c, ldc, mr, nr, load_c, true);
+    else ukernel_body(kc, arow, as, b, c, ldc, mr, nr, load_c, false);
+}
 #elif BG_ISA == 1
-static inline void ukernel(int64_t kc, const float *const *arow, const float *restrict b, float *c, int64_t ldc,
-                           int mr, int nr, bool load_c)
+/* wide: both vectors of the tile; else only the first (edges of 8 or fewer). */
+static inline __attribute__((always_inline)) void ukernel_body(int64_t kc, const float *const *arow, int64_t as,
+                                                               const float *restrict b, float *c, int64_t ldc,
+                                                               int mr, int nr, bool load_c, const bool wide)
 {
     __m256 c0[MR], c1[MR];
     const float *a[MR];
@@ -103,13 +119,13 @@ static inline void ukernel(int64_t kc, const float *const *arow, const float *re
         c0[i] = c1[i] = _mm256_setzero_ps();
         a[i] = arow[i];
     }
-    for (int64_t p = 0; p < kc; p++) {
-        __m256 b0 = _mm256_loadu_ps(b + p * NR), b1 = _mm256_loadu_ps(b + p * NR + 8);
+    for (int64_t p = 0, off = 0; p < kc; p++, off += as) {
+        __m256 b0 = _mm256_loadu_ps(b + p * NR), b1 = wide ? _mm256_loadu_ps(b + p * NR + 8) : b0;
 #pragma GCC unroll 8
         for (int i = 0; i < MR; i++) {
-            __m256 ai = _mm256_broadcast_ss(a[i] + p);
+            __m256 ai = _mm256_broadcast_ss(a[i] + off);
             c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
-            c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
+            if (wide) c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
         }
     }
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), n = _mm256_set1_epi32(nr);
@@ -128,23 +144,30 @@ static inline void ukernel(int64_t kc, const float *const *arow, const float *re
             _mm256_storeu_ps(ci, v0);
             _mm256_storeu_ps(ci + 8, v1);
         } else {
-            if (load_c) {
-                v0 = _mm256_add_ps(v0, _mm256_maskload_ps(ci, m0));
-                v1 = _mm256_add_ps(v1, _mm256_maskload_ps(ci + 8, m1));
-            }
+            if (load_c) v0 = _mm256_add_ps(v0, _mm256_maskload_ps(ci, m0));
             _mm256_maskstore_ps(ci, m0, v0);
-            _mm256_maskstore_ps(ci + 8, m1, v1);
+            if (wide) {
+                if (load_c) v1 = _mm256_add_ps(v1, _mm256_maskload_ps(ci + 8, m1));
+                _mm256_maskstore_ps(ci + 8, m1, v1);
+            }
         }
     }
 }
+
+static void ukernel(int64_t kc, const float *const *arow, int64_t as, const float *restrict b, float *c, int64_t ldc,
+                    int mr, int nr, bool load_c)
+{
+    if (nr > 8) ukernel_body(kc, arow, as, b, c, ldc, mr, nr, load_c, true);
+    else ukernel_body(kc, arow, as, b, c, ldc, mr, nr, load_c, false);
+}
 #else
-static inline void ukernel(int64_t kc, const float *const *arow, const float *restrict b, float *c, int64_t ldc,
-                           int mr, int nr, bool load_c)
+static void ukernel(int64_t kc, const float *const *arow, int64_t as, const float *restrict b, float *c,
+                           int64_t ldc, int mr, int nr, bool load_c)
 {
     float acc[MR][NR] = {{0}};
     for (int64_t p = 0; p < kc; p++) {
         for (int i = 0; i < MR; i++) {
-            float ai = arow[i][p];
+            float ai = arow[i][p * as];
 #pragma omp simd
             for (int j = 0; j < NR; j++) acc[i][j] += ai * b[p * NR + j];
         }
@@ -181,51 +204,81 @@ static void tile_ep(const bg_gemm_ep *ep, float *c, int64_t ldc, int64_t i0, int
 
 /* ---- operand access ---- */
 
-/* The im2col row of output pixel `pix`, columns [p, p + len), into dst. */
-static void im2col_row(const bg_im2col *cv, const float *x, int64_t pix, int64_t p, int64_t len, float *dst)
+/* An output pixel's coordinates, stepped along without divisions. */
+typedef struct {
+    int64_t n, oy, ox;
+} pix_pos;
+
+static inline pix_pos pix_at(const bg_im2col *cv, int64_t pix)
 {
-    int64_t n = pix / (cv->Ho * cv->Wo), oy = pix / cv->Wo % cv->Ho, ox = pix % cv->Wo;
-    while (len > 0) {
-        int64_t tap = p / cv->Cg, c = p % cv->Cg, run = cv->Cg - c < len ? cv->Cg - c : len;
-        int64_t iy = oy * cv->sh - cv->ph + tap / cv->kw * cv->dh, ix = ox * cv->sw - cv->pw + tap % cv->kw * cv->dw;
-        if (iy < 0 || iy >= cv->H || ix < 0 || ix >= cv->W) memset(dst, 0, (size_t)run * sizeof(float));
-        else memcpy(dst, x + ((n * cv->H + iy) * cv->W + ix) * cv->C + cv->c0 + c, (size_t)run * sizeof(float));
-        dst += run, p += run, len -= run;
+    int64_t plane = cv->Ho * cv->Wo, r = pix % plane;
+    return (pix_pos){pix / plane, r / cv->Wo, r % cv->Wo};
+}
+
+static inline void pix_next(const bg_im2col *cv, pix_pos *q)
+{
+    if (++q->ox == cv->Wo) {
+        q->ox = 0;
+        if (++q->oy == cv->Ho) q->oy = 0, q->n++;
     }
 }
 
-/* Row pointers for A[ic : ic+mc, pc : pc+kc]: in place where rows are
- * contiguous along k, else gathered into tmp (mc x kc). Rows past mc, up to
- * the next multiple of MR, read zeros. */
-static void prepare_a(const bg_gemm_job *j, int64_t ic, int64_t mc, int64_t pc, int64_t kc, float *tmp,
-                      const float **arow)
+/* The im2col row of the output pixel at q, columns [p, p + len), into dst. */
+static void im2col_row(const bg_im2col *cv, const float *x, pix_pos q, int64_t p, int64_t len, float *restrict dst)
+{
+    int64_t tap = p / cv->Cg, c = p - tap * cv->Cg, ky = tap / cv->kw, kx = tap - ky * cv->kw;
+    const int64_t iy0 = q.oy * cv->sh - cv->ph, ix0 = q.ox * cv->sw - cv->pw;
+    const float *img = x + q.n * cv->H * cv->W * cv->C + cv->c0;
+    while (len > 0) {
+        int64_t run = cv->Cg - c < len ? cv->Cg - c : len;
+        int64_t iy = iy0 + ky * cv->dh, ix = ix0 + kx * cv->dw;
+        if (iy < 0 || iy >= cv->H || ix < 0 || ix >= cv->W) {
+            for (int64_t r = 0; r < run; r++) dst[r] = 0.0f;
+        } else {
+            const float *restrict src = img + (iy * cv->W + ix) * cv->C + c;
+#pragma omp simd
+            for (int64_t r = 0; r < run; r++) dst[r] = src[r];
+        }
+        dst += run, len -= run, c = 0;
+        if (++kx == cv->kw) kx = 0, ky++;
+    }
+}
+
+/* Row pointers for A[ic : ic+mc, pc : pc+kc] and their stride along k
+ * (returned): in place where rows are contiguous along k, columns of a
+ * transposed A in place with stride lda, else gathered into tmp (mc x kc).
+ * Rows past mc, up to the next multiple of MR, repeat a real row (their
+ * results are never stored). */
+static int64_t prepare_a(const bg_gemm_job *j, int64_t ic, int64_t mc, int64_t pc, int64_t kc, float *tmp,
+                         const float **arow)
 {
     const bg_gsrc *a = &j->a;
+    int64_t as = 1;
     if (a->kind == BG_GS_ROWS) {
         for (int64_t i = 0; i < mc; i++) arow[i] = a->p + (ic + i) * a->ld + pc;
-    } else if (a->kind == BG_GS_IM2COL && bg_gemm_a_direct(j)) {
+    } else if (a->kind == BG_GS_COLS) {
+        for (int64_t i = 0; i < mc; i++) arow[i] = a->p + pc * a->ld + ic + i;
+        as = a->ld;
+    } else if (bg_gemm_a_direct(j)) {
         const bg_im2col *cv = a->cv;
-        int64_t tap = pc / cv->Cg, c = pc % cv->Cg, ky = tap / cv->kw, kx = tap % cv->kw;
-        for (int64_t i = 0; i < mc; i++) {
-            int64_t pix = ic + i, n = pix / (cv->Ho * cv->Wo), oy = pix / cv->Wo % cv->Ho, ox = pix % cv->Wo;
-            int64_t iy = oy * cv->sh - cv->ph + ky * cv->dh, ix = ox * cv->sw - cv->pw + kx * cv->dw;
+        const int64_t tap = pc / cv->Cg, c = pc - tap * cv->Cg, ky = tap / cv->kw, kx = tap - ky * cv->kw;
+        const int64_t dy = ky * cv->dh - cv->ph, dx = kx * cv->dw - cv->pw;
+        pix_pos q = pix_at(cv, ic);
+        for (int64_t i = 0; i < mc; i++, pix_next(cv, &q)) {
+            int64_t iy = q.oy * cv->sh + dy, ix = q.ox * cv->sw + dx;
             arow[i] = iy < 0 || iy >= cv->H || ix < 0 || ix >= cv->W
                           ? zeros
-                          : a->p + ((n * cv->H + iy) * cv->W + ix) * cv->C + cv->c0 + c;
+                          : a->p + ((q.n * cv->H + iy) * cv->W + ix) * cv->C + cv->c0 + c;
         }
-    } else if (a->kind == BG_GS_IM2COL) {
-        for (int64_t i = 0; i < mc; i++) {
-            im2col_row(a->cv, a->p, ic + i, pc, kc, tmp + i * kc);
+    } else {
+        pix_pos q = pix_at(a->cv, ic);
+        for (int64_t i = 0; i < mc; i++, pix_next(a->cv, &q)) {
+            im2col_row(a->cv, a->p, q, pc, kc, tmp + i * kc);
             arow[i] = tmp + i * kc;
         }
-    } else { /* COLS: transpose the block; reads run along i, contiguous */
-        for (int64_t p = 0; p < kc; p++) {
-            const float *src = a->p + (pc + p) * a->ld + ic;
-            for (int64_t i = 0; i < mc; i++) tmp[i * kc + p] = src[i];
-        }
-        for (int64_t i = 0; i < mc; i++) arow[i] = tmp + i * kc;
     }
-    for (int64_t i = mc; i < bg_gemm_round(mc, MR); i++) arow[i] = zeros;
+    for (int64_t i = mc; i < bg_gemm_round(mc, MR); i++) arow[i] = arow[mc - 1];
+    return as;
 }
 
 /* Row p of a ROWS-like source scattered into the NR panels of a kc x nc block. */
@@ -249,8 +302,9 @@ static void pack_b_block(const bg_gemm_job *j, int64_t pc, int64_t kc, int64_t j
     if (b->kind == BG_GS_ROWS) {
         for (int64_t p = 0; p < kc; p++) scatter_row(b->p + (pc + p) * b->ld + jc, nc, kc, p, dst);
     } else if (b->kind == BG_GS_IM2COL) {
-        for (int64_t p = 0; p < kc; p++) {
-            im2col_row(b->cv, b->p, pc + p, jc, nc, rowbuf);
+        pix_pos q = pix_at(b->cv, pc);
+        for (int64_t p = 0; p < kc; p++, pix_next(b->cv, &q)) {
+            im2col_row(b->cv, b->p, q, jc, nc, rowbuf);
             scatter_row(rowbuf, nc, kc, p, dst);
         }
     } else { /* COLS: column j of the panel is a contiguous run of B's row jc + j */
@@ -300,13 +354,13 @@ void BG_ISA_FN(bg_k_gemm_run)(const bg_gemm_job *j, int64_t i0, int64_t i1, int6
             const bool load_c = !(ep->overwrite && pc == p0), last = pc + kc == p1;
             for (int64_t ic = i0; ic < i1; ic += MC) {
                 int64_t mc = i1 - ic < MC ? i1 - ic : MC;
-                prepare_a(j, ic, mc, pc, kc, atmp, arow);
+                const int64_t as = prepare_a(j, ic, mc, pc, kc, atmp, arow);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     int nr = nc - jr < NR ? (int)(nc - jr) : NR;
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int mr = mc - ir < MR ? (int)(mc - ir) : MR;
                         float *ct = j->c + (ic + ir) * j->ldc + jc + jr;
-                        ukernel(kc, arow + ir, bp + jr * kc, ct, j->ldc, mr, nr, load_c);
+                        ukernel(kc, arow + ir, as, bp + jr * kc, ct, j->ldc, mr, nr, load_c);
                         if (last && has_ep) tile_ep(ep, ct, j->ldc, ic + ir, jc + jr, mr, nr);
                     }
                 }
