@@ -93,15 +93,25 @@ static inline int64_t bg_gemm_kblock(const bg_gemm_geom *g, const bg_gemm_job *j
     return end - p < g->kc ? end - p : g->kc;
 }
 
+/* B rows are read in place (no packing) when the loop nest packs B itself
+ * (nobody shared a packed B) and B's rows are contiguous along n: ROWS, or
+ * an im2col with long taps (panels then end at each tap). */
+static inline bool bg_gemm_b_inplace(const bg_gemm_job *j)
+{
+    return j->b.kind == BG_GS_ROWS || (j->b.kind == BG_GS_IM2COL && j->b.cv->Cg >= BG_GEMM_DIRECT_MIN_CG);
+}
+
 static inline int64_t bg_gemm_round(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 
 /* Per-thread scratch, in floats: gathered A block (mc x kc), B block
  * (kc x nc, padded to NR) and, for an IM2COL B, its rows before packing
- * (kc x nc), then mc row pointers. */
+ * (kc x nc), then mc A row pointers, kc B row pointers and a block of zeros
+ * for B rows in padding. */
 static inline int64_t bg_gemm_work_floats(const bg_gemm_geom *g, const bg_gemm_job *j)
 {
-    int64_t nc = j->n < g->nc ? j->n : g->nc;
-    return g->mc * g->kc + 2 * g->kc * bg_gemm_round(nc, g->nr) + g->mc * (int64_t)(sizeof(void *) / sizeof(float)) + 64;
+    int64_t nc = j->n < g->nc ? j->n : g->nc, ptr = (int64_t)(sizeof(void *) / sizeof(float));
+    int64_t zeros = j->b.kind == BG_GS_IM2COL ? j->b.cv->Cg : 0;
+    return g->mc * g->kc + 2 * g->kc * bg_gemm_round(nc, g->nr) + (g->mc + g->kc) * ptr + zeros + 64;
 }
 
 /* A whole packed B: every k-block, each as n (padded to NR) / NR panels of

@@ -60,10 +60,13 @@ void BG_ISA_FN(bg_k_gemm_geom)(bg_gemm_geom *g) { *g = geom; }
 
 #if BG_ISA == 2
 /* wide: both vectors of the tile; else only the first (a ragged edge of 16
- * columns or fewer costs half the FMAs, e.g. the last 11 of 43 channels). */
+ * columns or fewer costs half the FMAs, e.g. the last 11 of 43 channels).
+ * indirect: B row p is brow[p] + boff in place (masked loads), else the
+ * packed panel b. */
 static inline __attribute__((always_inline)) void ukernel_body(int64_t kc, const float *const *arow, int64_t as,
-                                                               const float *restrict b, float *c, int64_t ldc,
-                                                               int mr, int nr, bool load_c, const bool wide)
+                                                               const float *restrict b, const float *const *brow,
+                                                               int64_t boff, float *c, int64_t ldc, int mr, int nr,
+                                                               bool load_c, const bool wide, const bool indirect)
 {
     __m512 c0[MR], c1[MR];
     const float *a[MR];
@@ -72,8 +75,18 @@ static inline __attribute__((always_inline)) void ukernel_body(int64_t kc, const
         c0[i] = c1[i] = _mm512_setzero_ps();
         a[i] = arow[i];
     }
+    __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
     for (int64_t p = 0, off = 0; p < kc; p++, off += as) {
-        __m512 b0 = _mm512_loadu_ps(b + p * NR), b1 = wide ? _mm512_loadu_ps(b + p * NR + 16) : b0;
+        __m512 b0, b1;
+        if (indirect) {
+            const float *bp = brow[p] + boff;
+            b0 = _mm512_maskz_loadu_ps(m0, bp);
+            b1 = wide ? _mm512_maskz_loadu_ps(m1, bp + 16) : b0;
+        } else {
+            b0 = _mm512_loadu_ps(b + p * NR);
+            b1 = wide ? _mm512_loadu_ps(b + p * NR + 16) : b0;
+        }
 #pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
             __m512 ai = _mm512_set1_ps(a[i][off]);
@@ -81,8 +94,6 @@ static inline __attribute__((always_inline)) void ukernel_body(int64_t kc, const
             if (wide) c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
         }
     }
-    __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
     /* Fully unrolled with a guard, so the accumulators keep constant indices
      * (a variable index would send them to the stack for the whole kernel). */
 #pragma GCC unroll 16
@@ -100,17 +111,13 @@ static inline __attribute__((always_inline)) void ukernel_body(int64_t kc, const
     }
 }
 
-static void ukernel(int64_t kc, const float *const *arow, int64_t as, const float *restrict b, float *c, int64_t ldc,
-                    int mr, int nr, bool load_c)
-{
-    if (nr > 16) ukernel_body(kc, arow, as, b, c, ldc, mr, nr, load_c, true);
-    else ukernel_body(kc, arow, as, b, c, ldc, mr, nr, load_c, false);
-}
+#define HALF 16
 #elif BG_ISA == 1
-/* wide: both vectors of the tile; else only the first (edges of 8 or fewer). */
+/* As above: wide (edges of 8 or fewer use one vector), indirect B. */
 static inline __attribute__((always_inline)) void ukernel_body(int64_t kc, const float *const *arow, int64_t as,
-                                                               const float *restrict b, float *c, int64_t ldc,
-                                                               int mr, int nr, bool load_c, const bool wide)
+                                                               const float *restrict b, const float *const *brow,
+                                                               int64_t boff, float *c, int64_t ldc, int mr, int nr,
+                                                               bool load_c, const bool wide, const bool indirect)
 {
     __m256 c0[MR], c1[MR];
     const float *a[MR];
@@ -119,8 +126,18 @@ static inline __attribute__((always_inline)) void ukernel_body(int64_t kc, const
         c0[i] = c1[i] = _mm256_setzero_ps();
         a[i] = arow[i];
     }
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), n = _mm256_set1_epi32(nr);
+    const __m256i m0 = _mm256_cmpgt_epi32(n, lane), m1 = _mm256_cmpgt_epi32(n, _mm256_add_epi32(lane, _mm256_set1_epi32(8)));
     for (int64_t p = 0, off = 0; p < kc; p++, off += as) {
-        __m256 b0 = _mm256_loadu_ps(b + p * NR), b1 = wide ? _mm256_loadu_ps(b + p * NR + 8) : b0;
+        __m256 b0, b1;
+        if (indirect) {
+            const float *bp = brow[p] + boff;
+            b0 = _mm256_maskload_ps(bp, m0);
+            b1 = wide ? _mm256_maskload_ps(bp + 8, m1) : b0;
+        } else {
+            b0 = _mm256_loadu_ps(b + p * NR);
+            b1 = wide ? _mm256_loadu_ps(b + p * NR + 8) : b0;
+        }
 #pragma GCC unroll 8
         for (int i = 0; i < MR; i++) {
             __m256 ai = _mm256_broadcast_ss(a[i] + off);
@@ -128,8 +145,6 @@ static inline __attribute__((always_inline)) void ukernel_body(int64_t kc, const
             if (wide) c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
         }
     }
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), n = _mm256_set1_epi32(nr);
-    const __m256i m0 = _mm256_cmpgt_epi32(n, lane), m1 = _mm256_cmpgt_epi32(n, _mm256_add_epi32(lane, _mm256_set1_epi32(8)));
     const bool full = nr == NR;
 #pragma GCC unroll 8
     for (int i = 0; i < MR; i++) {
@@ -154,28 +169,45 @@ static inline __attribute__((always_inline)) void ukernel_body(int64_t kc, const
     }
 }
 
-static void ukernel(int64_t kc, const float *const *arow, int64_t as, const float *restrict b, float *c, int64_t ldc,
-                    int mr, int nr, bool load_c)
-{
-    if (nr > 8) ukernel_body(kc, arow, as, b, c, ldc, mr, nr, load_c, true);
-    else ukernel_body(kc, arow, as, b, c, ldc, mr, nr, load_c, false);
-}
+#define HALF 8
 #else
-static void ukernel(int64_t kc, const float *const *arow, int64_t as, const float *restrict b, float *c,
-                           int64_t ldc, int mr, int nr, bool load_c)
+static inline void ukernel_body(int64_t kc, const float *const *arow, int64_t as, const float *restrict b,
+                                const float *const *brow, int64_t boff, float *c, int64_t ldc, int mr, int nr,
+                                bool load_c, const bool wide, const bool indirect)
 {
-    float acc[MR][NR] = {{0}};
+    (void)wide;
+    float acc[MR][NR] = {{0}}, bv[NR] = {0};
     for (int64_t p = 0; p < kc; p++) {
+        const float *bp = b + p * NR;
+        if (indirect) {
+            for (int j = 0; j < nr; j++) bv[j] = brow[p][boff + j];
+            bp = bv;
+        }
         for (int i = 0; i < MR; i++) {
             float ai = arow[i][p * as];
 #pragma omp simd
-            for (int j = 0; j < NR; j++) acc[i][j] += ai * b[p * NR + j];
+            for (int j = 0; j < NR; j++) acc[i][j] += ai * bp[j];
         }
     }
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < nr; j++) c[i * ldc + j] = (load_c ? c[i * ldc + j] : 0.0f) + acc[i][j];
 }
+#define HALF NR
 #endif
+
+/* The micro-kernel for one tile: a packed B panel b, or B rows in place at
+ * brow[p] + boff (brow NULL: packed). */
+static void ukernel(int64_t kc, const float *const *arow, int64_t as, const float *restrict b,
+                    const float *const *brow, int64_t boff, float *c, int64_t ldc, int mr, int nr, bool load_c)
+{
+    if (brow) {
+        if (nr > HALF) ukernel_body(kc, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, true, true);
+        else ukernel_body(kc, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, false, true);
+    } else {
+        if (nr > HALF) ukernel_body(kc, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, true, false);
+        else ukernel_body(kc, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, false, false);
+    }
+}
 
 /* c = act(c + bias + res) on one finished tile. */
 static void tile_ep(const bg_gemm_ep *ep, float *c, int64_t ldc, int64_t i0, int64_t j0, int mr, int nr)
@@ -331,23 +363,47 @@ void BG_ISA_FN(bg_k_gemm_pack_b)(const bg_gemm_job *j, int64_t p_lo, int64_t p_h
     }
 }
 
+/* Row pointers of B for k-block [pc, pc + kc) in place: ROWS rows, or the
+ * pixels of one im2col tap (the zero block where the tap is in padding). */
+static void b_rows(const bg_gemm_job *j, int64_t tap, int64_t pc, int64_t kc, const float *bzero, const float **brow)
+{
+    const bg_gsrc *b = &j->b;
+    if (b->kind == BG_GS_ROWS) {
+        for (int64_t p = 0; p < kc; p++) brow[p] = b->p + (pc + p) * b->ld;
+        return;
+    }
+    const bg_im2col *cv = b->cv;
+    const int64_t ky = tap / cv->kw, kx = tap - ky * cv->kw;
+    const int64_t dy = ky * cv->dh - cv->ph, dx = kx * cv->dw - cv->pw;
+    pix_pos q = pix_at(cv, pc);
+    for (int64_t p = 0; p < kc; p++, pix_next(cv, &q)) {
+        int64_t iy = q.oy * cv->sh + dy, ix = q.ox * cv->sw + dx;
+        brow[p] = iy < 0 || iy >= cv->H || ix < 0 || ix >= cv->W
+                      ? bzero
+                      : b->p + ((q.n * cv->H + iy) * cv->W + ix) * cv->C + cv->c0;
+    }
+}
+
 void BG_ISA_FN(bg_k_gemm_run)(const bg_gemm_job *j, int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t p0,
                               int64_t p1, float *work)
 {
     const int64_t ncb = j->bpack ? j1 - j0 : NC, ncmax = bg_gemm_round(j->n < NC ? j->n : NC, NR);
     float *atmp = work, *bblk = atmp + MC * KC, *rowbuf = bblk + KC * ncmax;
-    const float **arow = (const float **)(void *)(rowbuf + KC * ncmax);
+    const float **arow = (const float **)(void *)(rowbuf + KC * ncmax), **brow = arow + MC;
+    float *bzero = (float *)(void *)(brow + KC);
     const bg_gemm_ep *ep = &j->ep;
     const bool has_ep = ep->bias || ep->res || ep->act != BG_GACT_NONE;
-    const int64_t npad = bg_gemm_round(j->n, NR);
+    const bool inplace_b = !j->bpack && bg_gemm_b_inplace(j);
+    const int64_t npad = bg_gemm_round(j->n, NR), Cg = j->b.kind == BG_GS_IM2COL ? j->b.cv->Cg : 0;
+    if (inplace_b && Cg) memset(bzero, 0, (size_t)Cg * sizeof(float));
     for (int64_t jc = j0; jc < j1; jc += ncb) {
         int64_t nc = j1 - jc < ncb ? j1 - jc : ncb;
         for (int64_t pc = p0; pc < p1;) {
             int64_t kc = bg_gemm_kblock(&geom, j, pc);
             if (kc > p1 - pc) kc = p1 - pc;
-            const float *bp;
+            const float *bp = NULL;
             if (j->bpack) bp = j->bpack + pc * npad + jc * kc;
-            else {
+            else if (!inplace_b) {
                 pack_b_block(j, pc, kc, jc, nc, bblk, rowbuf);
                 bp = bblk;
             }
@@ -355,13 +411,26 @@ void BG_ISA_FN(bg_k_gemm_run)(const bg_gemm_job *j, int64_t i0, int64_t i1, int6
             for (int64_t ic = i0; ic < i1; ic += MC) {
                 int64_t mc = i1 - ic < MC ? i1 - ic : MC;
                 const int64_t as = prepare_a(j, ic, mc, pc, kc, atmp, arow);
-                for (int64_t jr = 0; jr < nc; jr += NR) {
-                    int nr = nc - jr < NR ? (int)(nc - jr) : NR;
+                int64_t cur_tap = -1;
+                if (inplace_b && !Cg) b_rows(j, 0, pc, kc, bzero, brow);
+                /* Panels: NR wide, and with B in place also ending at each im2col tap. */
+                for (int64_t jr = jc, w; jr < jc + nc; jr += w) {
+                    int64_t boff = jr;
+                    w = jc + nc - jr;
+                    if (inplace_b && Cg) {
+                        int64_t tap = jr / Cg;
+                        boff = jr - tap * Cg;
+                        if (Cg - boff < w) w = Cg - boff;
+                        if (tap != cur_tap) b_rows(j, tap, pc, kc, bzero, brow), cur_tap = tap;
+                    }
+                    if (w > NR) w = NR;
+                    const float *bpanel = bp ? bp + (jr - jc) * kc : NULL;
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int mr = mc - ir < MR ? (int)(mc - ir) : MR;
-                        float *ct = j->c + (ic + ir) * j->ldc + jc + jr;
-                        ukernel(kc, arow + ir, as, bp + jr * kc, ct, j->ldc, mr, nr, load_c);
-                        if (last && has_ep) tile_ep(ep, ct, j->ldc, ic + ir, jc + jr, mr, nr);
+                        float *ct = j->c + (ic + ir) * j->ldc + jr;
+                        ukernel(kc, arow + ir, as, bpanel, inplace_b ? brow : NULL, boff, ct, j->ldc, mr, (int)w,
+                                load_c);
+                        if (last && has_ep) tile_ep(ep, ct, j->ldc, ic + ir, jr, mr, (int)w);
                     }
                 }
             }
