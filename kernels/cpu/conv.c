@@ -117,9 +117,9 @@ static bg_status conv_fwd(bg_ctx *ctx, bg_node *n, const float *res, int act)
         void (*k)(const bg_im2col *, const float *, const float *, const float *, const float *, int, float *,
                   int64_t, int64_t) = BG_ISA_PICK(ctx->cpu_isa, bg_k_dw_fwd);
         int nth = max_threads((double)c.rows * (double)c.cv.C * (double)(c.cv.kh * c.cv.kw));
-        int64_t blk = 16; /* pixels per task */
+        int64_t blk = 64; /* pixels per task */
         int64_t nb = (c.rows + blk - 1) / blk;
-#pragma omp parallel for num_threads(nth) if (nth > 1) schedule(static)
+#pragma omp parallel for num_threads(nth) if (nth > 1) schedule(dynamic, 4)
         for (int64_t t = 0; t < nb; t++) {
             int64_t p0 = t * blk, p1 = p0 + blk < c.rows ? p0 + blk : c.rows;
             k(&c.cv, x, wt, b, res, act, y, p0, p1);
@@ -142,22 +142,29 @@ static bg_status conv_fwd(bg_ctx *ctx, bg_node *n, const float *res, int act)
     return BG_OK;
 }
 
-/* db += column sums of dz: per-thread partials in double, added in order. */
+/* Pieces per thread for the reductions below, dealt out dynamically (a
+ * thread that lost its core leaves its share to the others); each piece
+ * has its own partial sums, added in piece order so the rounding does not
+ * depend on the schedule. */
+#define CONV_PIECES_PER_THREAD 4
+
+/* db += column sums of dz: partials in double per piece of rows. */
 static bg_status bias_grad(bg_ctx *ctx, const conv_plan *c, const float *dz, float *db)
 {
     void (*k)(const float *, int64_t, int64_t, int64_t, int64_t, double *) = BG_ISA_PICK(ctx->cpu_isa, bg_k_colsum);
     int nth = max_threads((double)c->rows * (double)c->Co);
-    double *acc = calloc((size_t)(nth * c->Co), sizeof(double));
+    int np = nth > 1 ? CONV_PIECES_PER_THREAD * nth : 1;
+    double *acc = calloc((size_t)(np * c->Co), sizeof(double));
     if (!acc) return oom(ctx, "the bias gradient");
-#pragma omp parallel for num_threads(nth) if (nth > 1) schedule(static, 1)
-    for (int t = 0; t < nth; t++) {
+#pragma omp parallel for num_threads(nth) if (nth > 1) schedule(dynamic, 1)
+    for (int t = 0; t < np; t++) {
         int64_t r0, r1;
-        bg_cpu_chunk(c->rows, nth, t, 1, &r0, &r1);
+        bg_cpu_chunk(c->rows, np, t, 1, &r0, &r1);
         k(dz, c->Co, c->Co, r0, r1, acc + t * c->Co);
     }
     for (int64_t j = 0; j < c->Co; j++) {
         double s = 0;
-        for (int t = 0; t < nth; t++) s += acc[t * c->Co + j];
+        for (int t = 0; t < np; t++) s += acc[t * c->Co + j];
         db[j] += (float)s;
     }
     free(acc);
@@ -169,26 +176,27 @@ static bg_status dw_bwd(bg_ctx *ctx, const conv_plan *c, const float *x, const f
 {
     int64_t taps = c->cv.kh * c->cv.kw, C = c->cv.C, plane = c->cv.Ho * c->cv.Wo;
     int nth = max_threads((double)c->rows * (double)C * (double)taps);
-    if (nth > c->cv.N) nth = (int)c->cv.N;
-    float *wt = dw_weights(c, w), *part = dw ? calloc((size_t)(nth * taps * C), sizeof(float)) : NULL;
+    int64_t np = nth > 1 ? CONV_PIECES_PER_THREAD * nth : 1;
+    if (np > c->cv.N) np = c->cv.N;
+    float *wt = dw_weights(c, w), *part = dw ? calloc((size_t)(np * taps * C), sizeof(float)) : NULL;
     if (!wt || (dw && !part)) {
         free(wt), free(part);
         return oom(ctx, "depthwise scratch");
     }
     void (*k)(const bg_im2col *, const float *, const float *, const float *, float *, float *, int64_t, int64_t) =
         BG_ISA_PICK(ctx->cpu_isa, bg_k_dw_bwd);
-    /* Whole images per thread: dx pixels of one image are touched by one thread. */
-#pragma omp parallel for num_threads(nth) if (nth > 1) schedule(static, 1)
-    for (int t = 0; t < nth; t++) {
+    /* Whole images per piece: dx pixels of one image are touched by one thread. */
+#pragma omp parallel for num_threads(nth) if (nth > 1) schedule(dynamic, 1)
+    for (int64_t t = 0; t < np; t++) {
         int64_t n0, n1;
-        bg_cpu_chunk(c->cv.N, nth, t, 1, &n0, &n1);
+        bg_cpu_chunk(c->cv.N, (int)np, (int)t, 1, &n0, &n1);
         k(&c->cv, x, dz, wt, dx, part ? part + t * taps * C : NULL, n0 * plane, n1 * plane);
     }
     if (dw)
         for (int64_t ch = 0; ch < C; ch++)
             for (int64_t tp = 0; tp < taps; tp++) {
                 float s = 0;
-                for (int t = 0; t < nth; t++) s += part[(t * taps + tp) * C + ch];
+                for (int64_t t = 0; t < np; t++) s += part[(t * taps + tp) * C + ch];
                 dw[ch * taps + tp] += s;
             }
     free(wt), free(part);

@@ -5,15 +5,16 @@
  * two-core machine a barrier waits for whichever thread was descheduled;
  * see ops/gemm_cpu.c):
  *   tall   m large (conv forward and data gradient, linear with a batch):
- *          B is packed once, by all threads (one barrier, before any
- *          arithmetic), then row blocks are dealt out dynamically, so a
- *          thread that lost its core simply takes fewer blocks.
- *   wide   n large, m small (linear weight gradient): each thread takes a
- *          slab of columns and packs its own B; A is shared read-only.
- *   deep   m and n small next to k (conv weight gradient, k = pixels): each
- *          thread sums its own run of k into a private C, then the partial
- *          Cs are added in thread order, so the result does not depend on
- *          which thread ran first.
+ *          B is packed once by the calling thread, then row blocks are
+ *          dealt out dynamically, so a thread that lost its core simply
+ *          takes fewer blocks.
+ *   wide   n large, m small (linear weight gradient): slabs of columns,
+ *          dealt out dynamically, each packing its own B (or reading it in
+ *          place); A is shared read-only.
+ *   deep   m and n small next to k (conv weight gradient, k = pixels):
+ *          pieces of k dealt out dynamically, each summing into its own
+ *          partial C, then the partials are added in piece order, so the
+ *          result does not depend on which thread took which piece.
  * Scratch is plain malloc like the reference GEMM's packing buffers: the
  * per-thread blocks are bounded (about 1.5 MiB), the packed B is the size of
  * a weight matrix. */
@@ -47,20 +48,6 @@ static float *alloc_floats(int64_t n)
     return aligned_alloc(64, bytes ? bytes : 64);
 }
 
-/* The k-blocks' start offsets (k-blocks stop at im2col taps). */
-static int64_t *kblock_starts(const bg_gemm_geom *g, const bg_gemm_job *j, int64_t *count)
-{
-    int64_t n = 0;
-    for (int64_t p = 0; p < j->k; p += bg_gemm_kblock(g, j, p)) n++;
-    int64_t *s = malloc((size_t)(n + 1) * sizeof *s);
-    if (!s) return NULL;
-    n = 0;
-    for (int64_t p = 0; p < j->k; p += bg_gemm_kblock(g, j, p)) s[n++] = p;
-    s[n] = j->k;
-    *count = n;
-    return s;
-}
-
 static bg_status run_tall(bg_ctx *ctx, const bg_gemm_job *jin, const bg_gemm_geom *g, int nth)
 {
     bg_gemm_job j = *jin;
@@ -73,83 +60,91 @@ static bg_status run_tall(bg_ctx *ctx, const bg_gemm_job *jin, const bg_gemm_geo
     int64_t nblk = (j.m + rb - 1) / rb;
     if (nblk < nth) nth = (int)nblk;
     const bool share_b = j.b.kind != BG_GS_IM2COL && nblk > 1 && !j.bpack;
-    int64_t nkb = 0, *kb = share_b ? kblock_starts(g, &j, &nkb) : NULL;
     int64_t wf = bg_gemm_work_floats(g, &j);
     float *bp = share_b ? alloc_floats(bg_gemm_bpack_floats(g, &j)) : NULL;
     float *work = alloc_floats(wf * nth);
-    if (!work || (share_b && (!kb || !bp))) {
-        free(kb), free(bp), free(work);
+    if (!work || (share_b && !bp)) {
+        free(bp), free(work);
         return oom(ctx, &j);
     }
     if (share_b) j.bpack = bp;
-#pragma omp parallel num_threads(nth) if (nth > 1)
-    {
+    /* The calling thread packs the shared B before the fork: a barrier
+     * after a parallel packing loop would wait for any thread the OS had
+     * descheduled, and the packing is small next to the rows' arithmetic. */
+    if (share_b) pack(&j, 0, j.k, bp);
+#pragma omp parallel for num_threads(nth) if (nth > 1) schedule(dynamic, 1)
+    for (int64_t b = 0; b < nblk; b++) {
         int t = 0;
 #ifdef _OPENMP
         t = omp_get_thread_num();
 #endif
-        if (share_b) {
-#pragma omp for schedule(dynamic, 1)
-            for (int64_t b = 0; b < nkb; b++) pack(&j, kb[b], kb[b + 1], bp);
-        }
-#pragma omp for schedule(dynamic, 1) nowait
-        for (int64_t b = 0; b < nblk; b++) {
-            int64_t i0 = b * rb, i1 = i0 + rb < j.m ? i0 + rb : j.m;
-            run(&j, i0, i1, 0, j.n, 0, j.k, work + (size_t)t * (size_t)wf);
-        }
+        int64_t i0 = b * rb, i1 = i0 + rb < j.m ? i0 + rb : j.m;
+        run(&j, i0, i1, 0, j.n, 0, j.k, work + (size_t)t * (size_t)wf);
     }
-    free(kb), free(bp), free(work);
+    free(bp), free(work);
     return BG_OK;
+}
+
+/* Pieces per thread in the wide and deep shapes: enough that a thread which
+ * lost its core for a while leaves its share to the others. */
+#define GEMM_PIECES_PER_THREAD 4
+
+static int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
 }
 
 static bg_status run_wide(bg_ctx *ctx, const bg_gemm_job *j, const bg_gemm_geom *g, int nth)
 {
     void (*run)(const bg_gemm_job *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float *) =
         BG_ISA_PICK(ctx->cpu_isa, bg_k_gemm_run);
-    int64_t slab = bg_gemm_round((j->n + nth - 1) / nth, g->nr);
-    nth = (int)((j->n + slab - 1) / slab);
+    int64_t slab = bg_gemm_round((j->n + GEMM_PIECES_PER_THREAD * nth - 1) / (GEMM_PIECES_PER_THREAD * nth), g->nr);
+    int64_t nslab = (j->n + slab - 1) / slab;
     int64_t wf = bg_gemm_work_floats(g, j);
     float *work = alloc_floats(wf * nth);
     if (!work) return oom(ctx, j);
-#pragma omp parallel for num_threads(nth) if (nth > 1) schedule(static, 1)
-    for (int t = 0; t < nth; t++) {
+#pragma omp parallel for num_threads(nth) if (nth > 1) schedule(dynamic, 1)
+    for (int64_t t = 0; t < nslab; t++) {
         int64_t j0 = t * slab, j1 = j0 + slab < j->n ? j0 + slab : j->n;
-        run(j, 0, j->m, j0, j1, 0, j->k, work + (size_t)t * (size_t)wf);
+        run(j, 0, j->m, j0, j1, 0, j->k, work + (size_t)thread_id() * (size_t)wf);
     }
     free(work);
     return BG_OK;
 }
 
+/* Each piece of k sums into its own partial C (m x n, small here), and the
+ * partials are added in piece order afterwards, so the rounding does not
+ * depend on which thread took which piece. */
 static bg_status run_deep(bg_ctx *ctx, const bg_gemm_job *j, const bg_gemm_geom *g, int nth)
 {
     void (*run)(const bg_gemm_job *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float *) =
         BG_ISA_PICK(ctx->cpu_isa, bg_k_gemm_run);
-    /* Private partials: overwrite on each thread's first k-block, no epilogue. */
     bg_gemm_job pj = *j;
     pj.ldc = j->n;
     pj.bpack = NULL;
     pj.ep = (bg_gemm_ep){.overwrite = true};
-    int64_t per = bg_gemm_round((j->k + nth - 1) / nth, g->kc);
-    nth = (int)((j->k + per - 1) / per);
+    int64_t per = bg_gemm_round((j->k + GEMM_PIECES_PER_THREAD * nth - 1) / (GEMM_PIECES_PER_THREAD * nth), g->kc);
+    int64_t npiece = (j->k + per - 1) / per;
     int64_t wf = bg_gemm_work_floats(g, &pj), cf = bg_gemm_round(j->m * j->n, 16);
-    float *work = alloc_floats((wf + cf) * nth);
+    float *work = alloc_floats(wf * nth + cf * npiece), *parts = work + (size_t)nth * (size_t)wf;
     if (!work) return oom(ctx, j);
-#pragma omp parallel for num_threads(nth) if (nth > 1) schedule(static, 1)
-    for (int t = 0; t < nth; t++) {
+#pragma omp parallel for num_threads(nth) if (nth > 1) schedule(dynamic, 1)
+    for (int64_t t = 0; t < npiece; t++) {
         bg_gemm_job tj = pj;
-        tj.c = work + (size_t)nth * (size_t)wf + (size_t)t * (size_t)cf;
+        tj.c = parts + (size_t)t * (size_t)cf;
         int64_t p0 = t * per, p1 = p0 + per < j->k ? p0 + per : j->k;
-        run(&tj, 0, j->m, 0, j->n, p0, p1, work + (size_t)t * (size_t)wf);
+        run(&tj, 0, j->m, 0, j->n, p0, p1, work + (size_t)thread_id() * (size_t)wf);
     }
-    /* C (+)= the partials in thread order; rows across threads. */
-    const float *parts = work + (size_t)nth * (size_t)wf;
     const bool add = !j->ep.overwrite;
-#pragma omp parallel for num_threads(nth) if (j->m * j->n >= BG_CPU_GRAIN)
     for (int64_t i = 0; i < j->m; i++) {
         float *ci = j->c + i * j->ldc;
         for (int64_t jj = 0; jj < j->n; jj++) {
             float s = add ? ci[jj] : 0.0f;
-            for (int t = 0; t < nth; t++) s += parts[(size_t)t * (size_t)cf + (size_t)(i * j->n + jj)];
+            for (int64_t t = 0; t < npiece; t++) s += parts[(size_t)t * (size_t)cf + (size_t)(i * j->n + jj)];
             ci[jj] = s;
         }
     }
