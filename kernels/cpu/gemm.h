@@ -81,13 +81,17 @@ static inline bool bg_gemm_a_direct(const bg_gemm_job *j)
     return j->a.kind == BG_GS_ROWS || (j->a.kind == BG_GS_IM2COL && j->a.cv->Cg >= BG_GEMM_DIRECT_MIN_CG);
 }
 
-/* The k-block starting at p: at most kc long, and inside one tap when A's
- * rows are read in place from an im2col. */
+/* The k-block starting at p: at most kc long. When A's rows are read in
+ * place from an im2col, a block holds whole taps (as many as fit in kc,
+ * each a segment of the micro-kernel) or, for taps longer than kc, part of
+ * one tap; a block starting inside a tap ends with it. */
 static inline int64_t bg_gemm_kblock(const bg_gemm_geom *g, const bg_gemm_job *j, int64_t p)
 {
     int64_t end = j->k;
     if (j->a.kind == BG_GS_IM2COL && bg_gemm_a_direct(j)) {
-        int64_t tap_end = (p / j->a.cv->Cg + 1) * j->a.cv->Cg;
+        const int64_t Cg = j->a.cv->Cg;
+        int64_t tap_end = (p / Cg + 1) * Cg;
+        if (p % Cg == 0 && Cg <= g->kc) tap_end = p + g->kc / Cg * Cg;
         if (tap_end < end) end = tap_end;
     }
     return end - p < g->kc ? end - p : g->kc;
@@ -105,13 +109,14 @@ static inline int64_t bg_gemm_round(int64_t v, int64_t to) { return (v + to - 1)
 
 /* Per-thread scratch, in floats: gathered A block (mc x kc), B block
  * (kc x nc, padded to NR) and, for an IM2COL B, its rows before packing
- * (kc x nc), then mc A row pointers, kc B row pointers and a block of zeros
- * for B rows in padding. */
+ * (kc x nc), then A row pointers (mc per tap segment, at most kc / 16
+ * segments), kc B row pointers and a block of zeros for B rows in padding. */
 static inline int64_t bg_gemm_work_floats(const bg_gemm_geom *g, const bg_gemm_job *j)
 {
     int64_t nc = j->n < g->nc ? j->n : g->nc, ptr = (int64_t)(sizeof(void *) / sizeof(float));
     int64_t zeros = j->b.kind == BG_GS_IM2COL ? j->b.cv->Cg : 0;
-    return g->mc * g->kc + 2 * g->kc * bg_gemm_round(nc, g->nr) + (g->mc + g->kc) * ptr + zeros + 64;
+    return g->mc * g->kc + 2 * g->kc * bg_gemm_round(nc, g->nr) +
+           (g->mc * g->kc / BG_GEMM_DIRECT_MIN_CG + g->kc) * ptr + zeros + 64;
 }
 
 /* A whole packed B: every k-block, each as n (padded to NR) / NR panels of

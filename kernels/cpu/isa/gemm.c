@@ -63,7 +63,7 @@ void BG_ISA_FN(bg_k_gemm_geom)(bg_gemm_geom *g) { *g = geom; }
  * columns or fewer costs half the FMAs, e.g. the last 11 of 43 channels).
  * indirect: B row p is brow[p] + boff in place (masked loads), else the
  * packed panel b. */
-static inline __attribute__((always_inline)) void ukernel_body(int64_t kc, const float *const *arow, int64_t as,
+static inline __attribute__((always_inline)) void ukernel_body(int64_t nseg, int64_t seglen, const float *const *arow, int64_t as,
                                                                const float *restrict b, const float *const *brow,
                                                                int64_t boff, float *c, int64_t ldc, int mr, int nr,
                                                                bool load_c, const bool wide, const bool indirect)
@@ -71,27 +71,30 @@ static inline __attribute__((always_inline)) void ukernel_body(int64_t kc, const
     __m512 c0[MR], c1[MR];
     const float *a[MR];
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; i++) {
-        c0[i] = c1[i] = _mm512_setzero_ps();
-        a[i] = arow[i];
-    }
+    for (int i = 0; i < MR; i++) c0[i] = c1[i] = _mm512_setzero_ps();
     __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1);
     __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
-    for (int64_t p = 0, off = 0; p < kc; p++, off += as) {
-        __m512 b0, b1;
-        if (indirect) {
-            const float *bp = brow[p] + boff;
-            b0 = _mm512_maskz_loadu_ps(m0, bp);
-            b1 = wide ? _mm512_maskz_loadu_ps(m1, bp + 16) : b0;
-        } else {
-            b0 = _mm512_loadu_ps(b + p * NR);
-            b1 = wide ? _mm512_loadu_ps(b + p * NR + 16) : b0;
-        }
+    for (int64_t sg = 0; sg < nseg; sg++) {
 #pragma GCC unroll 16
-        for (int i = 0; i < MR; i++) {
-            __m512 ai = _mm512_set1_ps(a[i][off]);
-            c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
-            if (wide) c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+        for (int i = 0; i < MR; i++) a[i] = arow[sg * MC + i];
+        const float *bs = indirect ? NULL : b + sg * seglen * NR;
+        const float *const *brs = indirect ? brow + sg * seglen : NULL;
+        for (int64_t p = 0, off = 0; p < seglen; p++, off += as) {
+            __m512 b0, b1;
+            if (indirect) {
+                const float *bp = brs[p] + boff;
+                b0 = _mm512_maskz_loadu_ps(m0, bp);
+                b1 = wide ? _mm512_maskz_loadu_ps(m1, bp + 16) : b0;
+            } else {
+                b0 = _mm512_loadu_ps(bs + p * NR);
+                b1 = wide ? _mm512_loadu_ps(bs + p * NR + 16) : b0;
+            }
+#pragma GCC unroll 16
+            for (int i = 0; i < MR; i++) {
+                __m512 ai = _mm512_set1_ps(a[i][off]);
+                c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+                if (wide) c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+            }
         }
     }
     /* Fully unrolled with a guard, so the accumulators keep constant indices
@@ -114,7 +117,7 @@ static inline __attribute__((always_inline)) void ukernel_body(int64_t kc, const
 #define HALF 16
 #elif BG_ISA == 1
 /* As above: wide (edges of 8 or fewer use one vector), indirect B. */
-static inline __attribute__((always_inline)) void ukernel_body(int64_t kc, const float *const *arow, int64_t as,
+static inline __attribute__((always_inline)) void ukernel_body(int64_t nseg, int64_t seglen, const float *const *arow, int64_t as,
                                                                const float *restrict b, const float *const *brow,
                                                                int64_t boff, float *c, int64_t ldc, int mr, int nr,
                                                                bool load_c, const bool wide, const bool indirect)
@@ -122,27 +125,30 @@ static inline __attribute__((always_inline)) void ukernel_body(int64_t kc, const
     __m256 c0[MR], c1[MR];
     const float *a[MR];
 #pragma GCC unroll 8
-    for (int i = 0; i < MR; i++) {
-        c0[i] = c1[i] = _mm256_setzero_ps();
-        a[i] = arow[i];
-    }
+    for (int i = 0; i < MR; i++) c0[i] = c1[i] = _mm256_setzero_ps();
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), n = _mm256_set1_epi32(nr);
     const __m256i m0 = _mm256_cmpgt_epi32(n, lane), m1 = _mm256_cmpgt_epi32(n, _mm256_add_epi32(lane, _mm256_set1_epi32(8)));
-    for (int64_t p = 0, off = 0; p < kc; p++, off += as) {
-        __m256 b0, b1;
-        if (indirect) {
-            const float *bp = brow[p] + boff;
-            b0 = _mm256_maskload_ps(bp, m0);
-            b1 = wide ? _mm256_maskload_ps(bp + 8, m1) : b0;
-        } else {
-            b0 = _mm256_loadu_ps(b + p * NR);
-            b1 = wide ? _mm256_loadu_ps(b + p * NR + 8) : b0;
-        }
+    for (int64_t sg = 0; sg < nseg; sg++) {
 #pragma GCC unroll 8
-        for (int i = 0; i < MR; i++) {
-            __m256 ai = _mm256_broadcast_ss(a[i] + off);
-            c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
-            if (wide) c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
+        for (int i = 0; i < MR; i++) a[i] = arow[sg * MC + i];
+        const float *bs = indirect ? NULL : b + sg * seglen * NR;
+        const float *const *brs = indirect ? brow + sg * seglen : NULL;
+        for (int64_t p = 0, off = 0; p < seglen; p++, off += as) {
+            __m256 b0, b1;
+            if (indirect) {
+                const float *bp = brs[p] + boff;
+                b0 = _mm256_maskload_ps(bp, m0);
+                b1 = wide ? _mm256_maskload_ps(bp + 8, m1) : b0;
+            } else {
+                b0 = _mm256_loadu_ps(bs + p * NR);
+                b1 = wide ? _mm256_loadu_ps(bs + p * NR + 8) : b0;
+            }
+#pragma GCC unroll 8
+            for (int i = 0; i < MR; i++) {
+                __m256 ai = _mm256_broadcast_ss(a[i] + off);
+                c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
+                if (wide) c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
+            }
         }
     }
     const bool full = nr == NR;
@@ -171,20 +177,19 @@ static inline __attribute__((always_inline)) void ukernel_body(int64_t kc, const
 
 #define HALF 8
 #else
-static inline void ukernel_body(int64_t kc, const float *const *arow, int64_t as, const float *restrict b,
+static inline void ukernel_body(int64_t nseg, int64_t seglen, const float *const *arow, int64_t as, const float *restrict b,
                                 const float *const *brow, int64_t boff, float *c, int64_t ldc, int mr, int nr,
                                 bool load_c, const bool wide, const bool indirect)
 {
     (void)wide;
     float acc[MR][NR] = {{0}}, bv[NR] = {0};
-    for (int64_t p = 0; p < kc; p++) {
-        const float *bp = b + p * NR;
-        if (indirect) {
+    for (int64_t p = 0; p < nseg * seglen; p++) {
+        const int64_t sg = p / seglen, q = p - sg * seglen;
+        const float *bp = indirect ? bv : b + p * NR;
+        if (indirect)
             for (int j = 0; j < nr; j++) bv[j] = brow[p][boff + j];
-            bp = bv;
-        }
         for (int i = 0; i < MR; i++) {
-            float ai = arow[i][p * as];
+            float ai = arow[sg * MC + i][q * as];
 #pragma omp simd
             for (int j = 0; j < NR; j++) acc[i][j] += ai * bp[j];
         }
@@ -195,17 +200,20 @@ static inline void ukernel_body(int64_t kc, const float *const *arow, int64_t as
 #define HALF NR
 #endif
 
-/* The micro-kernel for one tile: a packed B panel b, or B rows in place at
- * brow[p] + boff (brow NULL: packed). */
-static void ukernel(int64_t kc, const float *const *arow, int64_t as, const float *restrict b,
+/* The micro-kernel for one tile over nseg segments of k, seglen steps each:
+ * segment s reads A through the row pointers arow[s * MC + i] (one segment
+ * per im2col tap, so the accumulators stay in registers across the taps of
+ * a k-block), B from a packed panel b or in place at brow[p] + boff (brow
+ * NULL: packed). */
+static void ukernel(int64_t nseg, int64_t seglen, const float *const *arow, int64_t as, const float *restrict b,
                     const float *const *brow, int64_t boff, float *c, int64_t ldc, int mr, int nr, bool load_c)
 {
     if (brow) {
-        if (nr > HALF) ukernel_body(kc, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, true, true);
-        else ukernel_body(kc, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, false, true);
+        if (nr > HALF) ukernel_body(nseg, seglen, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, true, true);
+        else ukernel_body(nseg, seglen, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, false, true);
     } else {
-        if (nr > HALF) ukernel_body(kc, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, true, false);
-        else ukernel_body(kc, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, false, false);
+        if (nr > HALF) ukernel_body(nseg, seglen, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, true, false);
+        else ukernel_body(nseg, seglen, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, false, false);
     }
 }
 
@@ -291,17 +299,24 @@ static int64_t prepare_a(const bg_gemm_job *j, int64_t ic, int64_t mc, int64_t p
     } else if (a->kind == BG_GS_COLS) {
         for (int64_t i = 0; i < mc; i++) arow[i] = a->p + pc * a->ld + ic + i;
         as = a->ld;
-    } else if (bg_gemm_a_direct(j)) {
+    } else if (bg_gemm_a_direct(j)) { /* one segment of pointers per tap in the block */
         const bg_im2col *cv = a->cv;
-        const int64_t tap = pc / cv->Cg, c = pc - tap * cv->Cg, ky = tap / cv->kw, kx = tap - ky * cv->kw;
-        const int64_t dy = ky * cv->dh - cv->ph, dx = kx * cv->dw - cv->pw;
+        const int64_t tap0 = pc / cv->Cg, c = pc - tap0 * cv->Cg, nseg = kc > cv->Cg ? kc / cv->Cg : 1;
         pix_pos q = pix_at(cv, ic);
         for (int64_t i = 0; i < mc; i++, pix_next(cv, &q)) {
-            int64_t iy = q.oy * cv->sh + dy, ix = q.ox * cv->sw + dx;
-            arow[i] = iy < 0 || iy >= cv->H || ix < 0 || ix >= cv->W
-                          ? zeros
-                          : a->p + ((q.n * cv->H + iy) * cv->W + ix) * cv->C + cv->c0 + c;
+            const int64_t iy0 = q.oy * cv->sh - cv->ph, ix0 = q.ox * cv->sw - cv->pw;
+            const float *img = a->p + q.n * cv->H * cv->W * cv->C + cv->c0 + c;
+            int64_t ky = tap0 / cv->kw, kx = tap0 - ky * cv->kw;
+            for (int64_t sg = 0; sg < nseg; sg++) {
+                int64_t iy = iy0 + ky * cv->dh, ix = ix0 + kx * cv->dw;
+                arow[sg * MC + i] =
+                    iy < 0 || iy >= cv->H || ix < 0 || ix >= cv->W ? zeros : img + (iy * cv->W + ix) * cv->C;
+                if (++kx == cv->kw) kx = 0, ky++;
+            }
         }
+        for (int64_t sg = 0; sg < nseg; sg++)
+            for (int64_t i = mc; i < bg_gemm_round(mc, MR); i++) arow[sg * MC + i] = arow[sg * MC + mc - 1];
+        return as;
     } else {
         pix_pos q = pix_at(a->cv, ic);
         for (int64_t i = 0; i < mc; i++, pix_next(a->cv, &q)) {
@@ -389,18 +404,27 @@ void BG_ISA_FN(bg_k_gemm_run)(const bg_gemm_job *j, int64_t i0, int64_t i1, int6
 {
     const int64_t ncb = j->bpack ? j1 - j0 : NC, ncmax = bg_gemm_round(j->n < NC ? j->n : NC, NR);
     float *atmp = work, *bblk = atmp + MC * KC, *rowbuf = bblk + KC * ncmax;
-    const float **arow = (const float **)(void *)(rowbuf + KC * ncmax), **brow = arow + MC;
+    const float **arow = (const float **)(void *)(rowbuf + KC * ncmax), **brow = arow + MC * KC / BG_GEMM_DIRECT_MIN_CG;
     float *bzero = (float *)(void *)(brow + KC);
     const bg_gemm_ep *ep = &j->ep;
     const bool has_ep = ep->bias || ep->res || ep->act != BG_GACT_NONE;
     const bool inplace_b = !j->bpack && bg_gemm_b_inplace(j);
     const int64_t npad = bg_gemm_round(j->n, NR), Cg = j->b.kind == BG_GS_IM2COL ? j->b.cv->Cg : 0;
+    const bool a_taps = j->a.kind == BG_GS_IM2COL && bg_gemm_a_direct(j);
+    const int64_t Cga = a_taps ? j->a.cv->Cg : 0;
     if (inplace_b && Cg) memset(bzero, 0, (size_t)Cg * sizeof(float));
     for (int64_t jc = j0; jc < j1; jc += ncb) {
         int64_t nc = j1 - jc < ncb ? j1 - jc : ncb;
         for (int64_t pc = p0; pc < p1;) {
             int64_t kc = bg_gemm_kblock(&geom, j, pc);
             if (kc > p1 - pc) kc = p1 - pc;
+            /* A read in place from an im2col: whole taps as segments (a block
+             * cut short by p1 keeps whole taps; the rest starts the next). */
+            int64_t nseg = 1, seglen = kc;
+            if (a_taps && kc > Cga) {
+                kc -= kc % Cga;
+                nseg = kc / Cga, seglen = Cga;
+            }
             const float *bp = NULL;
             if (j->bpack) bp = j->bpack + pc * npad + jc * kc;
             else if (!inplace_b) {
@@ -428,7 +452,7 @@ void BG_ISA_FN(bg_k_gemm_run)(const bg_gemm_job *j, int64_t i0, int64_t i1, int6
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int mr = mc - ir < MR ? (int)(mc - ir) : MR;
                         float *ct = j->c + (ic + ir) * j->ldc + jr;
-                        ukernel(kc, arow + ir, as, bpanel, inplace_b ? brow : NULL, boff, ct, j->ldc, mr, (int)w,
+                        ukernel(nseg, seglen, arow + ir, as, bpanel, inplace_b ? brow : NULL, boff, ct, j->ldc, mr, (int)w,
                                 load_c);
                         if (last && has_ep) tile_ep(ep, ct, j->ldc, ic + ir, jr, mr, (int)w);
                     }
