@@ -9,13 +9,17 @@
  *   BG_GS_IM2COL  row = output pixel, column = (ky, kx, c) of the receptive
  *                 field of one group (conv2d.c's layout), zero in the padding:
  *                 A is col (pixels x K), B is col with pixels along k.
- * The per-ISA loop nest (kernels/cpu/isa/gemm.c) reads A rows straight from
- * memory through one pointer per row (no packing) wherever a row's k-block is
- * contiguous: ROWS always, IM2COL when a group has enough channels that each
- * (ky, kx) tap is a long contiguous run (k-blocks then stop at tap edges,
- * and a tap in the padding points at a block of zeros). Otherwise the block
- * is gathered into a small row-major scratch first. B is packed into
- * NR-wide panels, once per call when every thread shares it.
+ * The per-ISA loop nest (kernels/cpu/isa/gemm.c) packs as little as it can:
+ *   A  read in place through one pointer per row and a stride along k:
+ *      ROWS (stride 1), COLS (stride ld: the MR values of one k step are
+ *      adjacent), IM2COL when a group has enough channels that each (ky, kx)
+ *      tap is a long contiguous run (a k-block then holds whole taps, one
+ *      micro-kernel segment each, and a tap in the padding points at zeros).
+ *      Only an im2col with short taps is gathered into a small scratch.
+ *   B  packed into NR-wide panels once per call and shared by the threads
+ *      when m is large; otherwise ROWS and long-tap IM2COL are read in place
+ *      (per-k row pointers, panels ending at each tap) and only COLS or a
+ *      short-tap im2col is packed, per block.
  *
  * The epilogue runs on each C tile after its last k-block, while the tile is
  * in L1: c = act(c + bias[j] + res[i, j]). With `overwrite` the first k-block

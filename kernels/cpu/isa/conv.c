@@ -45,10 +45,10 @@ void BG_ISA_FN(bg_k_dw_fwd)(const bg_im2col *cv, const float *restrict x, const 
         if (act == BG_GACT_RELU) {
 #pragma omp simd
             for (int64_t c = 0; c < C; c++) out[c] = out[c] > 0.0f ? out[c] : 0.0f;
-        } else if (act == BG_GACT_SIGMOID) {
+        } else if (act == BG_GACT_SIGMOID) { /* in double, as the sigmoid op */
             for (int64_t c = 0; c < C; c++) {
-                float e = expf(-fabsf(out[c]));
-                out[c] = out[c] >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+                double d = out[c], e = exp(-fabs(d));
+                out[c] = (float)(d >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e));
             }
         }
     }
@@ -103,7 +103,9 @@ void BG_ISA_FN(bg_k_col2im)(const bg_im2col *cv, const float *restrict dcol, int
     }
 }
 
-/* dz = dy * act'(y) from the saved output y (relu: y > 0; sigmoid: y(1-y)). */
+/* dz = dy * act'(y) from the saved output y (relu: y > 0; sigmoid: y(1-y),
+ * in double as the sigmoid op's backward rounds it, so the fused and
+ * unfused graphs agree bit for bit). */
 void BG_ISA_FN(bg_k_act_dz)(const float *restrict y, const float *restrict dy, float *restrict dz, int64_t n, int act)
 {
     if (act == BG_GACT_RELU) {
@@ -111,7 +113,7 @@ void BG_ISA_FN(bg_k_act_dz)(const float *restrict y, const float *restrict dy, f
         for (int64_t i = 0; i < n; i++) dz[i] = y[i] > 0.0f ? dy[i] : 0.0f;
     } else {
 #pragma omp simd
-        for (int64_t i = 0; i < n; i++) dz[i] = dy[i] * (y[i] * (1.0f - y[i]));
+        for (int64_t i = 0; i < n; i++) dz[i] = (float)((double)dy[i] * (double)y[i] * (1.0 - (double)y[i]));
     }
 }
 

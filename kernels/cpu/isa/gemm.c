@@ -11,13 +11,15 @@
  *            less on the ragged channel counts of width-scaled models.
  *   AVX2     6 x 16: 12 ymm accumulators + 2 for B + 1 broadcast of 16.
  *   generic  4 x 8 in plain C the compiler vectorises.
- * A is never packed when its rows are contiguous along k (see gemm.h): the
- * kernel broadcasts straight from MR row pointers. B is packed into
- * kc x NR panels (zero columns past n) so its loads are unit-stride.
+ * The kernel broadcasts A straight from MR row pointers (see gemm.h), and
+ * loads B from kc x NR packed panels (zero columns past n) or, in place,
+ * through per-k row pointers with masked loads. A column edge of at most
+ * half a tile runs a half-width kernel.
  *
- * Blocks. A B panel (KC x NR floats, 32 KiB at AVX-512) stays in the 48 KiB
- * L1 while MC / MR row tiles stream past it; the MC x KC block of A
- * (144 x 256 floats, 144 KiB) and a k-block of B stay in the 2 MiB L2.
+ * Blocks (Sapphire Rapids: 48 KiB L1d, 2 MiB L2 per core). A B panel
+ * (KC x NR floats, 32 KiB at AVX-512) stays in L1 while MC / MR row tiles
+ * stream past it; the MC x KC block of A (144 x 256 floats, 144 KiB) and a
+ * k-block of B (256 x n) stay in L2.
  *
  * C is loaded, added to and stored by the micro-kernel itself (masked at the
  * ragged column edge, row count clipped), so there is no temporary tile. */
@@ -234,9 +236,11 @@ static void tile_ep(const bg_gemm_ep *ep, float *c, int64_t ldc, int64_t i0, int
 #pragma omp simd
             for (int j = 0; j < nr; j++) ci[j] = ci[j] > 0.0f ? ci[j] : 0.0f;
         } else if (ep->act == BG_GACT_SIGMOID) {
+            /* In double as the sigmoid op rounds it, so the fused and unfused
+             * graphs agree bit for bit (SE gates only: few elements). */
             for (int j = 0; j < nr; j++) {
-                float e = expf(-fabsf(ci[j]));
-                ci[j] = ci[j] >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+                double d = ci[j], e = exp(-fabs(d));
+                ci[j] = (float)(d >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e));
             }
         }
     }
