@@ -119,8 +119,10 @@ static inline int64_t bg_gemm_work_floats(const bg_gemm_geom *g, const bg_gemm_j
 {
     int64_t nc = j->n < g->nc ? j->n : g->nc, ptr = (int64_t)(sizeof(void *) / sizeof(float));
     int64_t zeros = j->b.kind == BG_GS_IM2COL ? j->b.cv->Cg : 0;
-    return g->mc * g->kc + 2 * g->kc * bg_gemm_round(nc, g->nr) +
-           (g->mc * g->kc / BG_GEMM_DIRECT_MIN_CG + g->kc) * ptr + zeros + 64;
+    /* a multiple of 16 floats, so each thread's scratch (and its pointers) stays aligned */
+    return bg_gemm_round(g->mc * g->kc + 2 * g->kc * bg_gemm_round(nc, g->nr) +
+                             (g->mc * g->kc / BG_GEMM_DIRECT_MIN_CG + g->kc) * ptr + zeros + 64,
+                         16);
 }
 
 /* A whole packed B: every k-block, each as n (padded to NR) / NR panels of
