@@ -130,6 +130,7 @@ static inline __attribute__((always_inline)) void ukernel_body(int64_t nseg, int
     for (int i = 0; i < MR; i++) c0[i] = c1[i] = _mm256_setzero_ps();
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), n = _mm256_set1_epi32(nr);
     const __m256i m0 = _mm256_cmpgt_epi32(n, lane), m1 = _mm256_cmpgt_epi32(n, _mm256_add_epi32(lane, _mm256_set1_epi32(8)));
+    const bool full = nr == NR;
     for (int64_t sg = 0; sg < nseg; sg++) {
 #pragma GCC unroll 8
         for (int i = 0; i < MR; i++) a[i] = arow[sg * MC + i];
@@ -137,7 +138,11 @@ static inline __attribute__((always_inline)) void ukernel_body(int64_t nseg, int
         const float *const *brs = indirect ? brow + sg * seglen : NULL;
         for (int64_t p = 0, off = 0; p < seglen; p++, off += as) {
             __m256 b0, b1;
-            if (indirect) {
+            if (indirect && full) { /* vmaskmovps takes an FMA port: only at edges */
+                const float *bp = brs[p] + boff;
+                b0 = _mm256_loadu_ps(bp);
+                b1 = _mm256_loadu_ps(bp + 8);
+            } else if (indirect) {
                 const float *bp = brs[p] + boff;
                 b0 = _mm256_maskload_ps(bp, m0);
                 b1 = wide ? _mm256_maskload_ps(bp + 8, m1) : b0;
@@ -153,7 +158,6 @@ static inline __attribute__((always_inline)) void ukernel_body(int64_t nseg, int
             }
         }
     }
-    const bool full = nr == NR;
 #pragma GCC unroll 8
     for (int i = 0; i < MR; i++) {
         if (i >= mr) break;
@@ -185,15 +189,20 @@ static inline void ukernel_body(int64_t nseg, int64_t seglen, const float *const
 {
     (void)wide;
     float acc[MR][NR] = {{0}}, bv[NR] = {0};
-    for (int64_t p = 0; p < nseg * seglen; p++) {
-        const int64_t sg = p / seglen, q = p - sg * seglen;
-        const float *bp = indirect ? bv : b + p * NR;
-        if (indirect)
-            for (int j = 0; j < nr; j++) bv[j] = brow[p][boff + j];
-        for (int i = 0; i < MR; i++) {
-            float ai = arow[sg * MC + i][q * as];
+    for (int64_t sg = 0; sg < nseg; sg++) {
+        const float *a[MR];
+        for (int i = 0; i < MR; i++) a[i] = arow[sg * MC + i];
+        const float *bs = indirect ? NULL : b + sg * seglen * NR;
+        const float *const *brs = indirect ? brow + sg * seglen : NULL;
+        for (int64_t p = 0, off = 0; p < seglen; p++, off += as) {
+            const float *bp = indirect ? bv : bs + p * NR;
+            if (indirect)
+                for (int j = 0; j < nr; j++) bv[j] = brs[p][boff + j];
+            for (int i = 0; i < MR; i++) {
+                const float ai = a[i][off];
 #pragma omp simd
-            for (int j = 0; j < NR; j++) acc[i][j] += ai * bp[j];
+                for (int j = 0; j < NR; j++) acc[i][j] += ai * bp[j];
+            }
         }
     }
     for (int i = 0; i < mr; i++)
@@ -412,7 +421,9 @@ void BG_ISA_FN(bg_k_gemm_run)(const bg_gemm_job *j, int64_t i0, int64_t i1, int6
     float *bzero = (float *)(void *)(brow + KC);
     const bg_gemm_ep *ep = &j->ep;
     const bool has_ep = ep->bias || ep->res || ep->act != BG_GACT_NONE;
-    const bool inplace_b = !j->bpack && bg_gemm_b_inplace(j);
+    /* The portable kernel has no masked loads: it would copy every B row it
+     * reads in place, so it packs instead. */
+    const bool inplace_b = BG_ISA >= 1 && !j->bpack && bg_gemm_b_inplace(j);
     const int64_t npad = bg_gemm_round(j->n, NR), Cg = j->b.kind == BG_GS_IM2COL ? j->b.cv->Cg : 0;
     const bool a_taps = j->a.kind == BG_GS_IM2COL && bg_gemm_a_direct(j);
     const int64_t Cga = a_taps ? j->a.cv->Cg : 0;
