@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "gemm_cpu.h"
+#include "../kernels/cpu/fast.h"
 #include "op_util.h"
 #include "ops.h"
 #ifdef BG_WITH_CUDA
@@ -335,9 +336,9 @@ static size_t conv2d_scratch(bg_ctx *ctx, const bg_node *n, bool bwd)
     const size_t dz = bwd && fused_act ? bg_alloc_rounded(bg_nbytes(y)) : 0;
 #ifdef BG_WITH_CUDA
     if (x->device == BG_CUDA) return dz + conv2d_cuda_scratch(ctx, n, bwd);
-#else
-    (void)ctx;
 #endif
+    /* the fast kernels need no im2col chunk; their panels are plain malloc */
+    if (bg_fast_conv2d_takes(ctx, n)) return dz;
     conv_geom g = conv_geometry(n);
     if (g.rows == 0 || g.pointwise || (bwd && !x->grad && !n->in[1]->grad)) return dz;
     const size_t es = bg_dtype_size(x->dtype);
@@ -363,6 +364,8 @@ const bg_op bg_op_conv2d = {
     .bwd = {[BG_CPU] = conv2d_bwd_cpu, [BG_CUDA] = CONV2D_CUDA(conv2d_bwd_cuda)},
     .bwd_reads = BG_BWD_STATED | BG_BWD_IN(0) | BG_BWD_IN(1), /* x and W; the bias grad is a sum of dy */
     .scratch = conv2d_scratch,
+    .fast_fwd = bg_fast_conv2d_fwd,
+    .fast_bwd = bg_fast_conv2d_bwd,
 };
 
 bg_tensor *bg_conv2d(bg_graph *g, bg_tensor *x, bg_tensor *w, bg_tensor *b, bg_conv2d_params p)
@@ -462,6 +465,8 @@ const bg_op bg_op_conv2d_fused = {
     .macs = conv2d_macs,
     .fwd = {[BG_CPU] = conv2d_fwd_cpu, [BG_CUDA] = CONV2D_CUDA(conv2d_fwd_cuda)},
     .bwd = {[BG_CPU] = conv2d_bwd_cpu, [BG_CUDA] = CONV2D_CUDA(conv2d_fused_bwd_cuda)},
+    .fast_fwd = bg_fast_conv2d_fused_fwd,
+    .fast_bwd = bg_fast_conv2d_fused_bwd,
     .supports = conv2d_fused_supports,
     .bwd_reads = BG_BWD_STATED | BG_BWD_IN(0) | BG_BWD_IN(1) | BG_BWD_OUT(0), /* x, W and y (the activation's derivative); not the residual */
     .scratch = conv2d_scratch,

@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include "gemm_cpu.h"
+#include "../kernels/cpu/fast.h"
 #include "op_util.h"
 #include "ops.h"
 #ifdef BG_WITH_CUDA
@@ -163,6 +164,8 @@ const bg_op bg_op_linear = {
     .fwd = {[BG_CPU] = linear_fwd_cpu, [BG_CUDA] = LINEAR_CUDA(linear_fwd_cuda)},
     .bwd = {[BG_CPU] = linear_bwd_cpu, [BG_CUDA] = LINEAR_CUDA(linear_bwd_cuda)},
     .bwd_reads = BG_BWD_STATED | BG_BWD_IN(0) | BG_BWD_IN(1), /* x and W; the bias grad is a sum of dy */
+    .fast_fwd = bg_fast_linear_fwd,
+    .fast_bwd = bg_fast_linear_bwd,
 };
 
 bg_tensor *bg_linear(bg_graph *g, bg_tensor *x, bg_tensor *w, bg_tensor *b)

@@ -36,5 +36,16 @@ bg_status bg_fast_avgpool_fwd(bg_ctx *ctx, bg_node *n);
 bg_status bg_fast_avgpool_bwd(bg_ctx *ctx, bg_node *n);
 bg_status bg_fast_maxpool_fwd(bg_ctx *ctx, bg_node *n);
 bg_status bg_fast_maxpool_bwd(bg_ctx *ctx, bg_node *n);
+/* The GEMM family (kernels/cpu/gemm.c, conv.c, linear.c). */
+/* Whether the fast conv kernels take this conv2d / conv2d_fused node under
+ * ctx (f32, contiguous, fast backend): their only allocator-counted scratch
+ * is then the fused backward's dz (the memory planner asks). */
+bool bg_fast_conv2d_takes(const bg_ctx *ctx, const bg_node *n);
+bg_status bg_fast_conv2d_fwd(bg_ctx *ctx, bg_node *n);
+bg_status bg_fast_conv2d_bwd(bg_ctx *ctx, bg_node *n);
+bg_status bg_fast_conv2d_fused_fwd(bg_ctx *ctx, bg_node *n);
+bg_status bg_fast_conv2d_fused_bwd(bg_ctx *ctx, bg_node *n);
+bg_status bg_fast_linear_fwd(bg_ctx *ctx, bg_node *n);
+bg_status bg_fast_linear_bwd(bg_ctx *ctx, bg_node *n);
 
 #endif

@@ -1,0 +1,181 @@
+/* The fast GEMM's driver: how a product is cut across threads, and its
+ * scratch (kernels/cpu/gemm.h; the loops are in kernels/cpu/isa/gemm.c).
+ *
+ * Three shapes of work, none with a barrier inside the arithmetic (on a busy
+ * two-core machine a barrier waits for whichever thread was descheduled;
+ * see ops/gemm_cpu.c):
+ *   tall   m large (conv forward and data gradient, linear with a batch):
+ *          B is packed once by the calling thread, then row blocks are
+ *          dealt out dynamically, so a thread that lost its core simply
+ *          takes fewer blocks.
+ *   wide   n large, m small (linear weight gradient): slabs of columns,
+ *          dealt out dynamically, each packing its own B (or reading it in
+ *          place); A is shared read-only.
+ *   deep   m and n small next to k (conv weight gradient, k = pixels):
+ *          pieces of k dealt out dynamically, each summing into its own
+ *          partial C, then the partials are added in piece order, so the
+ *          result does not depend on which thread took which piece.
+ * Scratch is plain malloc like the reference GEMM's packing buffers: the
+ * per-thread blocks are bounded (about 1.5 MiB), the packed B is the size of
+ * a weight matrix. */
+#include "gemm.h"
+#include <stdlib.h>
+#include <string.h>
+#include "parallel.h"
+
+/* Below this many multiply-adds a product stays on the calling thread. */
+#define GEMM_PAR_MIN_MACS (1 << 18)
+
+static int gemm_threads(const bg_gemm_job *j)
+{
+#ifdef _OPENMP
+    double macs = (double)j->m * (double)j->n * (double)j->k;
+    if (macs >= GEMM_PAR_MIN_MACS && !omp_in_parallel()) return omp_get_max_threads();
+#endif
+    (void)j;
+    return 1;
+}
+
+static bg_status oom(bg_ctx *ctx, const bg_gemm_job *j)
+{
+    return bg_fail(ctx, BG_ERR_OOM, "fast gemm %lldx%lldx%lld: out of host memory for packing buffers",
+                   (long long)j->m, (long long)j->n, (long long)j->k);
+}
+
+static float *alloc_floats(int64_t n)
+{
+    size_t bytes = ((size_t)n * sizeof(float) + 63) / 64 * 64;
+    return aligned_alloc(64, bytes ? bytes : 64);
+}
+
+static bg_status run_tall(bg_ctx *ctx, const bg_gemm_job *jin, const bg_gemm_geom *g, int nth)
+{
+    bg_gemm_job j = *jin;
+    void (*run)(const bg_gemm_job *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float *) =
+        BG_ISA_PICK(ctx->cpu_isa, bg_k_gemm_run);
+    void (*pack)(const bg_gemm_job *, int64_t, int64_t, float *) = BG_ISA_PICK(ctx->cpu_isa, bg_k_gemm_pack_b);
+    /* Row blocks: MC tall, or fewer rows so that every thread gets some. */
+    int64_t rb = bg_gemm_round((j.m + nth - 1) / nth, g->mr);
+    if (rb > g->mc) rb = g->mc;
+    int64_t nblk = (j.m + rb - 1) / rb;
+    if (nblk < nth) nth = (int)nblk;
+    const bool share_b = j.b.kind != BG_GS_IM2COL && nblk > 1 && !j.bpack;
+    int64_t wf = bg_gemm_work_floats(g, &j);
+    float *bp = share_b ? alloc_floats(bg_gemm_bpack_floats(g, &j)) : NULL;
+    float *work = alloc_floats(wf * nth);
+    if (!work || (share_b && !bp)) {
+        free(bp), free(work);
+        return oom(ctx, &j);
+    }
+    if (share_b) j.bpack = bp;
+    /* The calling thread packs the shared B before the fork: a barrier
+     * after a parallel packing loop would wait for any thread the OS had
+     * descheduled, and the packing is small next to the rows' arithmetic. */
+    if (share_b) pack(&j, 0, j.k, bp);
+#pragma omp parallel for num_threads(nth) if (nth > 1) schedule(dynamic, 1)
+    for (int64_t b = 0; b < nblk; b++) {
+        int t = 0;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+#endif
+        int64_t i0 = b * rb, i1 = i0 + rb < j.m ? i0 + rb : j.m;
+        run(&j, i0, i1, 0, j.n, 0, j.k, work + (size_t)t * (size_t)wf);
+    }
+    free(bp), free(work);
+    return BG_OK;
+}
+
+/* Pieces per thread in the wide and deep shapes: enough that a thread which
+ * lost its core for a while leaves its share to the others. */
+#define GEMM_PIECES_PER_THREAD 4
+
+static int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static bg_status run_wide(bg_ctx *ctx, const bg_gemm_job *j, const bg_gemm_geom *g, int nth)
+{
+    void (*run)(const bg_gemm_job *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float *) =
+        BG_ISA_PICK(ctx->cpu_isa, bg_k_gemm_run);
+    int64_t slab = bg_gemm_round((j->n + GEMM_PIECES_PER_THREAD * nth - 1) / (GEMM_PIECES_PER_THREAD * nth), g->nr);
+    int64_t nslab = (j->n + slab - 1) / slab;
+    int64_t wf = bg_gemm_work_floats(g, j);
+    float *work = alloc_floats(wf * nth);
+    if (!work) return oom(ctx, j);
+#pragma omp parallel for num_threads(nth) if (nth > 1) schedule(dynamic, 1)
+    for (int64_t t = 0; t < nslab; t++) {
+        int64_t j0 = t * slab, j1 = j0 + slab < j->n ? j0 + slab : j->n;
+        run(j, 0, j->m, j0, j1, 0, j->k, work + (size_t)thread_id() * (size_t)wf);
+    }
+    free(work);
+    return BG_OK;
+}
+
+/* Each piece of k sums into its own partial C (m x n, small here), and the
+ * partials are added in piece order afterwards, so the rounding does not
+ * depend on which thread took which piece. */
+static bg_status run_deep(bg_ctx *ctx, const bg_gemm_job *j, const bg_gemm_geom *g, int nth)
+{
+    void (*run)(const bg_gemm_job *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float *) =
+        BG_ISA_PICK(ctx->cpu_isa, bg_k_gemm_run);
+    bg_gemm_job pj = *j;
+    pj.ldc = j->n;
+    pj.bpack = NULL;
+    pj.ep = (bg_gemm_ep){.overwrite = true};
+    int64_t per = bg_gemm_round((j->k + GEMM_PIECES_PER_THREAD * nth - 1) / (GEMM_PIECES_PER_THREAD * nth), g->kc);
+    int64_t npiece = (j->k + per - 1) / per;
+    int64_t wf = bg_gemm_work_floats(g, &pj), cf = bg_gemm_round(j->m * j->n, 16);
+    float *work = alloc_floats(wf * nth + cf * npiece), *parts = work + (size_t)nth * (size_t)wf;
+    if (!work) return oom(ctx, j);
+#pragma omp parallel for num_threads(nth) if (nth > 1) schedule(dynamic, 1)
+    for (int64_t t = 0; t < npiece; t++) {
+        bg_gemm_job tj = pj;
+        tj.c = parts + (size_t)t * (size_t)cf;
+        int64_t p0 = t * per, p1 = p0 + per < j->k ? p0 + per : j->k;
+        run(&tj, 0, j->m, 0, j->n, p0, p1, work + (size_t)thread_id() * (size_t)wf);
+    }
+    const bool add = !j->ep.overwrite;
+    for (int64_t i = 0; i < j->m; i++) {
+        float *ci = j->c + i * j->ldc;
+        for (int64_t jj = 0; jj < j->n; jj++) {
+            float s = add ? ci[jj] : 0.0f;
+            for (int64_t t = 0; t < npiece; t++) s += parts[(size_t)t * (size_t)cf + (size_t)(i * j->n + jj)];
+            ci[jj] = s;
+        }
+    }
+    free(work);
+    return BG_OK;
+}
+
+bg_status bg_fast_gemm_job(bg_ctx *ctx, const bg_gemm_job *j)
+{
+    if (j->m <= 0 || j->n <= 0) return BG_OK;
+    if (j->k <= 0 && !j->ep.overwrite) return BG_OK;
+    bg_gemm_geom g;
+    BG_ISA_PICK(ctx->cpu_isa, bg_k_gemm_geom)(&g);
+    int nth = gemm_threads(j);
+    int64_t mt = (j->m + g.mr - 1) / g.mr, nt = (j->n + g.nr - 1) / g.nr;
+    if (j->k <= 0) { /* an empty sum; callers with an epilogue always have k > 0 */
+        for (int64_t i = 0; i < j->m; i++) memset(j->c + i * j->ldc, 0, (size_t)j->n * sizeof(float));
+        return BG_OK;
+    }
+    if (nth > 1 && !j->ep.bias && !j->ep.res && j->ep.act == BG_GACT_NONE && mt * nt < 8 * nth &&
+        j->k >= 4 * g.kc * nth)
+        return run_deep(ctx, j, &g, nth);
+    if (nth > 1 && mt < 2 * nth && nt >= 2 * nth) return run_wide(ctx, j, &g, nth);
+    return run_tall(ctx, j, &g, nth);
+}
+
+bg_status bg_fast_gemm_f32(bg_ctx *ctx, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float *A,
+                           int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc)
+{
+    bg_gemm_job j = {.m = m, .n = n, .k = k, .c = C, .ldc = ldc};
+    j.a = (bg_gsrc){.kind = ta ? BG_GS_COLS : BG_GS_ROWS, .p = A, .ld = lda};
+    j.b = (bg_gsrc){.kind = tb ? BG_GS_COLS : BG_GS_ROWS, .p = B, .ld = ldb};
+    return bg_fast_gemm_job(ctx, &j);
+}
