@@ -19,11 +19,14 @@ static void usage(FILE *f)
     fprintf(f, "usage: budgie profile SPEC... --mem-cap BYTES [--sizes S1,S2] [--precision amp,fp32]\n"
                "                      [--budget B] [--n-train N] [--max-batch N] [--device auto|cpu|cuda]\n"
                "\n"
-               "For each model spec, input size and precision: the largest batch whose real training step\n"
-               "(forward, loss, backward, SGD update on random data) fits under --mem-cap, measured through\n"
-               "the allocator's exact peak; the time of a step and of an epoch of --n-train images (default\n"
-               "5000); and the epochs that fit --budget (600, 10m, 9h, 10m@v100 as budgie train takes it).\n"
-               "Sizes default to each model's own; amp runs on CUDA only.\n");
+               "For each model spec, input size and precision: the largest batch whose training step\n"
+               "(forward, loss, backward, SGD update on random data) fits under --mem-cap. The memory\n"
+               "planner's peak (liveness over the recorded step, one arena; computed without running a\n"
+               "kernel) picks the batch, and one real step at that batch confirms it through the allocator's\n"
+               "exact peak (both printed; where the confirmation does not fit, real trials search instead);\n"
+               "then the time of a step and of an epoch of --n-train images (default 5000), and the epochs\n"
+               "that fit --budget (600, 10m, 9h, 10m@v100 as budgie train takes it). Sizes default to each\n"
+               "model's own; amp runs on CUDA only.\n");
 }
 
 int bg_cmd_profile(int argc, char **argv)
