@@ -34,27 +34,25 @@ report "- commit $(git -C "$here/.." rev-parse --short HEAD 2>/dev/null || echo 
 report ""
 report "| round | side | epochs | steps | test accuracy | wall s | peak RSS MiB |"
 report "|---|---|---|---|---|---|---|"
+# One table row from a side's closing JSON line (both sides write budgie's
+# compact field names) and /usr/bin/time's record.
+row() {
+    ep=$(printf '%s' "$3" | sed -n 's/.*"epochs":\([0-9]*\).*/\1/p')
+    st=$(printf '%s' "$3" | sed -n 's/.*"steps":\([0-9]*\).*/\1/p')
+    acc=$(printf '%s' "$3" | sed -n 's/.*"last_test_acc":\([0-9.]*\).*/\1/p')
+    rss=$(sed -n 's/rss_kib=\([0-9]*\).*/\1/p' "$work/time")
+    wall=$(sed -n 's/.*wall=\([0-9.]*\).*/\1/p' "$work/time")
+    report "| $1 | $2 | $ep | $st | $acc | $wall | $((rss / 1024)) |"
+}
 b() {
     OMP_NUM_THREADS=$threads /usr/bin/time -f 'rss_kib=%M wall=%e' -o "$work/time" \
         "$bin" train --budget "$budget" --out "$work/run$1" >"$work/b.log" 2>&1
-    done_line=$(grep '"done":true' "$work/run$1/log.jsonl" 2>/dev/null || grep '"done":true' "$work/b.log")
-    ep=$(printf '%s' "$done_line" | sed -n 's/.*"epochs":\([0-9]*\).*/\1/p')
-    st=$(printf '%s' "$done_line" | sed -n 's/.*"steps":\([0-9]*\).*/\1/p')
-    acc=$(printf '%s' "$done_line" | sed -n 's/.*"last_test_acc":\([0-9.]*\).*/\1/p')
-    rss=$(sed -n 's/rss_kib=\([0-9]*\).*/\1/p' "$work/time")
-    wall=$(sed -n 's/.*wall=\([0-9.]*\).*/\1/p' "$work/time")
-    report "| $1 | budgie | $ep | $st | $acc | $wall | $((rss / 1024)) |"
+    row "$1" budgie "$(grep -h '"done":true' "$work/run$1/log.jsonl" "$work/b.log" 2>/dev/null | head -n 1)"
 }
 p() {
     /usr/bin/time -f 'rss_kib=%M wall=%e' -o "$work/time" "$py" "$here/torch_cpu_train.py" "$data" "$budget" "$threads" \
         >"$work/p.log" 2>&1
-    done_line=$(grep '"done": true' "$work/p.log")
-    ep=$(printf '%s' "$done_line" | sed -n 's/.*"epochs": \([0-9]*\).*/\1/p')
-    st=$(printf '%s' "$done_line" | sed -n 's/.*"steps": \([0-9]*\).*/\1/p')
-    acc=$(printf '%s' "$done_line" | sed -n 's/.*"test_acc": \([0-9.]*\).*/\1/p')
-    rss=$(sed -n 's/rss_kib=\([0-9]*\).*/\1/p' "$work/time")
-    wall=$(sed -n 's/.*wall=\([0-9.]*\).*/\1/p' "$work/time")
-    report "| $1 | PyTorch | $ep | $st | $acc | $wall | $((rss / 1024)) |"
+    row "$1" PyTorch "$(grep '"done":true' "$work/p.log")"
 }
 r=1
 while [ "$r" -le "$rounds" ]; do
