@@ -2,7 +2,7 @@
  * double, at every instruction set this CPU runs: all four transpose cases,
  * sizes that are not multiples of any tile or block (and k past one k-block,
  * m past one row block), padded leading dimensions, accumulation into a
- * non-zero C, the three threading shapes (tall, wide, deep) and the
+ * non-zero C, the threading shapes (tall with its column slabs, wide, deep) and the
  * epilogue (overwrite, bias, residual, relu / sigmoid). */
 #include <stdlib.h>
 #include <string.h>
@@ -83,11 +83,13 @@ static int check_gemm(bg_t *tc, bg_cpu_isa isa, bool ta, bool tb, int64_t m, int
 BG_TEST(fast_gemm_vs_naive)
 {
     /* m, n, k: tiny, ragged against every tile (4/6/12 x 8/16/32), k past a
-     * 256 k-block, m past a 144-row block; the last four are big enough to
-     * fork threads: tall, wide (m one tile, n many), deep (k >> m, n). */
+     * 256 k-block, m past a 144-row block; the last six are big enough to
+     * fork threads: tall, wide (m one tile, n many), deep (k >> m, n), tall
+     * with one row block cut into column slabs, and three row blocks with
+     * B packed by the threads together, then rows x column slabs. */
     static const int64_t sz[][3] = {{1, 1, 1},    {3, 13, 17},    {13, 17, 3},    {25, 33, 257},
                                     {7, 70, 40},  {151, 45, 300}, {200, 130, 90}, {9, 700, 60},
-                                    {20, 37, 5000}, {290, 64, 27}};
+                                    {20, 37, 5000}, {290, 64, 27}, {130, 200, 300}, {400, 100, 70}};
     int fails = 0;
     for (int isa = 0; isa < BG_NISA; isa++) {
         if (!bg_cpu_isa_runs((bg_cpu_isa)isa)) continue;

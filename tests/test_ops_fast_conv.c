@@ -6,8 +6,9 @@
  * and gathered (fewer), taps longer than a k-block (300 channels), more
  * output pixels than one row block, 1x1 stride 1 (plain GEMM) and stride 2,
  * 3x3 stride 2, dilation 2, 7x7 stride 2, groups 2 and 4, depthwise, a
- * weight gradient with k (pixels) long enough for the deep split, and
- * enough multiply-adds to run on several threads. Too big for finite
+ * weight gradient with k (pixels) long enough for the deep split, few
+ * rows (column slabs; shared B packed by all threads; col2im tasks of
+ * several images), and enough multiply-adds to run on several threads. Too big for finite
  * differences: the reference's gradients are checked by the small cases in
  * test_ops_conv.c. */
 #include "harness.h"
@@ -49,6 +50,18 @@ static const bg_op_case fast_conv_cases[] = {
     /* 4096 pixels, 16 x 144 weight gradient: k split across threads */
     {.op = "conv2d", .params = "padding=1", .n_in = 3, .ndim = {4, 4, 1},
      .shape = {{4, 32, 32, 16}, {16, 3, 3, 16}, {16}}, .no_gradcheck = true},
+    /* Few rows (a deep stage at small batch): 32 output pixels, 96 outputs,
+     * so the forward and the stride-1 data gradient (weights read flipped,
+     * no copy) cut columns across threads; 338 pixels: three row blocks,
+     * the weights packed by the threads together, then rows x columns;
+     * stride 2 on 4 x 4 output planes: the data gradient's col2im tasks
+     * take several whole images each */
+    {.op = "conv2d", .params = "padding=1", .n_in = 3, .ndim = {4, 4, 1},
+     .shape = {{2, 4, 4, 64}, {96, 3, 3, 64}, {96}}, .no_gradcheck = true},
+    {.op = "conv2d", .params = "padding=1", .n_in = 3, .ndim = {4, 4, 0},
+     .shape = {{2, 13, 13, 32}, {40, 3, 3, 32}}, .no_gradcheck = true},
+    {.op = "conv2d", .params = "stride=2 padding=1", .n_in = 3, .ndim = {4, 4, 1},
+     .shape = {{4, 8, 8, 48}, {64, 3, 3, 48}, {64}}, .no_gradcheck = true},
     /* the fused row: residual + relu, sigmoid, depthwise + residual + relu */
     {.op = "conv2d_fused", .params = "padding=1 act=1", .n_in = 4, .ndim = {4, 4, 1, 4},
      .shape = {{2, 9, 9, 17}, {13, 3, 3, 17}, {13}, {2, 9, 9, 13}}, .no_gradcheck = true},

@@ -7,7 +7,8 @@
  *   dW        dW_g += dy[:, g]^T . col_g: the same implicit im2col as the
  *             GEMM's B, k = pixels (the driver splits k across threads);
  *   dx        pointwise: dx += dy . W, one GEMM. Stride 1: the convolution
- *             of dy with the flipped, transposed weights, again an implicit
+ *             of dy with the flipped, transposed weights (B rows read
+ *             through a row map, no copy), again an implicit
  *             GEMM reading dy in place. Otherwise dcol = dy . W_g
  *             for a block of pixels into a small per-thread scratch, then
  *             col2im adds it into dx. Threads take whole images when
@@ -225,9 +226,15 @@ static bg_status data_grad_col2im(bg_ctx *ctx, const conv_plan *c, const bg_im2c
     int64_t blk = ((int64_t)1 << 18) / cv->K;
     blk = blk < geo.mr ? geo.mr : blk > geo.mc ? geo.mc : blk / geo.mr * geo.mr;
     const bool overlap = (cv->kh - 1) * cv->dh + 1 > cv->sh || (cv->kw - 1) * cv->dw + 1 > cv->sw;
-    const int64_t plane = cv->Ho * cv->Wo, unit = overlap ? plane : blk; /* pixels per task */
-    const int64_t ntask = (c->rows + unit - 1) / unit;
     int nth = max_threads((double)c->rows * (double)cv->K * (double)c->Cog);
+    /* Pixels per task: whole images where receptive fields overlap, as many
+     * as fill a block while leaving two tasks per thread (4 x 4 planes one
+     * by one made 16-row GEMMs, each reading all the packed weights). */
+    const int64_t plane = cv->Ho * cv->Wo, half = (cv->N + 2 * nth - 1) / (2 * nth);
+    int64_t imgs = blk / plane < half ? blk / plane : half;
+    if (imgs < 1) imgs = 1;
+    const int64_t unit = overlap ? imgs * plane : blk;
+    const int64_t ntask = (c->rows + unit - 1) / unit;
     if (nth > ntask) nth = (int)ntask;
     int64_t wf = bg_gemm_work_floats(&geo, &j), sf = bg_gemm_round(blk * cv->K, 16);
     float *bp = malloc((size_t)bg_gemm_bpack_floats(&geo, &j) * sizeof(float));
@@ -236,10 +243,9 @@ static bg_status data_grad_col2im(bg_ctx *ctx, const conv_plan *c, const bg_im2c
         free(bp), free(work);
         return oom(ctx, "the data gradient");
     }
-    BG_ISA_PICK(ctx->cpu_isa, bg_k_gemm_pack_b)(&j, 0, j.k, bp);
-    j.bpack = bp;
 #pragma omp parallel num_threads(nth) if (nth > 1)
     {
+        bg_gemm_pack_b_all(ctx, &j, bp); /* together, then one barrier */
         float *wk = work + (size_t)thread_id() * (size_t)(wf + sf), *dcol = wk + wf;
 #pragma omp for schedule(dynamic, 1) nowait
         for (int64_t t = 0; t < ntask; t++) {
@@ -247,6 +253,7 @@ static bg_status data_grad_col2im(bg_ctx *ctx, const conv_plan *c, const bg_im2c
             for (int64_t r0 = a; r0 < e; r0 += blk) {
                 int64_t nr = e - r0 < blk ? e - r0 : blk;
                 bg_gemm_job sj = j;
+                sj.bpack = bp;
                 sj.m = nr;
                 sj.a.p = dzg + r0 * c->Co;
                 sj.c = dcol;
@@ -261,8 +268,8 @@ static bg_status data_grad_col2im(bg_ctx *ctx, const conv_plan *c, const bg_im2c
 
 /* Stride 1: dx += the convolution of dz with the weights flipped in space
  * and transposed in channels, itself an implicit GEMM whose A rows are read
- * in place from dz (no scratch, no col2im, threads over dx rows without
- * conflicts):
+ * in place from dz and whose B rows are the weights' rows in flipped order
+ * (no copy, no scratch, no col2im, threads over dx rows without conflicts):
  *   dx[iy, ix, c] += sum over (ky', kx', co) of dz[iy - ph' + ky' dh, ix - pw' + kx' dw, co]
  *                    * W[co, kh-1-ky', kw-1-kx', c],   ph' = dh (kh - 1) - ph
  * (a negative ph' is fine: the im2col view only asks whether a tap is inside). */
@@ -270,21 +277,14 @@ static bg_status data_grad_conv(bg_ctx *ctx, const conv_plan *c, const bg_im2col
                                 const float *wg, float *dx)
 {
     const int64_t taps = cv->kh * cv->kw, Cog = c->Cog, Cg = cv->Cg;
-    float *wf = malloc((size_t)(taps * Cog * Cg) * sizeof(float));
-    if (!wf) return oom(ctx, "the flipped weights");
-    for (int64_t t = 0; t < taps; t++)
-        for (int64_t co = 0; co < Cog; co++)
-            memcpy(wf + (t * Cog + co) * Cg, wg + (co * taps + taps - 1 - t) * Cg, (size_t)Cg * sizeof(float));
     bg_im2col tv = {.N = cv->N, .H = cv->Ho, .W = cv->Wo, .C = c->Co, .Ho = cv->H, .Wo = cv->W,
                     .kh = cv->kh, .kw = cv->kw, .sh = 1, .sw = 1,
                     .ph = cv->dh * (cv->kh - 1) - cv->ph, .pw = cv->dw * (cv->kw - 1) - cv->pw,
                     .dh = cv->dh, .dw = cv->dw, .Cg = Cog, .c0 = cv->c0 / Cg * Cog, .K = taps * Cog};
     bg_gemm_job j = {.m = cv->N * cv->H * cv->W, .n = Cg, .k = tv.K, .c = dx + cv->c0, .ldc = cv->C};
     j.a = (bg_gsrc){.kind = BG_GS_IM2COL, .p = dz, .cv = &tv};
-    j.b = (bg_gsrc){.kind = BG_GS_ROWS, .p = wf, .ld = Cg};
-    bg_status s = bg_fast_gemm_job(ctx, &j);
-    free(wf);
-    return s;
+    j.b = (bg_gsrc){.kind = BG_GS_ROWS, .p = wg, .ld = Cg, .flip_taps = taps, .flip_cog = Cog};
+    return bg_fast_gemm_job(ctx, &j);
 }
 
 /* dz: the gradient at the conv's own output (the fused row passes its dz). */

@@ -5,9 +5,12 @@
  * two-core machine a barrier waits for whichever thread was descheduled;
  * see ops/gemm_cpu.c):
  *   tall   m large (conv forward and data gradient, linear with a batch):
- *          B is packed once by the calling thread, then row blocks are
- *          dealt out dynamically, so a thread that lost its core simply
- *          takes fewer blocks.
+ *          tasks of row blocks, and with few row blocks also column slabs
+ *          (tall_split_of), dealt out dynamically, so a thread that lost
+ *          its core simply takes fewer. With more than two row blocks a
+ *          packable B is packed once, by all the threads together (one
+ *          barrier, before the arithmetic); with fewer each task packs its
+ *          own blocks, so nothing is serial.
  *   wide   n large, m small (linear weight gradient): slabs of columns,
  *          dealt out dynamically, each packing its own B (or reading it in
  *          place); A is shared read-only.
@@ -42,53 +45,6 @@ static bg_status oom(bg_ctx *ctx, const bg_gemm_job *j)
                    (long long)j->m, (long long)j->n, (long long)j->k);
 }
 
-static float *alloc_floats(int64_t n)
-{
-    size_t bytes = ((size_t)n * sizeof(float) + 63) / 64 * 64;
-    return aligned_alloc(64, bytes ? bytes : 64);
-}
-
-static bg_status run_tall(bg_ctx *ctx, const bg_gemm_job *jin, const bg_gemm_geom *g, int nth)
-{
-    bg_gemm_job j = *jin;
-    void (*run)(const bg_gemm_job *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float *) =
-        BG_ISA_PICK(ctx->cpu_isa, bg_k_gemm_run);
-    void (*pack)(const bg_gemm_job *, int64_t, int64_t, float *) = BG_ISA_PICK(ctx->cpu_isa, bg_k_gemm_pack_b);
-    /* Row blocks: MC tall, or fewer rows so that every thread gets some. */
-    int64_t rb = bg_gemm_round((j.m + nth - 1) / nth, g->mr);
-    if (rb > g->mc) rb = g->mc;
-    int64_t nblk = (j.m + rb - 1) / rb;
-    if (nblk < nth) nth = (int)nblk;
-    const bool share_b = j.b.kind != BG_GS_IM2COL && nblk > 1 && !j.bpack;
-    int64_t wf = bg_gemm_work_floats(g, &j);
-    float *bp = share_b ? alloc_floats(bg_gemm_bpack_floats(g, &j)) : NULL;
-    float *work = alloc_floats(wf * nth);
-    if (!work || (share_b && !bp)) {
-        free(bp), free(work);
-        return oom(ctx, &j);
-    }
-    if (share_b) j.bpack = bp;
-    /* The calling thread packs the shared B before the fork: a barrier
-     * after a parallel packing loop would wait for any thread the OS had
-     * descheduled, and the packing is small next to the rows' arithmetic. */
-    if (share_b) pack(&j, 0, j.k, bp);
-#pragma omp parallel for num_threads(nth) if (nth > 1) schedule(dynamic, 1)
-    for (int64_t b = 0; b < nblk; b++) {
-        int t = 0;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-#endif
-        int64_t i0 = b * rb, i1 = i0 + rb < j.m ? i0 + rb : j.m;
-        run(&j, i0, i1, 0, j.n, 0, j.k, work + (size_t)t * (size_t)wf);
-    }
-    free(bp), free(work);
-    return BG_OK;
-}
-
-/* Pieces per thread in the wide and deep shapes: enough that a thread which
- * lost its core for a while leaves its share to the others. */
-#define GEMM_PIECES_PER_THREAD 4
-
 static int thread_id(void)
 {
 #ifdef _OPENMP
@@ -97,6 +53,124 @@ static int thread_id(void)
     return 0;
 #endif
 }
+
+static float *alloc_floats(int64_t n)
+{
+    size_t bytes = ((size_t)n * sizeof(float) + 63) / 64 * 64;
+    return aligned_alloc(64, bytes ? bytes : 64);
+}
+
+/* Columns per packing piece: a k-block of them (at most 256 x 256 floats)
+ * is a quarter of an L2. */
+#define GEMM_PACK_COLS 256
+
+void bg_gemm_pack_b_all(bg_ctx *ctx, const bg_gemm_job *j, float *dst)
+{
+    void (*pack)(const bg_gemm_job *, int64_t, int64_t, int64_t, float *) = BG_ISA_PICK(ctx->cpu_isa, bg_k_gemm_pack_b);
+    bg_gemm_geom g;
+    BG_ISA_PICK(ctx->cpu_isa, bg_k_gemm_geom)(&g);
+    /* k-blocks are kc long but where an A read in place from an im2col
+     * cuts them at taps (bg_gemm_kblock): found by stepping, a few dozen. */
+    int64_t nkb = 0;
+    for (int64_t pc = 0; pc < j->k; pc += bg_gemm_kblock(&g, j, pc)) nkb++;
+    const int64_t ncol = (j->n + GEMM_PACK_COLS - 1) / GEMM_PACK_COLS;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < nkb * ncol; t++) {
+        int64_t pc = 0, j0 = t % ncol * GEMM_PACK_COLS;
+        for (int64_t b = t / ncol; b > 0; b--) pc += bg_gemm_kblock(&g, j, pc);
+        int64_t j1 = j0 + GEMM_PACK_COLS < j->n ? j0 + GEMM_PACK_COLS : j->n;
+        pack(j, pc, j0, j1, dst);
+    }
+}
+
+/* Up to this many row blocks, each task packs its own B blocks (the loop
+ * nest's per-block packing, into per-thread scratch that stays in cache)
+ * and the rows are not cut further: a shared packed B is as big as the
+ * weights (9 MiB for 512 x 512 x 3 x 3), written to freshly mapped pages
+ * on every call, and read back from L3. */
+#define GEMM_FEW_ROW_BLOCKS 2
+
+/* Tasks for the tall shape: row blocks of rb rows (MC, or fewer so that
+ * every thread gets some; with few rows, as few blocks as can be) and,
+ * when there are fewer than
+ * GEMM_PIECES_PER_THREAD per thread (a conv's deep stages at small batch:
+ * 8 images of 4 x 4 pixels are 128 rows, one row block), column slabs of
+ * sw columns too, so the threads share the work evenly and a descheduled
+ * thread leaves its share to the others. Each C element is one task's, over
+ * all of k: the result does not depend on the split. */
+typedef struct {
+    int64_t rb, nrb, sw, nsw;
+} tall_split;
+
+/* Pieces per thread in every shape: enough that a thread which lost its
+ * core for a while leaves its share to the others. */
+#define GEMM_PIECES_PER_THREAD 4
+
+static tall_split tall_split_of(const bg_gemm_job *j, const bg_gemm_geom *g, int nth)
+{
+    tall_split t;
+    /* B read in place (a weight gradient's im2col) keeps the plain row
+     * split: column slabs cut its panels at the taps and re-read A per slab,
+     * a fifth slower on 64 x 576 x 8192 at two threads. */
+    const bool inplace = !j->bpack && bg_gemm_b_inplace(j);
+    if (j->m <= GEMM_FEW_ROW_BLOCKS * g->mc && !inplace) { /* as few row blocks as can be */
+        t.nrb = (j->m + g->mc - 1) / g->mc;
+        t.rb = bg_gemm_round((j->m + t.nrb - 1) / t.nrb, g->mr);
+    } else {
+        t.rb = bg_gemm_round((j->m + nth - 1) / nth, g->mr);
+        if (t.rb > g->mc) t.rb = g->mc;
+    }
+    t.nrb = (j->m + t.rb - 1) / t.rb;
+    t.nsw = 1, t.sw = j->n;
+    const int64_t want = (int64_t)GEMM_PIECES_PER_THREAD * nth, panels = (j->n + g->nr - 1) / g->nr;
+    if (nth > 1 && t.nrb < want && !inplace) {
+        int64_t ns = (want + t.nrb - 1) / t.nrb;
+        if (ns > panels) ns = panels;
+        t.sw = (panels + ns - 1) / ns * g->nr;
+        t.nsw = (j->n + t.sw - 1) / t.sw;
+    }
+    return t;
+}
+
+static bg_status run_tall(bg_ctx *ctx, const bg_gemm_job *jin, const bg_gemm_geom *g, int nth)
+{
+    bg_gemm_job j = *jin;
+    void (*run)(const bg_gemm_job *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float *) =
+        BG_ISA_PICK(ctx->cpu_isa, bg_k_gemm_run);
+    const tall_split sp = tall_split_of(&j, g, nth);
+    const int64_t ntask = sp.nrb * sp.nsw;
+    if (ntask < nth) nth = (int)ntask;
+    /* B packed once and shared when several row blocks would each pack it
+     * (not an im2col B: that is read in place or packed per block). */
+    const bool share_b = j.b.kind != BG_GS_IM2COL && sp.nrb > GEMM_FEW_ROW_BLOCKS && !j.bpack;
+    int64_t wf = bg_gemm_work_floats(g, &j);
+    float *bp = share_b ? alloc_floats(bg_gemm_bpack_floats(g, &j)) : NULL;
+    float *work = alloc_floats(wf * nth);
+    if (!work || (share_b && !bp)) {
+        free(bp), free(work);
+        return oom(ctx, &j);
+    }
+    /* One parallel region: the threads pack the shared B together (the
+     * one barrier, at the end of the packing loop: B packed by the calling
+     * thread alone left the others idle for a third of a deep stage's
+     * forward), then take tasks. */
+#pragma omp parallel num_threads(nth) if (nth > 1)
+    {
+        if (share_b) bg_gemm_pack_b_all(ctx, &j, bp);
+        bg_gemm_job tj = j;
+        if (share_b) tj.bpack = bp;
+        float *wk = work + (size_t)thread_id() * (size_t)wf;
+#pragma omp for schedule(dynamic, 1) nowait
+        for (int64_t t = 0; t < ntask; t++) {
+            int64_t i0 = t / sp.nsw * sp.rb, i1 = i0 + sp.rb < j.m ? i0 + sp.rb : j.m;
+            int64_t j0 = t % sp.nsw * sp.sw, j1 = j0 + sp.sw < j.n ? j0 + sp.sw : j.n;
+            run(&tj, i0, i1, j0, j1, 0, j.k, wk);
+        }
+    }
+    free(bp), free(work);
+    return BG_OK;
+}
+
 
 static bg_status run_wide(bg_ctx *ctx, const bg_gemm_job *j, const bg_gemm_geom *g, int nth)
 {

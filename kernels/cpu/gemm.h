@@ -11,14 +11,15 @@
  *                 A is col (pixels x K), B is col with pixels along k.
  * The per-ISA loop nest (kernels/cpu/isa/gemm.c) packs as little as it can:
  *   A  read in place through one pointer per row and a stride along k:
- *      ROWS (stride 1), COLS (stride ld: the MR values of one k step are
- *      adjacent), IM2COL when a group has enough channels that each (ky, kx)
+ *      ROWS (stride 1), IM2COL when a group has enough channels that each (ky, kx)
  *      tap is a long contiguous run (a k-block then holds whole taps, one
  *      micro-kernel segment each, and a tap in the padding points at zeros).
- *      Only an im2col with short taps is gathered into a small scratch.
+ *      An im2col with short taps is gathered into a small scratch, and
+ *      COLS copied into MR-wide panels (its k steps lie ld apart: at
+ *      power-of-two ld they share a few L1 sets).
  *   B  packed into NR-wide panels once per call and shared by the threads
- *      when m is large; otherwise ROWS and long-tap IM2COL are read in place
- *      (per-k row pointers, panels ending at each tap) and only COLS or a
+ *      when m is large; otherwise a long-tap IM2COL is read in place
+ *      (per-k row pointers, panels ending at each tap) and ROWS, COLS or a
  *      short-tap im2col is packed, per block.
  *
  * The epilogue runs on each C tile after its last k-block, while the tile is
@@ -46,7 +47,22 @@ typedef struct {
     const float *p;
     int64_t ld;             /* ROWS, COLS */
     const bg_im2col *cv;    /* IM2COL (p is the input tensor) */
+    /* ROWS B only, flip_taps > 0: the rows of a conv's weights {Cog, taps,
+     * ld} flipped in space and transposed to tap-major order, row
+     * p = t * flip_cog + co being weight row co * taps + taps - 1 - t (the
+     * stride-1 data gradient's B, read without a flipped copy). */
+    int64_t flip_taps, flip_cog;
 } bg_gsrc;
+
+/* Row p of a ROWS source. */
+static inline const float *bg_gsrc_row(const bg_gsrc *s, int64_t p)
+{
+    if (s->flip_taps > 0) {
+        const int64_t t = p / s->flip_cog, co = p - t * s->flip_cog;
+        return s->p + (co * s->flip_taps + s->flip_taps - 1 - t) * s->ld;
+    }
+    return s->p + p * s->ld;
+}
 
 enum { BG_GACT_NONE = 0, BG_GACT_RELU = 1, BG_GACT_SIGMOID = 2 }; /* = BG_EP_* */
 
@@ -102,11 +118,14 @@ static inline int64_t bg_gemm_kblock(const bg_gemm_geom *g, const bg_gemm_job *j
 }
 
 /* B rows are read in place (no packing) when the loop nest packs B itself
- * (nobody shared a packed B) and B's rows are contiguous along n: ROWS, or
- * an im2col with long taps (panels then end at each tap). */
+ * (nobody shared a packed B) and B is an im2col with long taps (panels then
+ * end at each tap), whose gathering would cost more than the strided reads.
+ * ROWS are packed: a copy of contiguous rows is cheap, and read in place a
+ * panel's rows lie ld apart, which for the power-of-two channel counts of
+ * most nets maps them to a few L1 sets (a fifth slower at 512 channels). */
 static inline bool bg_gemm_b_inplace(const bg_gemm_job *j)
 {
-    return j->b.kind == BG_GS_ROWS || (j->b.kind == BG_GS_IM2COL && j->b.cv->Cg >= BG_GEMM_DIRECT_MIN_CG);
+    return j->b.kind == BG_GS_IM2COL && j->b.cv->Cg >= BG_GEMM_DIRECT_MIN_CG;
 }
 
 static inline int64_t bg_gemm_round(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
@@ -134,8 +153,9 @@ static inline int64_t bg_gemm_bpack_floats(const bg_gemm_geom *g, const bg_gemm_
 
 #include "dispatch.h"
 BG_ISA_DECL(void, bg_k_gemm_geom, (bg_gemm_geom * g))
-/* Pack k-blocks [p_lo, p_hi) (block-aligned) of B into dst (full layout). */
-BG_ISA_DECL(void, bg_k_gemm_pack_b, (const bg_gemm_job *j, int64_t p_lo, int64_t p_hi, float *dst))
+/* Pack columns [j0, j1) (j0 a multiple of NR) of the k-block starting at pc
+ * of B into dst (the whole packed B's layout); not IM2COL. */
+BG_ISA_DECL(void, bg_k_gemm_pack_b, (const bg_gemm_job *j, int64_t pc, int64_t j0, int64_t j1, float *dst))
 /* C[i0:i1, j0:j1] over k-range [p0, p1) (p0 a k-block start); j0 a multiple
  * of NR when bpack is used. The epilogue and overwrite apply at k-blocks that
  * end at k and start at 0 respectively, so a k-split caller passes its own
@@ -143,6 +163,12 @@ BG_ISA_DECL(void, bg_k_gemm_pack_b, (const bg_gemm_job *j, int64_t p_lo, int64_t
 BG_ISA_DECL(void, bg_k_gemm_run,
             (const bg_gemm_job *j, int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t p0, int64_t p1,
              float *work))
+
+/* All of B into dst (bg_gemm_bpack_floats), in pieces of k-blocks by column
+ * ranges. Called by every thread of a parallel region, the pieces are shared
+ * out among them (an orphaned `omp for`, which ends with a barrier);
+ * outside one, the calling thread packs it all. */
+void bg_gemm_pack_b_all(bg_ctx *ctx, const bg_gemm_job *j, float *dst);
 
 /* The driver (kernels/cpu/gemm.c): threads, scratch, shared B packing.
  * Fails only with BG_ERR_OOM. */

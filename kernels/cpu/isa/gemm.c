@@ -310,8 +310,22 @@ static int64_t prepare_a(const bg_gemm_job *j, int64_t ic, int64_t mc, int64_t p
     if (a->kind == BG_GS_ROWS) {
         for (int64_t i = 0; i < mc; i++) arow[i] = a->p + (ic + i) * a->ld + pc;
     } else if (a->kind == BG_GS_COLS) {
-        for (int64_t i = 0; i < mc; i++) arow[i] = a->p + pc * a->ld + ic + i;
-        as = a->ld;
+        /* Copied into MR-wide panels (k step p of panel ir at tmp + ir * kc +
+         * p * MR): read in place, a tile's kc steps lie ld apart, and with
+         * the power-of-two channel counts of a weight gradient's dy they all
+         * fall into a few L1 sets and miss. The block serves all n columns. */
+        for (int64_t ir = 0; ir < mc; ir += MR) {
+            const int64_t w = mc - ir < MR ? mc - ir : MR;
+            const float *src = a->p + pc * a->ld + ic + ir;
+            float *restrict d = tmp + ir * kc;
+            if (w == MR) /* a constant length: a vector copy per k step */
+                for (int64_t p = 0; p < kc; p++, src += a->ld) memcpy(d + p * MR, src, MR * sizeof(float));
+            else
+                for (int64_t p = 0; p < kc; p++, src += a->ld)
+                    for (int64_t i = 0; i < w; i++) d[p * MR + i] = src[i];
+            for (int64_t i = 0; i < MR; i++) arow[ir + i] = d + (i < w ? i : w - 1);
+        }
+        return MR;
     } else if (bg_gemm_a_direct(j)) { /* one segment of pointers per tap in the block */
         const bg_im2col *cv = a->cv;
         const int64_t tap0 = pc / cv->Cg, c = pc - tap0 * cv->Cg, nseg = kc > cv->Cg ? kc / cv->Cg : 1;
@@ -353,6 +367,91 @@ static void scatter_row(const float *src, int64_t nc, int64_t kc, int64_t p, flo
     }
 }
 
+/* One panel of a transposed B: column jj < w of the kc x NR panel d is the
+ * contiguous run src + jj * ld, columns past w zero. A transpose in
+ * TW x TW blocks of registers: a strided scalar store per element made this
+ * packing a third of a forward conv whose rows fit one row block (the
+ * weights are packed again on every call). */
+#if BG_ISA == 2
+#define TW 16
+typedef __m512 tvec;
+static inline tvec tv_load(const float *p, int w) { return _mm512_maskz_loadu_ps((__mmask16)((1u << w) - 1), p); }
+static inline void transpose_tw(tvec r[TW])
+{
+    tvec t[TW], u[TW];
+    for (int i = 0; i < TW; i += 2) t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]), t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    for (int i = 0; i < TW; i += 4)
+        for (int h = 0; h < 2; h++) {
+            __m512d a = _mm512_castps_pd(t[i + h]), b = _mm512_castps_pd(t[i + 2 + h]);
+            u[i + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+            u[i + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        }
+    /* u[4q + s] holds, in each 128-bit lane l, row-group q's columns 4l + s'
+     * (s' = {0, 1, 2, 3}[s] after the two unpacks: order 0, 1, 2, 3). */
+    for (int s = 0; s < 4; s++) {
+        tvec v0 = _mm512_shuffle_f32x4(u[s], u[4 + s], 0x88), v1 = _mm512_shuffle_f32x4(u[s], u[4 + s], 0xdd);
+        tvec v2 = _mm512_shuffle_f32x4(u[8 + s], u[12 + s], 0x88), v3 = _mm512_shuffle_f32x4(u[8 + s], u[12 + s], 0xdd);
+        r[s] = _mm512_shuffle_f32x4(v0, v2, 0x88), r[8 + s] = _mm512_shuffle_f32x4(v0, v2, 0xdd);
+        r[4 + s] = _mm512_shuffle_f32x4(v1, v3, 0x88), r[12 + s] = _mm512_shuffle_f32x4(v1, v3, 0xdd);
+    }
+}
+static inline void tv_store(float *p, tvec v) { _mm512_storeu_ps(p, v); }
+#elif BG_ISA == 1
+#define TW 8
+typedef __m256 tvec;
+static inline tvec tv_load(const float *p, int w)
+{
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(w), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_maskload_ps(p, m);
+}
+static inline void transpose_tw(tvec r[TW])
+{
+    tvec t[TW], u[TW];
+    for (int i = 0; i < TW; i += 2) t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]), t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    for (int i = 0; i < TW; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44), u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44), u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+    for (int s = 0; s < 4; s++) {
+        r[s] = _mm256_permute2f128_ps(u[s], u[4 + s], 0x20);
+        r[4 + s] = _mm256_permute2f128_ps(u[s], u[4 + s], 0x31);
+    }
+}
+static inline void tv_store(float *p, tvec v) { _mm256_storeu_ps(p, v); }
+#endif
+
+static void pack_cols_panel(const float *src, int64_t ld, int w, int64_t kc, float *restrict d)
+{
+    int64_t p = 0;
+#ifdef TW
+    for (int jb = 0; jb < NR; jb += TW) {
+        if (jb >= w) break;
+        const int rows = w - jb < TW ? w - jb : TW;
+        for (p = 0; p + TW <= kc; p += TW) {
+            tvec r[TW];
+            for (int i = 0; i < TW; i++) r[i] = tv_load(src + (jb + (i < rows ? i : 0)) * ld + p, i < rows ? TW : 0);
+            transpose_tw(r);
+            for (int q = 0; q < TW; q++) tv_store(d + (p + q) * NR + jb, r[q]);
+        }
+    }
+#endif
+    const int64_t p0 = p;
+    for (int64_t jj = 0; jj < NR; jj++) {
+        const float *s = src + jj * ld;
+        if (jj < w)
+            for (int64_t q = p0; q < kc; q++) d[q * NR + jj] = s[q];
+        else
+            for (int64_t q = p0; q < kc; q++) d[q * NR + jj] = 0.0f;
+    }
+#ifdef TW
+    /* Column blocks wholly past w skipped the transposes: zero their head. */
+    for (int jb = 0; jb < NR; jb += TW)
+        if (jb >= w)
+            for (int64_t q = 0; q < p0; q++)
+                for (int jj = 0; jj < TW; jj++) d[q * NR + jb + jj] = 0.0f;
+#endif
+}
+
 /* B[pc : pc+kc, jc : jc+nc] into panels: panel jr at dst + jr * kc, each kc
  * rows of NR. rowbuf: nc floats (IM2COL only). */
 static void pack_b_block(const bg_gemm_job *j, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float *dst,
@@ -360,7 +459,7 @@ static void pack_b_block(const bg_gemm_job *j, int64_t pc, int64_t kc, int64_t j
 {
     const bg_gsrc *b = &j->b;
     if (b->kind == BG_GS_ROWS) {
-        for (int64_t p = 0; p < kc; p++) scatter_row(b->p + (pc + p) * b->ld + jc, nc, kc, p, dst);
+        for (int64_t p = 0; p < kc; p++) scatter_row(bg_gsrc_row(b, pc + p) + jc, nc, kc, p, dst);
     } else if (b->kind == BG_GS_IM2COL) {
         pix_pos q = pix_at(b->cv, pc);
         for (int64_t p = 0; p < kc; p++, pix_next(b->cv, &q)) {
@@ -369,26 +468,16 @@ static void pack_b_block(const bg_gemm_job *j, int64_t pc, int64_t kc, int64_t j
         }
     } else { /* COLS: column j of the panel is a contiguous run of B's row jc + j */
         for (int64_t jr = 0; jr < nc; jr += NR) {
-            float *d = dst + jr * kc;
             int64_t w = nc - jr < NR ? nc - jr : NR;
-            for (int64_t jj = 0; jj < w; jj++) {
-                const float *src = b->p + (jc + jr + jj) * b->ld + pc;
-                for (int64_t p = 0; p < kc; p++) d[p * NR + jj] = src[p];
-            }
-            for (int64_t p = 0; p < kc; p++)
-                for (int64_t jj = w; jj < NR; jj++) d[p * NR + jj] = 0.0f;
+            pack_cols_panel(b->p + (jc + jr) * b->ld + pc, b->ld, (int)w, kc, dst + jr * kc);
         }
     }
 }
 
-void BG_ISA_FN(bg_k_gemm_pack_b)(const bg_gemm_job *j, int64_t p_lo, int64_t p_hi, float *dst)
+void BG_ISA_FN(bg_k_gemm_pack_b)(const bg_gemm_job *j, int64_t pc, int64_t j0, int64_t j1, float *dst)
 {
-    int64_t npad = bg_gemm_round(j->n, NR);
-    for (int64_t pc = p_lo; pc < p_hi;) {
-        int64_t kc = bg_gemm_kblock(&geom, j, pc);
-        pack_b_block(j, pc, kc, 0, j->n, dst + pc * npad, NULL);
-        pc += kc;
-    }
+    const int64_t kc = bg_gemm_kblock(&geom, j, pc);
+    pack_b_block(j, pc, kc, j0, j1 - j0, dst + pc * bg_gemm_round(j->n, NR) + j0 * kc, NULL);
 }
 
 /* Row pointers of B for k-block [pc, pc + kc) in place: ROWS rows, or the
@@ -397,7 +486,7 @@ static void b_rows(const bg_gemm_job *j, int64_t tap, int64_t pc, int64_t kc, co
 {
     const bg_gsrc *b = &j->b;
     if (b->kind == BG_GS_ROWS) {
-        for (int64_t p = 0; p < kc; p++) brow[p] = b->p + (pc + p) * b->ld;
+        for (int64_t p = 0; p < kc; p++) brow[p] = bg_gsrc_row(b, pc + p);
         return;
     }
     const bg_im2col *cv = b->cv;
