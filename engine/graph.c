@@ -141,9 +141,26 @@ static bg_status set_one(bg_ctx *ctx, const bg_graph *g, bg_tensor *t)
     return bg_tensor_upload(ctx, t, src, bg_dtype_size(t->dtype));
 }
 
+/* The input of n whose gradient is grad t, when n's fast backward may
+ * store into it instead of adding into zeros (bg_node.grad_fresh): the
+ * row says it can, the fast CPU kernels run, and t is the gradient of one
+ * input only (x + x adds twice into one buffer). -1 otherwise. */
+static int fresh_input(const bg_ctx *ctx, const bg_node *n, const bg_tensor *t)
+{
+    if (!n->op->fast_bwd_stores || t->device != BG_CPU || ctx->cpu_backend != BG_CPU_FAST) return -1;
+    int k = -1;
+    for (int j = 0; j < n->n_in; j++) {
+        if (!n->in[j] || n->in[j]->grad != t) continue;
+        if (k >= 0) return -1;
+        k = j;
+    }
+    return k < 8 ? k : -1;
+}
+
 /* The planned backward: activation gradients share arena bytes, so each
  * is zeroed just before the first backward step that adds into it (the
- * plan's order), not all at the start. */
+ * plan's order), not all at the start; or not at all where that step's
+ * fast kernel stores into it (fresh_input). */
 static bg_status bg_graph_backward_planned(bg_graph *g, bg_tensor *loss)
 {
     bg_ctx *ctx = g->ctx;
@@ -164,17 +181,24 @@ static bg_status bg_graph_backward_planned(bg_graph *g, bg_tensor *loss)
     int c = 0;
     for (int i = N - 1; i >= 0; i--) {
         const int step = 2 * N - 1 - i;
+        bg_node *n = &g->nodes[i];
+        bool any = false;
+        for (int k = 0; k < n->n_out; k++) any |= n->out[k]->requires_grad;
         for (; c < p->n_grads && p->bufs[p->grad_order[c]].start <= step; c++) {
-            bg_status s = bg_tensor_zero(ctx, p->bufs[p->grad_order[c]].t);
+            const bg_plan_buf *b = &p->bufs[p->grad_order[c]];
+            bg_tensor *t = b->t;
+            const int k = any && b->start == step ? fresh_input(ctx, n, t) : -1;
+            if (k >= 0) {
+                n->grad_fresh |= (unsigned char)(1u << k);
+                continue;
+            }
+            bg_status s = bg_tensor_zero(ctx, t);
             if (s) return s;
         }
         if (i == N - 1) {
             bg_status s = set_one(ctx, g, loss->grad);
             if (s) return s;
         }
-        bg_node *n = &g->nodes[i];
-        bool any = false;
-        for (int k = 0; k < n->n_out; k++) any |= n->out[k]->requires_grad;
         if (!any) continue;
         bg_status s = bg_node_backward(ctx, n);
         if (s) return s;

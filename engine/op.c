@@ -190,8 +190,35 @@ static bg_status dispatch(bg_ctx *ctx, bg_node *n, bg_kernel_fn const *table, bg
     return fn(ctx, n);
 }
 
+/* The gradients still marked fresh get the zeros a backward adds into. */
+static bg_status zero_fresh(bg_ctx *ctx, bg_node *n)
+{
+    for (int i = 0; i < n->n_in && n->grad_fresh; i++) {
+        if (!(n->grad_fresh & (1u << i))) continue;
+        n->grad_fresh &= (unsigned char)~(1u << i);
+        bg_status s = bg_tensor_zero(ctx, n->in[i]->grad);
+        if (s) return s;
+    }
+    return BG_OK;
+}
+
 bg_status bg_node_forward(bg_ctx *ctx, bg_node *n) { return dispatch(ctx, n, n->op->fwd, n->op->fast_fwd, "forward"); }
-bg_status bg_node_backward(bg_ctx *ctx, bg_node *n) { return dispatch(ctx, n, n->op->bwd, n->op->fast_bwd, "backward"); }
+
+bg_status bg_node_backward(bg_ctx *ctx, bg_node *n)
+{
+    if (!n->grad_fresh) return dispatch(ctx, n, n->op->bwd, n->op->fast_bwd, "backward");
+    bg_status s = BG_ERR_UNSUPPORTED;
+    if (n->in[0]->device == BG_CPU && n->op->fast_bwd && n->op->fast_bwd_stores && ctx->cpu_backend == BG_CPU_FAST)
+        s = n->op->fast_bwd(ctx, n);
+    if (s == BG_ERR_UNSUPPORTED) { /* the reference adds: it gets zeros */
+        s = zero_fresh(ctx, n);
+        if (!s) s = dispatch(ctx, n, n->op->bwd, NULL, "backward");
+    } else if (!s) { /* what the kernel did not write (no output grad...) is zero */
+        s = zero_fresh(ctx, n);
+    }
+    n->grad_fresh = 0;
+    return s;
+}
 
 const char *bg_node_cpu_kernels(const bg_ctx *ctx, const bg_node *n)
 {

@@ -70,6 +70,9 @@ typedef struct bg_op {
      * BG_ERR_UNSUPPORTED before touching anything; the reference then runs
      * it. That code means nothing else from a fast kernel. */
     bg_kernel_fn fast_fwd, fast_bwd;
+    /* fast_bwd honours bg_node.grad_fresh: where it takes the node it
+     * stores into a fresh input gradient instead of adding (see there). */
+    bool fast_bwd_stores;
     /* What backward reads besides the output grads (BG_BWD_* bits), for the
      * memory planner (engine/plan.h): a tensor nothing reads after its last
      * forward use need not survive into the backward. 0 = not stated: the
@@ -96,6 +99,14 @@ struct bg_node {
     bg_tensor *out[BG_MAX_OUT];
     bg_tensor *saved[BG_MAX_SAVED];
     bool train;                      /* training mode (batchnorm statistics) */
+    /* Bit i: in[i]->grad holds garbage, not zeros, at this backward, which
+     * is the first to write it (set by the planned backward only for rows
+     * with fast_bwd_stores, cleared after). A fast backward stores 0.0f + v
+     * there (the bits adding into zeros gives: -0 becomes +0), skipping the
+     * memset and the read, and clears the bit; bg_node_backward zeroes what
+     * is still marked, before the reference or after a kernel that wrote
+     * nothing there. */
+    unsigned char grad_fresh;
     union { unsigned char bytes[BG_PARAM_BYTES]; double align_; } p;
 };
 

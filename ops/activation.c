@@ -173,6 +173,7 @@ const bg_op bg_op_relu = {
     .bwd = {[BG_CPU] = relu_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(relu_bwd_cuda)},
     .fast_fwd = bg_fast_relu_fwd,
     .fast_bwd = bg_fast_relu_bwd,
+    .fast_bwd_stores = true,
     .bwd_reads = BG_BWD_STATED | BG_BWD_IN(0), /* the mask comes from x */
 };
 

@@ -260,7 +260,7 @@ static bg_status bn_bwd_cuda(bg_ctx *ctx, bg_node *n)
         .n_fields = 2, .infer = infer_bn,                                                                   \
         .fwd = {[BG_CPU] = bn_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(bn_fwd_cuda)},                               \
         .bwd = {[BG_CPU] = bn_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(bn_bwd_cuda)},                               \
-        .fast_fwd = bg_fast_bn_fwd, .fast_bwd = bg_fast_bn_bwd,                                             \
+        .fast_fwd = bg_fast_bn_fwd, .fast_bwd = bg_fast_bn_bwd, .fast_bwd_stores = true,                    \
     }
 
 const bg_op bg_op_batchnorm2d = BN_ROW("batchnorm2d");

@@ -224,6 +224,7 @@ const bg_op bg_op_add = {
     .bwd_reads = BG_BWD_STATED, /* dy flows through: no values read */
     .fast_fwd = bg_fast_add_fwd,
     .fast_bwd = bg_fast_add_bwd,
+    .fast_bwd_stores = true,
 };
 
 const bg_op bg_op_mul = {

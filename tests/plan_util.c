@@ -84,6 +84,10 @@ static bool train(side *s, const bg_plan_run_cfg *cfg, bool plan, bg_plan_parity
         out->before_plan = a->in_use;
         bg_tensor *keep[2] = {s->logits, s->loss};
         if (bg_graph_plan(s->g, s->loss, keep, 2)) return fail(why, cap, "plan: %s", bg_errmsg(ctx));
+        /* NaN everywhere in a CPU arena: a buffer read before it is written
+         * (a gradient a fast backward was to store into but did not, see
+         * bg_node.grad_fresh) then shows in the bits */
+        if (cfg->device == BG_CPU) memset(s->g->arena, 0xff, s->g->plan->arena_bytes);
         out->after_plan = a->in_use;
         out->arena = s->g->plan->arena_bytes, out->sum = s->g->plan->sum_bytes;
         out->scratch = s->g->plan->scratch_bytes;

@@ -29,7 +29,7 @@ BG_ISA_DECL(void, bg_k_bn_bwd_sums,
              double *s1, double *s2))
 BG_ISA_DECL(void, bg_k_bn_dx,
             (const float *x, const float *dy, const float *mask, float *dx, int64_t rows, int64_t c,
-             const float *mean, const float *a, const float *b, const float *e))
+             const float *mean, const float *a, const float *b, const float *e, int store))
 
 static bool f32_dense(const bg_tensor *t) { return !t || (t->dtype == BG_F32 && bg_is_contiguous(t)); }
 
@@ -185,14 +185,15 @@ bg_status bg_fast_bn_bwd(bg_ctx *ctx, bg_node *n)
             e[k] = n->train ? (float)(-kk * s1[k] / (double)m) : 0.0f;
         }
         void (*kdx)(const float *, const float *, const float *, float *, int64_t, int64_t, const float *,
-                    const float *, const float *, const float *) = BG_ISA_PICK(ctx->cpu_isa, bg_k_bn_dx);
-        const int parts = bg_cpu_chunks(m * c, BG_CPU_GRAIN);
+                    const float *, const float *, const float *, int) = BG_ISA_PICK(ctx->cpu_isa, bg_k_bn_dx);
+        const int parts = bg_cpu_chunks(m * c, BG_CPU_GRAIN), store = n->grad_fresh & 1;
 #pragma omp parallel for num_threads(parts) if (parts > 1)
         for (int i = 0; i < parts; i++) {
             int64_t lo, hi;
             rows_of(m, parts, i, &lo, &hi);
-            kdx(xp + lo * c, dyp + lo * c, mask ? mask + lo * c : NULL, dx + lo * c, hi - lo, c, mean, a, b, e);
+            kdx(xp + lo * c, dyp + lo * c, mask ? mask + lo * c : NULL, dx + lo * c, hi - lo, c, mean, a, b, e, store);
         }
+        n->grad_fresh &= (unsigned char)~1u;
     }
     free(work);
     return BG_OK;

@@ -11,6 +11,7 @@
  * partials are added in chunk order: the bits do not depend on the thread
  * count. */
 #include <stdlib.h>
+#include <string.h>
 #include "fast.h"
 #include "dispatch.h"
 #include "rows.h"
@@ -19,8 +20,8 @@ BG_ISA_DECL(void, bg_k_binary_fwd,
             (const float *a, const float *b, float *y, int64_t r0, int64_t r1, int64_t w, int64_t g, int bstep, int mul))
 BG_ISA_DECL(void, bg_k_binary_bwd_a,
             (const float *dy, const float *b, float *da, int64_t r0, int64_t r1, int64_t w, int64_t g, int bstep,
-             int mul))
-BG_ISA_DECL(void, bg_k_binary_bwd_b_same, (const float *dy, const float *a, float *db, int64_t n, int mul))
+             int mul, int store))
+BG_ISA_DECL(void, bg_k_binary_bwd_b_same, (const float *dy, const float *a, float *db, int64_t n, int mul, int store))
 BG_ISA_DECL(void, bg_k_binary_colsum, (const float *dy, const float *a, int64_t rows, int64_t w, int mul, double *out))
 
 typedef struct {
@@ -118,8 +119,11 @@ static bg_status binary_bwd(bg_ctx *ctx, bg_node *n, int mul)
     const float *g = dy->data, *ap = mul ? a->data : NULL, *bp = mul ? b->data : NULL;
     /* a first, then b, as the reference: with a and b one tensor (x * x)
      * both terms land in its gradient one after the other */
+    /* add stores into a fresh gradient (bg_node.grad_fresh; only add's row
+     * says it can, and the graph never marks an input given twice) */
+    const int store_a = !mul && (n->grad_fresh & 1), store_b = !mul && (n->grad_fresh & 2);
     if (a->grad) {
-        void (*k)(const float *, const float *, float *, int64_t, int64_t, int64_t, int64_t, int, int) =
+        void (*k)(const float *, const float *, float *, int64_t, int64_t, int64_t, int64_t, int, int, int) =
             BG_ISA_PICK(ctx->cpu_isa, bg_k_binary_bwd_a);
         float *da = a->grad->data;
         const int chunks = bg_cpu_chunks(q.rows * q.w, BG_CPU_GRAIN);
@@ -127,21 +131,29 @@ static bg_status binary_bwd(bg_ctx *ctx, bg_node *n, int mul)
         for (int i = 0; i < chunks; i++) {
             int64_t lo, hi;
             bg_cpu_chunk(q.rows, chunks, i, 1, &lo, &hi);
-            k(g, bp, da, lo, hi, q.w, q.g, q.bstep, mul);
+            k(g, bp, da, lo, hi, q.w, q.g, q.bstep, mul, store_a);
         }
+        if (store_a) n->grad_fresh &= (unsigned char)~1u;
     }
     if (!b->grad) return BG_OK;
     float *db = b->grad->data;
-    if (q.g > 1 || !q.bstep) return grad_b_groups(ctx, n, &q, g, ap, db, mul);
-    void (*k)(const float *, const float *, float *, int64_t, int) = BG_ISA_PICK(ctx->cpu_isa, bg_k_binary_bwd_b_same);
+    if (q.g > 1 || !q.bstep) {
+        if (store_b) { /* the group sums add into db: small, so zeroed here */
+            memset(db, 0, (size_t)bg_numel(b) * sizeof *db);
+            n->grad_fresh &= (unsigned char)~2u;
+        }
+        return grad_b_groups(ctx, n, &q, g, ap, db, mul);
+    }
+    void (*k)(const float *, const float *, float *, int64_t, int, int) = BG_ISA_PICK(ctx->cpu_isa, bg_k_binary_bwd_b_same);
     const int64_t cnt = q.rows * q.w;
     const int chunks = bg_cpu_chunks(cnt, BG_CPU_GRAIN);
 #pragma omp parallel for num_threads(chunks) if (chunks > 1)
     for (int i = 0; i < chunks; i++) {
         int64_t lo, hi;
         bg_cpu_chunk(cnt, chunks, i, 16, &lo, &hi);
-        k(g + lo, ap ? ap + lo : NULL, db + lo, hi - lo, mul);
+        k(g + lo, ap ? ap + lo : NULL, db + lo, hi - lo, mul, store_b);
     }
+    if (store_b) n->grad_fresh &= (unsigned char)~2u;
     return BG_OK;
 }
 

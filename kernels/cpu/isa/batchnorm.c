@@ -114,10 +114,13 @@ void BG_ISA_FN(bg_k_bn_bwd_sums)(const float *restrict x, const float *restrict 
 
 /* dx += a g + b (x - mean) + e, per channel (g as in bg_k_bn_bwd_sums):
  * the training gradient gamma invstd (g - mean(g) - xh mean(g xh)) with the
- * per-channel constants folded by the caller; eval has b = e = 0. */
+ * per-channel constants folded by the caller; eval has b = e = 0. store: dx
+ * holds garbage and gets 0.0f + the term (bg_node.grad_fresh); the term's
+ * last operation is an add either way, so no multiply contracts into the
+ * accumulation and both forms round the term alike. */
 void BG_ISA_FN(bg_k_bn_dx)(const float *restrict x, const float *restrict dy, const float *restrict mask,
                            float *restrict dx, int64_t rows, int64_t c, const float *restrict mean,
-                           const float *restrict a, const float *restrict b, const float *restrict e)
+                           const float *restrict a, const float *restrict b, const float *restrict e, int store)
 {
     for (int64_t r = 0; r < rows; r++) {
         const int64_t o = r * c;
@@ -125,11 +128,22 @@ void BG_ISA_FN(bg_k_bn_dx)(const float *restrict x, const float *restrict dy, co
         float *restrict dr = dx + o;
         if (mask) {
             const float *restrict yr = mask + o;
+            if (store) {
 #pragma omp simd
-            for (int64_t k = 0; k < c; k++) {
-                float g = yr[k] > 0.0f ? gr[k] : 0.0f;
-                dr[k] += a[k] * g + b[k] * (xr[k] - mean[k]) + e[k];
+                for (int64_t k = 0; k < c; k++) {
+                    float g = yr[k] > 0.0f ? gr[k] : 0.0f;
+                    dr[k] = 0.0f + (a[k] * g + b[k] * (xr[k] - mean[k]) + e[k]);
+                }
+            } else {
+#pragma omp simd
+                for (int64_t k = 0; k < c; k++) {
+                    float g = yr[k] > 0.0f ? gr[k] : 0.0f;
+                    dr[k] += a[k] * g + b[k] * (xr[k] - mean[k]) + e[k];
+                }
             }
+        } else if (store) {
+#pragma omp simd
+            for (int64_t k = 0; k < c; k++) dr[k] = 0.0f + (a[k] * gr[k] + b[k] * (xr[k] - mean[k]) + e[k]);
         } else {
 #pragma omp simd
             for (int64_t k = 0; k < c; k++) dr[k] += a[k] * gr[k] + b[k] * (xr[k] - mean[k]) + e[k];

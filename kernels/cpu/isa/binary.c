@@ -34,13 +34,19 @@ void BG_ISA_FN(bg_k_binary_fwd)(const float *restrict a, const float *restrict b
     }
 }
 
-/* da += dy (add) or dy * b (mul) over rows [r0, r1). */
+/* da += dy (add) or dy * b (mul) over rows [r0, r1). store (add only): da
+ * holds garbage and gets 0.0f + dy (bg_node.grad_fresh). */
 void BG_ISA_FN(bg_k_binary_bwd_a)(const float *restrict dy, const float *restrict b, float *restrict da, int64_t r0,
-                                  int64_t r1, int64_t w, int64_t g, int bstep, int mul)
+                                  int64_t r1, int64_t w, int64_t g, int bstep, int mul, int store)
 {
     for (int64_t r = r0; r < r1; r++) {
         const float *restrict gr = dy + r * w;
         float *restrict dr = da + r * w;
+        if (!mul && store) {
+#pragma omp simd
+            for (int64_t k = 0; k < w; k++) dr[k] = 0.0f + gr[k];
+            continue;
+        }
         if (!mul) { /* b is not read (it may be NULL): the planner was told so */
 #pragma omp simd
             for (int64_t k = 0; k < w; k++) dr[k] += gr[k];
@@ -59,11 +65,14 @@ void BG_ISA_FN(bg_k_binary_bwd_a)(const float *restrict dy, const float *restric
 }
 
 /* b's gradient where b has a's shape: db += dy or dy * a over n elements
- * (a is read only by mul and may be NULL for add). */
+ * (a is read only by mul and may be NULL for add); store as in bwd_a. */
 void BG_ISA_FN(bg_k_binary_bwd_b_same)(const float *restrict dy, const float *restrict a, float *restrict db,
-                                       int64_t n, int mul)
+                                       int64_t n, int mul, int store)
 {
-    if (mul) {
+    if (!mul && store) { /* db holds garbage (bg_node.grad_fresh) */
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) db[i] = 0.0f + dy[i];
+    } else if (mul) {
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) db[i] += dy[i] * a[i];
     } else {

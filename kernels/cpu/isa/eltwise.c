@@ -9,9 +9,16 @@ void BG_ISA_FN(bg_k_relu_fwd)(const float *restrict x, float *restrict y, int64_
     for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-/* relu' = [x > 0] (0 at x == 0, as the reference and PyTorch). */
-void BG_ISA_FN(bg_k_relu_bwd)(const float *restrict x, const float *restrict dy, float *restrict dx, int64_t n)
+/* relu' = [x > 0] (0 at x == 0, as the reference and PyTorch). store: dx
+ * holds garbage and gets 0.0f + the term (bg_node.grad_fresh). */
+void BG_ISA_FN(bg_k_relu_bwd)(const float *restrict x, const float *restrict dy, float *restrict dx, int64_t n,
+                              int store)
 {
+    if (store) {
 #pragma omp simd
-    for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+        for (int64_t i = 0; i < n; i++) dx[i] = 0.0f + (x[i] > 0.0f ? dy[i] : 0.0f);
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+    }
 }
