@@ -182,6 +182,7 @@ const bg_op bg_op_se_scale = {
     .supports = se_supports,
     .fast_fwd = bg_fast_se_scale_fwd,
     .fast_bwd = bg_fast_se_scale_bwd,
+    .fast_bwd_stores = true,
 };
 
 bg_tensor *bg_se_scale(bg_graph *g, bg_tensor *x, bg_tensor *s, bg_tensor *res, bool relu)

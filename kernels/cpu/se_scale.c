@@ -6,6 +6,7 @@
  * the result does not depend on the thread count). The rounding is that of
  * the unfused fast ops, mul, add and relu, so fusing changes no bits (see
  * kernels/cpu/isa/se_scale.c). */
+#include <string.h>
 #include "fast.h"
 #include "dispatch.h"
 #include "rows.h"
@@ -16,7 +17,7 @@ BG_ISA_DECL(void, bg_k_se_fwd,
              int64_t c, int relu))
 BG_ISA_DECL(void, bg_k_se_bwd_image,
             (const float *x, const float *s, const float *mask, const float *dy, float *dx, float *ds, float *dres,
-             int64_t p, int64_t c, int64_t per))
+             int64_t p, int64_t c, int64_t per, int store))
 
 static bool f32_dense(const bg_tensor *t) { return !t || (t->dtype == BG_F32 && bg_is_contiguous(t)); }
 
@@ -63,7 +64,12 @@ bg_status bg_fast_se_scale_bwd(bg_ctx *ctx, bg_node *n)
           *dres = n->in[2] && n->in[2]->grad ? n->in[2]->grad->data : NULL;
     if (!dx && !ds && !dres) return BG_OK;
     void (*k)(const float *, const float *, const float *, const float *, float *, float *, float *, int64_t,
-              int64_t, int64_t) = BG_ISA_PICK(ctx->cpu_isa, bg_k_se_bwd_image);
+              int64_t, int64_t, int) = BG_ISA_PICK(ctx->cpu_isa, bg_k_se_bwd_image);
+    /* fresh gradients (bg_node.grad_fresh): dx and dres are stored into; the
+     * gate's, {N, C} sums added into, is zeroed here */
+    const int store = (n->grad_fresh & (dx ? 1 : 0)) | (n->grad_fresh & (dres ? 4 : 0));
+    if (ds && (n->grad_fresh & 2)) memset(ds, 0, (size_t)(nn * c) * sizeof *ds);
+    n->grad_fresh &= (unsigned char)~(store | (ds ? 2 : 0));
     const float *x = n->in[0]->data, *s = n->in[1]->data, *g = dy->data;
     const float *mask = BG_PARAMS(n, bg_se_scale_params)->relu ? n->out[0]->data : NULL;
     const int64_t img = p * c, per = bg_row_chunk_rows(c);
@@ -73,7 +79,7 @@ bg_status bg_fast_se_scale_bwd(bg_ctx *ctx, bg_node *n)
     for (int64_t b = 0; b < nn; b++) {
         const int64_t o = b * img;
         k(x + o, s + b * c, mask ? mask + o : NULL, g + o, dx ? dx + o : NULL, ds ? ds + b * c : NULL,
-          dres ? dres + o : NULL, p, c, per);
+          dres ? dres + o : NULL, p, c, per, store);
     }
     return BG_OK;
 }

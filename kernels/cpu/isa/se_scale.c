@@ -48,10 +48,13 @@ void BG_ISA_FN(bg_k_se_fwd)(const float *restrict x, const float *restrict s, co
  * blocks in double over chunks of `per` rows (bg_row_chunk_rows(c)), the
  * chunks in double in order: kernels/cpu/binary.c's order for mul's b
  * gradient (see kernels/cpu/isa/batchnorm.c for why float blocks are
- * accurate enough). */
+ * accurate enough). store bit 0 (dx) / 2 (dres): that gradient holds
+ * garbage and gets 0.0f + the term (bg_node.grad_fresh), which contracts as
+ * the accumulation does (fma(g, s, +0) with FMA, g s + 0 without): the bits
+ * of adding into zeros. */
 void BG_ISA_FN(bg_k_se_bwd_image)(const float *restrict x, const float *restrict s, const float *restrict mask,
                                   const float *restrict dy, float *restrict dx, float *restrict ds,
-                                  float *restrict dres, int64_t p, int64_t c, int64_t per)
+                                  float *restrict dres, int64_t p, int64_t c, int64_t per, int store)
 {
     for (int64_t c0 = 0; c0 < c; c0 += TILE) {
         const int64_t w = c - c0 < TILE ? c - c0 : TILE;
@@ -81,13 +84,22 @@ void BG_ISA_FN(bg_k_se_bwd_image)(const float *restrict x, const float *restrict
 #pragma omp simd
                         for (int64_t k = 0; k < w; k++) acc[k] += g[k] * xr[k];
                     }
-                    if (dx) {
+                    if (dx && (store & 1)) {
+                        float *restrict dr = dx + o;
+                        const float *restrict sr = s + c0;
+#pragma omp simd
+                        for (int64_t k = 0; k < w; k++) dr[k] = 0.0f + g[k] * sr[k];
+                    } else if (dx) {
                         float *restrict dr = dx + o;
                         const float *restrict sr = s + c0;
 #pragma omp simd
                         for (int64_t k = 0; k < w; k++) dr[k] += g[k] * sr[k];
                     }
-                    if (dres) {
+                    if (dres && (store & 4)) {
+                        float *restrict dr = dres + o;
+#pragma omp simd
+                        for (int64_t k = 0; k < w; k++) dr[k] = 0.0f + g[k];
+                    } else if (dres) {
                         float *restrict dr = dres + o;
 #pragma omp simd
                         for (int64_t k = 0; k < w; k++) dr[k] += g[k];
