@@ -10,7 +10,8 @@
  *     caller keeps it (the loss, the logits);
  *   a saved tensor: from its node's forward to its node's backward;
  *   an activation gradient: from the first backward that adds into it (it
- *     is zeroed just before) to its producer's backward, which reads it.
+ *     is zeroed just before, or that backward stores into it instead:
+ *     bg_node.grad_fresh) to its producer's backward, which reads it.
  * An eval graph (no gradients) has only the forward half, so nothing
  * outlives its last forward reader. Buffers whose lives do not overlap
  * share bytes of one arena: offsets are assigned greedily, largest buffer

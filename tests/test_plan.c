@@ -2,7 +2,9 @@
  * graphs, and on zoo models a planned (deferred) graph against the eager
  * one: bit-identical losses, logits and parameter gradients over steps with
  * an optimizer, the allocator's measured peak equal to the plan's, and how
- * much less it is than the eager graph's. -v prints the bytes. */
+ * much less it is than the eager graph's (the planned arena starts as NaN,
+ * so a buffer read before it is written shows); and fast backwards storing
+ * into fresh gradients (bg_node.grad_fresh). -v prints the bytes. */
 #include <stdlib.h>
 #include <string.h>
 #include "harness.h"
@@ -173,3 +175,86 @@ BG_TEST(plan_preact_resnet18_matches_eager_at_planned_peak) { parity(tc, "preact
 BG_TEST(plan_senet18_matches_eager_at_planned_peak) { parity(tc, "senet18:w=0.25", 4, 1.3, 1.5, 5); }
 /* 17 M parameters against a 2x32x32 batch: the weights dominate the peak */
 BG_TEST(plan_resnest26d_matches_eager_at_planned_peak) { parity(tc, "resnest26d:classes=10,size=32", 2, 1.02, 1.8, 10); }
+
+/* bg_node.grad_fresh: a backward given gradients full of NaN and marked
+ * fresh leaves in them exactly the bits an unmarked backward adds into
+ * zeros, at every instruction set the CPU runs, whether the fast kernel
+ * stores (f32) or declines to the reference (f64: zeroed first). */
+typedef struct {
+    const char *op;
+    bg_dtype dt;
+    int n_in;
+    int64_t shape[BG_MAX_IN][4];
+    unsigned fresh; /* inputs marked (activations; parameters never are) */
+    const void *params;
+} fresh_case;
+
+static void fresh_run(bg_t *tc, const fresh_case *fc, bg_cpu_isa isa)
+{
+    bg_ctx ctx;
+    CHECK_OK(&ctx, bg_ctx_init(&ctx, BG_CPU, 7));
+    ctx.cpu_backend = BG_CPU_FAST, ctx.cpu_isa = isa;
+    bg_tensor *in[BG_MAX_IN] = {0};
+    bg_node n;
+    bool ok = true;
+    for (int i = 0; i < fc->n_in && ok; i++) {
+        const int nd = fc->shape[i][1] ? 4 : 1;
+        in[i] = bg_tensor_new(&ctx, BG_CPU, fc->dt, nd, fc->shape[i], "in");
+        ok = in[i] && !bg_tensor_fill_uniform(&ctx, in[i], i == 4 ? 0.5 : -1.0, 1.0); /* running_var > 0 */
+        if (ok && i < 3) in[i]->requires_grad = true, ok = !bg_tensor_ensure_grad(&ctx, in[i]);
+    }
+    ok = ok && !bg_node_init(&ctx, &n, bg_op_find(fc->op), fc->params, in, fc->n_in, true);
+    CHECK(ok, "%s: set up: %s", fc->op, bg_errmsg(&ctx));
+    if (!ok) goto out;
+    ok = !bg_node_forward(&ctx, &n) && !bg_tensor_ensure_grad(&ctx, n.out[0]) &&
+         !bg_tensor_fill_uniform(&ctx, n.out[0]->grad, -1.0, 1.0);
+    /* one dy element -0.0: adding it into zeros gives +0, and so must a store */
+    if (ok && fc->dt == BG_F32) {
+        ((float *)n.out[0]->grad->data)[0] = -0.0f;
+        if (in[0]->ndim == 4) ((float *)in[0]->data)[0] = 0.5f; /* relu passes it */
+    }
+    bg_tensor *want[BG_MAX_IN] = {0};
+    if (ok) ok = !bg_node_backward(&ctx, &n);
+    for (int i = 0; i < fc->n_in && ok; i++) {
+        if (!(fc->fresh & (1u << i))) continue;
+        want[i] = bg_tensor_like(&ctx, in[i]->grad, "want");
+        ok = want[i] && !bg_tensor_copy(&ctx, want[i], in[i]->grad);
+        if (ok) memset(in[i]->grad->data, 0xff, bg_nbytes(in[i]->grad)); /* NaN */
+    }
+    for (int i = 0; i < 3 && ok; i++) /* the unmarked (parameter) gradients start from zero again */
+        if (in[i] && in[i]->grad && !(fc->fresh & (1u << i))) ok = !bg_tensor_zero(&ctx, in[i]->grad);
+    n.grad_fresh = (unsigned char)fc->fresh;
+    ok = ok && !bg_node_backward(&ctx, &n);
+    CHECK(ok, "%s: %s", fc->op, bg_errmsg(&ctx));
+    CHECK(n.grad_fresh == 0, "%s: grad_fresh left %u", fc->op, n.grad_fresh);
+    for (int i = 0; i < fc->n_in && ok; i++)
+        if (want[i])
+            CHECK(!memcmp(want[i]->data, in[i]->grad->data, bg_nbytes(want[i])),
+                  "%s %s (%s): input %d's fresh gradient differs from adding into zeros", fc->op,
+                  bg_dtype_name(fc->dt), bg_cpu_isa_name(isa), i);
+    for (int i = 0; i < BG_MAX_IN; i++) bg_tensor_free(&ctx, want[i]);
+    bg_node_release(&ctx, &n);
+out:
+    for (int i = 0; i < BG_MAX_IN; i++) bg_tensor_free(&ctx, in[i]);
+    bg_ctx_free(&ctx);
+}
+
+BG_TEST(plan_fresh_gradients_match_adding_into_zeros)
+{
+    static const bg_batchnorm_params bn = {0.1f, 1e-5f};
+    static const bg_se_scale_params se = {1};
+    const fresh_case cases[] = {
+        {"relu", BG_F32, 1, {{2, 5, 5, 24}}, 1, NULL},
+        {"relu", BG_F64, 1, {{2, 5, 5, 24}}, 1, NULL}, /* declined: zeroed, then the reference */
+        {"add", BG_F32, 2, {{2, 5, 5, 24}, {2, 5, 5, 24}}, 3, NULL},
+        {"add", BG_F32, 2, {{2, 5, 5, 24}, {2, 1, 1, 24}}, 3, NULL}, /* b's group sums add: zeroed by the kernel */
+        {"add", BG_F32, 2, {{2, 5, 5, 24}, {2, 5, 5, 24}}, 2, NULL},
+        {"batchnorm2d", BG_F32, 5, {{4, 5, 5, 24}, {24}, {24}, {24}, {24}}, 1, &bn},
+        {"batchnorm2d_relu", BG_F32, 5, {{4, 5, 5, 24}, {24}, {24}, {24}, {24}}, 1, &bn},
+        {"se_scale", BG_F32, 3, {{2, 5, 5, 24}, {2, 1, 1, 24}, {2, 5, 5, 24}}, 7, &se},
+        {"se_scale", BG_F32, 3, {{2, 5, 5, 24}, {2, 1, 1, 24}, {2, 5, 5, 24}}, 5, &se},
+    };
+    for (int isa = 0; isa < BG_NISA; isa++)
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0] && bg_cpu_isa_runs((bg_cpu_isa)isa); i++)
+            fresh_run(tc, &cases[i], (bg_cpu_isa)isa);
+}
