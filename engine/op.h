@@ -83,6 +83,12 @@ typedef struct bg_op {
      * scratch, workspaces), counted as the allocator rounds them; the
      * planner adds the largest to the planned peak. NULL = none. */
     size_t (*scratch)(bg_ctx *ctx, const bg_node *n, bool bwd);
+    /* In-place (BG_BWD_IN bits): inputs whose buffer output 0 may take over
+     * when nothing reads that input after this node (the memory planner,
+     * CPU graphs). The kernels must then take y == x, and a backward that
+     * reads such an input must get the same answer from the output's values
+     * (relu: y > 0 exactly where x > 0). 0 = never. */
+    unsigned inplace;
 } bg_op;
 
 /* bwd_reads bits: input i, output k; BG_BWD_STATED marks a stated mask (so

@@ -144,6 +144,62 @@ static bg_status liveness(bg_ctx *ctx, const bg_graph *g, const bg_tensor *loss,
     return BG_OK;
 }
 
+/* Whether anything but node j reads tensor x after node j's forward: a later
+ * forward, a backward that reads it (node j's own excepted: bg_op.inplace
+ * promises the output's values serve it), the caller (keep), or another
+ * input of node j itself. */
+static bool read_after(const bg_graph *g, int j, const bg_tensor *x, bool grad, bg_tensor *const *keep, int n_keep)
+{
+    for (int k = 0; k < n_keep; k++)
+        if (keep[k] == x) return true;
+    int uses = 0;
+    for (int k = 0; k < g->nodes[j].n_in; k++) uses += g->nodes[j].in[k] == x;
+    if (uses != 1) return true;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const bg_node *n = &g->nodes[i];
+        const bool bwd = i != j && runs_bwd(g, n, grad);
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] == x && (i > j || (bwd && bwd_reads(n, false, k)))) return true;
+        for (int k = 0; k < n->n_out; k++)
+            if (n->out[k] == x && bwd && bwd_reads(n, true, k)) return true;
+    }
+    return false;
+}
+
+static int root_of(const bg_plan *p, int b)
+{
+    while (p->bufs[b].alias) b = p->bufs[b].alias - 1;
+    return b;
+}
+
+/* Outputs that take over an input's buffer (CPU graphs; see plan.h). The
+ * forward buffers are the first ones, in node order: outputs then saved. */
+static void in_place(const bg_graph *g, bool grad, bg_tensor *const *keep, int n_keep, bg_plan *p)
+{
+    if (g->device != BG_CPU) return; /* the CUDA kernels are not written for y == x */
+    int b = 0;
+    for (int j = 0; j < g->n_nodes; j++) {
+        const bg_node *n = &g->nodes[j];
+        const int out0 = b;
+        b += n->n_out + n->n_saved;
+        for (int k = 0; k < n->n_in && n->op->inplace; k++) {
+            const bg_tensor *x = n->in[k];
+            if (!(n->op->inplace & BG_BWD_IN(k)) || !x || x->dtype != n->out[0]->dtype ||
+                bg_nbytes(x) != bg_nbytes(n->out[0]))
+                continue;
+            int xb = -1; /* x's buffer: an output of an earlier node */
+            for (int q = 0; q < out0 && xb < 0; q++)
+                if (p->bufs[q].t == x && !p->bufs[q].is_grad) xb = q;
+            if (xb < 0 || read_after(g, j, x, grad, keep, n_keep)) continue;
+            const int root = root_of(p, xb);
+            bg_plan_buf *r = &p->bufs[root], *y = &p->bufs[out0];
+            if (y->end > r->end) r->end = y->end;
+            y->alias = root + 1;
+            break;
+        }
+    }
+}
+
 bg_status bg_plan_build(bg_ctx *ctx, const bg_graph *g, const bg_tensor *loss, bg_tensor *const *keep, int n_keep,
                         bg_plan *out)
 {
@@ -160,8 +216,9 @@ bg_status bg_plan_build(bg_ctx *ctx, const bg_graph *g, const bg_tensor *loss, b
         return s;
     }
     for (int i = 0; i < out->n_bufs; i++) out->sum_bytes += out->bufs[i].bytes;
-    out->arena_bytes = bg_plan_pack(out->bufs, out->n_bufs);
     const bool grad = loss != NULL && g->grad;
+    in_place(g, grad, keep, n_keep, out);
+    out->arena_bytes = bg_plan_pack(out->bufs, out->n_bufs);
     for (int i = 0; i < g->n_nodes; i++) {
         const bg_node *n = &g->nodes[i];
         if (!n->op->scratch) continue;
@@ -198,13 +255,15 @@ size_t bg_plan_pack(bg_plan_buf *b, int n)
         free(order), free(live);
         return arena;
     }
-    for (int i = 0; i < n; i++) order[i] = i;
-    for (int i = 1; i < n; i++) { /* insertion sort: deterministic, n is a few thousand */
+    int m = 0; /* buffers of their own; the aliased take their root's offset at the end */
+    for (int i = 0; i < n; i++)
+        if (!b[i].alias) order[m++] = i;
+    for (int i = 1; i < m; i++) { /* insertion sort: deterministic, n is a few thousand */
         int v = order[i], j = i;
         while (j > 0 && cmp_size(&order[j - 1], &v, b) > 0) order[j] = order[j - 1], j--;
         order[j] = v;
     }
-    for (int r = 0; r < n; r++) {
+    for (int r = 0; r < m; r++) {
         bg_plan_buf *x = &b[order[r]];
         int nl = 0;
         for (int q = 0; q < r; q++) {
@@ -219,6 +278,11 @@ size_t bg_plan_pack(bg_plan_buf *b, int n)
         }
         x->offset = off;
         if (off + x->bytes > arena) arena = off + x->bytes;
+    }
+    for (int i = 0; i < n; i++) {
+        int r = i;
+        while (b[r].alias) r = b[r].alias - 1;
+        b[i].offset = b[r].offset;
     }
     free(order);
     free(live);

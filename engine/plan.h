@@ -17,6 +17,10 @@
  * share bytes of one arena: offsets are assigned greedily, largest buffer
  * first, at the lowest offset free over its whole life.
  *
+ * In place: on CPU graphs, an op row that allows it (bg_op.inplace: relu,
+ * add) writes its output over an input that nothing reads after it; the
+ * output's buffer is then the input's, its life extended.
+ *
  * Parameters, their gradients, optimizer state and the graph's own input
  * tensors (bg_graph_tensor) are not planned: they outlive a step. */
 #ifndef BG_PLAN_H
@@ -31,6 +35,7 @@ typedef struct {
     int start, end; /* first and last step of its life, inclusive */
     size_t offset;  /* in the arena */
     bool is_grad;   /* zeroed at `start` before that step's backward adds into it */
+    int alias;      /* 1 + the buffer whose bytes this one takes over in place (bg_op.inplace), 0 = its own */
 } bg_plan_buf;
 
 typedef struct bg_plan {

@@ -175,6 +175,7 @@ const bg_op bg_op_relu = {
     .fast_bwd = bg_fast_relu_bwd,
     .fast_bwd_stores = true,
     .bwd_reads = BG_BWD_STATED | BG_BWD_IN(0), /* the mask comes from x */
+    .inplace = BG_BWD_IN(0),                   /* y over x: y > 0 exactly where x > 0 */
 };
 
 const bg_op bg_op_sigmoid = {

@@ -250,7 +250,9 @@ static bg_status bn_bwd_cuda(bg_ctx *ctx, bg_node *n)
 #endif
 
 /* The two rows share inputs, parameters, shape rules and kernels. */
-#define BN_ROW(NAME)                                                                                        \
+/* Backward reads x, gamma and the saved statistics; the fused row also its
+ * output (the relu mask): READS is the row's bg_op.bwd_reads. */
+#define BN_ROW(NAME, READS)                                                                                 \
     {                                                                                                       \
         .name = NAME, .n_in = 5, .n_in_required = 5,                                                       \
         .in_names = {"x", "gamma", "beta", "running_mean", "running_var"}, .out_names = {"y"},             \
@@ -261,13 +263,14 @@ static bg_status bn_bwd_cuda(bg_ctx *ctx, bg_node *n)
         .fwd = {[BG_CPU] = bn_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(bn_fwd_cuda)},                               \
         .bwd = {[BG_CPU] = bn_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(bn_bwd_cuda)},                               \
         .fast_fwd = bg_fast_bn_fwd, .fast_bwd = bg_fast_bn_bwd, .fast_bwd_stores = true,                    \
+        .bwd_reads = BG_BWD_STATED | BG_BWD_IN(0) | BG_BWD_IN(1) | (READS),                                \
     }
 
-const bg_op bg_op_batchnorm2d = BN_ROW("batchnorm2d");
+const bg_op bg_op_batchnorm2d = BN_ROW("batchnorm2d", 0);
 
 /* Fused BN + ReLU: every device with batchnorm2d kernels runs it (the CUDA
  * kernels take the relu flag on all their paths), so no supports check. */
-const bg_op bg_op_batchnorm2d_relu = BN_ROW("batchnorm2d_relu");
+const bg_op bg_op_batchnorm2d_relu = BN_ROW("batchnorm2d_relu", BG_BWD_OUT(0));
 
 bg_tensor *bg_batchnorm2d_relu(bg_graph *g, bg_tensor *x, bg_tensor *gamma, bg_tensor *beta, bg_tensor *rmean,
                                bg_tensor *rvar, bg_batchnorm_params p)

@@ -222,6 +222,7 @@ const bg_op bg_op_add = {
     .fwd = {[BG_CPU] = add_fwd_cpu, [BG_CUDA] = BG_CUDA_FN(add_fwd_cuda)},
     .bwd = {[BG_CPU] = add_bwd_cpu, [BG_CUDA] = BG_CUDA_FN(add_bwd_cuda)},
     .bwd_reads = BG_BWD_STATED, /* dy flows through: no values read */
+    .inplace = BG_BWD_IN(0),    /* y over a (same shape; b may broadcast) */
     .fast_fwd = bg_fast_add_fwd,
     .fast_bwd = bg_fast_add_bwd,
     .fast_bwd_stores = true,

@@ -91,7 +91,9 @@ out:
     bg_ctx_free(&ctx);
 }
 
-/* Eval: a chain of relus needs two buffers, whatever its length. */
+/* Eval: a chain of relus runs in one buffer, whatever its length: the
+ * first relu reads the graph's input (not planned), each later one writes
+ * over its input in place (bg_op.inplace). */
 BG_TEST(plan_eval_chain_two_buffers)
 {
     bg_ctx ctx;
@@ -102,8 +104,8 @@ BG_TEST(plan_eval_chain_two_buffers)
     bg_tensor *x = bg_graph_tensor(g, BG_F32, 2, xs, "x"), *t = x;
     for (int i = 0; i < 10; i++) t = bg_relu(g, t);
     CHECK_OK(&ctx, bg_graph_plan(g, NULL, &t, 1));
-    CHECK(g->plan && g->plan->arena_bytes == 2 * 1024 && g->plan->sum_bytes == 10 * 1024,
-          "arena %zu (want 2048), sum %zu (want 10240)", g->plan ? g->plan->arena_bytes : 0,
+    CHECK(g->plan && g->plan->arena_bytes == 1024 && g->plan->sum_bytes == 10 * 1024,
+          "arena %zu (want 1024), sum %zu (want 10240)", g->plan ? g->plan->arena_bytes : 0,
           g->plan ? g->plan->sum_bytes : 0);
     for (int i = 0; i < 256; i++) bg_set(x, i, i % 5 - 2.0);
     CHECK_OK(&ctx, bg_graph_forward(g));
@@ -257,4 +259,39 @@ BG_TEST(plan_fresh_gradients_match_adding_into_zeros)
     for (int isa = 0; isa < BG_NISA; isa++)
         for (size_t i = 0; i < sizeof cases / sizeof cases[0] && bg_cpu_isa_runs((bg_cpu_isa)isa); i++)
             fresh_run(tc, &cases[i], (bg_cpu_isa)isa);
+}
+
+/* In place only where nothing reads the input afterwards: b = relu(a) may
+ * not write over a, which the add reads later; the add writes over a, its
+ * last reader. In training it may not: relu's backward still reads a. */
+BG_TEST(plan_in_place_only_over_dead_inputs)
+{
+    for (int train = 0; train < 2; train++) {
+        bg_ctx ctx;
+        bg_test_ctx(&ctx, 4);
+        int64_t xs[2] = {8, 32}, ys[1] = {8}; /* 1 KiB per activation */
+        bg_graph *g = bg_graph_new(&ctx, BG_CPU, train);
+        g->defer = true;
+        bg_tensor *x = bg_graph_tensor(g, BG_F32, 2, xs, "x"), *y = bg_graph_tensor(g, BG_I32, 1, ys, "y");
+        x->requires_grad = train;
+        bg_tensor *a = bg_mul(g, x, x), *b = bg_relu(g, a), *c = bg_add(g, a, b);
+        bg_tensor *loss = train ? bg_softmax_xent(g, c, y, 0.0f) : NULL;
+        CHECK_OK(&ctx, bg_graph_plan(g, loss, &c, 1));
+        const bg_plan *p = g->plan;
+        if (!p) break;
+        CHECK(p->bufs[1].t == b && !p->bufs[1].alias, "relu's output has its own bytes (a is read later)");
+        if (train) CHECK(p->bufs[2].t == c && !p->bufs[2].alias && a->data != c->data, "relu's backward reads a: no add over it");
+        else CHECK(p->bufs[2].t == c && p->bufs[2].alias == 1 && a->data == c->data && p->arena_bytes == 2048,
+                   "eval: add writes over a; arena %zu, want 2048", p->arena_bytes);
+        for (int i = 0; i < 256; i++) bg_set(x, i, (i % 7) - 3.0);
+        for (int i = 0; i < 8; i++) ((int32_t *)y->data)[i] = i % 32;
+        CHECK_OK(&ctx, bg_graph_forward(g));
+        for (int i = 0; i < 256; i++) {
+            const double v = ((i % 7) - 3.0) * ((i % 7) - 3.0);
+            CHECK(bg_get(c, i) == 2 * v, "c[%d] = %g, want %g", i, bg_get(c, i), 2 * v);
+        }
+        if (train) CHECK_OK(&ctx, bg_graph_backward(g, loss));
+        bg_graph_free(g);
+        bg_ctx_free(&ctx);
+    }
 }

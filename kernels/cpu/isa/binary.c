@@ -8,13 +8,15 @@
 
 #define TILE 256
 
-/* y = a + b or a * b over rows [r0, r1). */
-void BG_ISA_FN(bg_k_binary_fwd)(const float *restrict a, const float *restrict b, float *restrict y, int64_t r0,
-                                int64_t r1, int64_t w, int64_t g, int bstep, int mul)
+/* y = a + b or a * b over rows [r0, r1). y may be a (the memory planner's
+ * in-place add): a and y carry no restrict; each element is read before it
+ * is written, at the same index. */
+void BG_ISA_FN(bg_k_binary_fwd)(const float *a, const float *restrict b, float *y, int64_t r0, int64_t r1, int64_t w,
+                                int64_t g, int bstep, int mul)
 {
     for (int64_t r = r0; r < r1; r++) {
-        const float *restrict ar = a + r * w, *restrict br = b + (r / g) * (bstep ? w : 1);
-        float *restrict yr = y + r * w;
+        const float *ar = a + r * w, *restrict br = b + (r / g) * (bstep ? w : 1);
+        float *yr = y + r * w;
         if (bstep && mul) {
 #pragma omp simd
             for (int64_t k = 0; k < w; k++) yr[k] = ar[k] * br[k];

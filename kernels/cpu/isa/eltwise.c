@@ -3,7 +3,8 @@
  * kernels/cpu/eltwise.c cut the tensor into chunks across threads. */
 #include "../isa.h"
 
-void BG_ISA_FN(bg_k_relu_fwd)(const float *restrict x, float *restrict y, int64_t n)
+/* y may be x (the memory planner's in-place relu): no restrict on the pair. */
+void BG_ISA_FN(bg_k_relu_fwd)(const float *x, float *y, int64_t n)
 {
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
