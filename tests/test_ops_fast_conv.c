@@ -58,6 +58,13 @@ static const bg_op_case fast_conv_cases[] = {
      * take several whole images each */
     {.op = "conv2d", .params = "padding=1", .n_in = 3, .ndim = {4, 4, 1},
      .shape = {{2, 4, 4, 64}, {96, 3, 3, 64}, {96}}, .no_gradcheck = true},
+    /* A weight gradient with more rows (output channels) than one row
+     * block, 32 channels a tap: its im2col B packed a panel at a time for
+     * one A block of all the task's rows (298 at one thread, 152 + 146 at
+     * two); 298 = 24 x 12 + 10 and 146 = 12 x 12 + 2 end in the shorter
+     * edge kernels */
+    {.op = "conv2d", .params = "padding=1", .n_in = 3, .ndim = {4, 4, 0},
+     .shape = {{2, 4, 4, 32}, {298, 3, 3, 32}}, .no_gradcheck = true},
     {.op = "conv2d", .params = "padding=1", .n_in = 3, .ndim = {4, 4, 0},
      .shape = {{2, 13, 13, 32}, {40, 3, 3, 32}}, .no_gradcheck = true},
     {.op = "conv2d", .params = "stride=2 padding=1", .n_in = 3, .ndim = {4, 4, 1},

@@ -24,6 +24,7 @@
  * C is loaded, added to and stored by the micro-kernel itself (masked at the
  * ragged column edge, row count clipped), so there is no temporary tile. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "../gemm.h"
 #include "../isa.h"
@@ -51,7 +52,7 @@ _Static_assert(MC % MR == 0, "an A block holds whole row tiles");
 /* What A rows in the padding (and rows past m) point at. Read-only. */
 static const float zeros[KC];
 
-static const bg_gemm_geom geom = {MR, NR, MC, KC, NC};
+static const bg_gemm_geom geom = {MR, NR, MC, KC, NC, MR / 3 > 0 ? MR / 3 : 1};
 
 void BG_ISA_FN(bg_k_gemm_geom)(bg_gemm_geom *g) { *g = geom; }
 
@@ -68,7 +69,8 @@ void BG_ISA_FN(bg_k_gemm_geom)(bg_gemm_geom *g) { *g = geom; }
 static inline __attribute__((always_inline)) void ukernel_body(int64_t nseg, int64_t seglen, const float *const *arow, int64_t as,
                                                                const float *restrict b, const float *const *brow,
                                                                int64_t boff, float *c, int64_t ldc, int mr, int nr,
-                                                               bool load_c, const bool wide, const bool indirect)
+                                                               bool load_c, const bool wide, const bool indirect,
+                                                               const int rows)
 {
     __m512 c0[MR], c1[MR];
     const float *a[MR];
@@ -78,7 +80,10 @@ static inline __attribute__((always_inline)) void ukernel_body(int64_t nseg, int
     __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
     for (int64_t sg = 0; sg < nseg; sg++) {
 #pragma GCC unroll 16
-        for (int i = 0; i < MR; i++) a[i] = arow[sg * MC + i];
+        for (int i = 0; i < MR; i++) {
+            if (i >= rows) break;
+            a[i] = arow[sg * MC + i];
+        }
         const float *bs = indirect ? NULL : b + sg * seglen * NR;
         const float *const *brs = indirect ? brow + sg * seglen : NULL;
         for (int64_t p = 0, off = 0; p < seglen; p++, off += as) {
@@ -93,6 +98,7 @@ static inline __attribute__((always_inline)) void ukernel_body(int64_t nseg, int
             }
 #pragma GCC unroll 16
             for (int i = 0; i < MR; i++) {
+                if (i >= rows) break;
                 __m512 ai = _mm512_set1_ps(a[i][off]);
                 c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
                 if (wide) c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
@@ -122,7 +128,8 @@ static inline __attribute__((always_inline)) void ukernel_body(int64_t nseg, int
 static inline __attribute__((always_inline)) void ukernel_body(int64_t nseg, int64_t seglen, const float *const *arow, int64_t as,
                                                                const float *restrict b, const float *const *brow,
                                                                int64_t boff, float *c, int64_t ldc, int mr, int nr,
-                                                               bool load_c, const bool wide, const bool indirect)
+                                                               bool load_c, const bool wide, const bool indirect,
+                                                               const int rows)
 {
     __m256 c0[MR], c1[MR];
     const float *a[MR];
@@ -133,7 +140,10 @@ static inline __attribute__((always_inline)) void ukernel_body(int64_t nseg, int
     const bool full = nr == NR;
     for (int64_t sg = 0; sg < nseg; sg++) {
 #pragma GCC unroll 8
-        for (int i = 0; i < MR; i++) a[i] = arow[sg * MC + i];
+        for (int i = 0; i < MR; i++) {
+            if (i >= rows) break;
+            a[i] = arow[sg * MC + i];
+        }
         const float *bs = indirect ? NULL : b + sg * seglen * NR;
         const float *const *brs = indirect ? brow + sg * seglen : NULL;
         for (int64_t p = 0, off = 0; p < seglen; p++, off += as) {
@@ -152,6 +162,7 @@ static inline __attribute__((always_inline)) void ukernel_body(int64_t nseg, int
             }
 #pragma GCC unroll 8
             for (int i = 0; i < MR; i++) {
+                if (i >= rows) break;
                 __m256 ai = _mm256_broadcast_ss(a[i] + off);
                 c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
                 if (wide) c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
@@ -185,9 +196,9 @@ static inline __attribute__((always_inline)) void ukernel_body(int64_t nseg, int
 #else
 static inline void ukernel_body(int64_t nseg, int64_t seglen, const float *const *arow, int64_t as, const float *restrict b,
                                 const float *const *brow, int64_t boff, float *c, int64_t ldc, int mr, int nr,
-                                bool load_c, const bool wide, const bool indirect)
+                                bool load_c, const bool wide, const bool indirect, const int rows)
 {
-    (void)wide;
+    (void)wide, (void)rows;
     float acc[MR][NR] = {{0}}, bv[NR] = {0};
     for (int64_t sg = 0; sg < nseg; sg++) {
         const float *a[MR];
@@ -215,16 +226,29 @@ static inline void ukernel_body(int64_t nseg, int64_t seglen, const float *const
  * segment s reads A through the row pointers arow[s * MC + i] (one segment
  * per im2col tap, so the accumulators stay in registers across the taps of
  * a k-block), B from a packed panel b or in place at brow[p] + boff (brow
- * NULL: packed). */
+ * NULL: packed). A ragged row edge runs a kernel of MR / 3 or 2 MR / 3 rows
+ * (RQ, ROWS_OF): a weight gradient's m of 64 or 128 channels is 5 or 10
+ * tiles of 12 and a remainder of 4 or 8, which at full height wasted a
+ * tenth of the FMAs. */
+#define RQ (MR / 3 > 0 ? MR / 3 : 1)
+#define UK_ROWS(wide, indirect)                                                                                        \
+    do {                                                                                                               \
+        if (mr > 2 * RQ || MR < 3)                                                                                     \
+            ukernel_body(nseg, seglen, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, wide, indirect, MR);           \
+        else if (mr > RQ)                                                                                              \
+            ukernel_body(nseg, seglen, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, wide, indirect, 2 * RQ);       \
+        else                                                                                                           \
+            ukernel_body(nseg, seglen, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, wide, indirect, RQ);           \
+    } while (0)
 static void ukernel(int64_t nseg, int64_t seglen, const float *const *arow, int64_t as, const float *restrict b,
                     const float *const *brow, int64_t boff, float *c, int64_t ldc, int mr, int nr, bool load_c)
 {
     if (brow) {
-        if (nr > HALF) ukernel_body(nseg, seglen, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, true, true);
-        else ukernel_body(nseg, seglen, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, false, true);
+        if (nr > HALF) UK_ROWS(true, true);
+        else UK_ROWS(false, true);
     } else {
-        if (nr > HALF) ukernel_body(nseg, seglen, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, true, false);
-        else ukernel_body(nseg, seglen, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, false, false);
+        if (nr > HALF) UK_ROWS(true, false);
+        else UK_ROWS(false, false);
     }
 }
 
@@ -452,6 +476,38 @@ static void pack_cols_panel(const float *src, int64_t ld, int w, int64_t kc, flo
 #endif
 }
 
+/* An im2col B whose taps are whole panels (Cg a multiple of NR, jc of NR),
+ * B[pc : pc+kc, jc : jc+nc], straight into its panels (panel jr at
+ * dst + jr * kc): tap by tap, each pixel's run of channels copied NR at a
+ * time (zeros for a tap in the padding and past nc), with no row buffer and
+ * no division per element. */
+static void pack_im2col_b(const bg_im2col *cv, const float *x, int64_t pc, int64_t kc, int64_t jc, int64_t nc,
+                          float *dst)
+{
+    for (int64_t col = 0; col < nc;) {
+        const int64_t tap = (jc + col) / cv->Cg, c = jc + col - tap * cv->Cg;
+        const int64_t run = cv->Cg - c < nc - col ? cv->Cg - c : nc - col;
+        const int64_t ky = tap / cv->kw, kx = tap - ky * cv->kw;
+        const int64_t dy = ky * cv->dh - cv->ph, dx = kx * cv->dw - cv->pw;
+        pix_pos q = pix_at(cv, pc);
+        for (int64_t p = 0; p < kc; p++, pix_next(cv, &q)) {
+            const int64_t iy = q.oy * cv->sh + dy, ix = q.ox * cv->sw + dx;
+            const bool pad = iy < 0 || iy >= cv->H || ix < 0 || ix >= cv->W;
+            const float *src = pad ? NULL : x + ((q.n * cv->H + iy) * cv->W + ix) * cv->C + cv->c0 + c;
+            for (int64_t jr = 0; jr < run; jr += NR) {
+                float *restrict d = dst + (col + jr) * kc + p * NR;
+                const int64_t w = run - jr < NR ? run - jr : NR;
+                if (pad || w < NR) {
+                    for (int64_t jj = 0; jj < NR; jj++) d[jj] = !pad && jj < w ? src[jr + jj] : 0.0f;
+                } else {
+                    memcpy(d, src + jr, NR * sizeof(float));
+                }
+            }
+        }
+        col += run;
+    }
+}
+
 /* B[pc : pc+kc, jc : jc+nc] into panels: panel jr at dst + jr * kc, each kc
  * rows of NR. rowbuf: nc floats (IM2COL only). */
 static void pack_b_block(const bg_gemm_job *j, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float *dst,
@@ -460,6 +516,8 @@ static void pack_b_block(const bg_gemm_job *j, int64_t pc, int64_t kc, int64_t j
     const bg_gsrc *b = &j->b;
     if (b->kind == BG_GS_ROWS) {
         for (int64_t p = 0; p < kc; p++) scatter_row(bg_gsrc_row(b, pc + p) + jc, nc, kc, p, dst);
+    } else if (b->kind == BG_GS_IM2COL && b->cv->Cg % NR == 0 && jc % NR == 0) {
+        pack_im2col_b(b->cv, b->p, pc, kc, jc, nc, dst);
     } else if (b->kind == BG_GS_IM2COL) {
         pix_pos q = pix_at(b->cv, pc);
         for (int64_t p = 0; p < kc; p++, pix_next(b->cv, &q)) {
@@ -512,7 +570,14 @@ void BG_ISA_FN(bg_k_gemm_run)(const bg_gemm_job *j, int64_t i0, int64_t i1, int6
     const bool has_ep = ep->bias || ep->res || ep->act != BG_GACT_NONE;
     /* The portable kernel has no masked loads: it would copy every B row it
      * reads in place, so it packs instead. */
-    const bool inplace_b = BG_ISA >= 1 && !j->bpack && bg_gemm_b_inplace(j);
+    bool inplace_b = BG_ISA >= 1 && !j->bpack && bg_gemm_b_inplace(j);
+    /* Many rows (gemm.h, bg_gemm_b_panels): one A block of up to
+     * BG_GEMM_PANEL_ROWS rows in the B block's space, each B panel packed
+     * into atmp just before its tiles (it then stays in L1 for all of them). */
+    const bool panel_b = inplace_b && bg_gemm_b_panels(&geom, j, i1 - i0) && 2 * ncmax >= BG_GEMM_PANEL_ROWS;
+    if (panel_b) inplace_b = false;
+    const int64_t mcb = panel_b ? BG_GEMM_PANEL_ROWS : MC;
+    float *ablk = panel_b ? bblk : atmp;
     const int64_t npad = bg_gemm_round(j->n, NR), Cg = j->b.kind == BG_GS_IM2COL ? j->b.cv->Cg : 0;
     const bool a_taps = j->a.kind == BG_GS_IM2COL && bg_gemm_a_direct(j);
     const int64_t Cga = a_taps ? j->a.cv->Cg : 0;
@@ -531,14 +596,14 @@ void BG_ISA_FN(bg_k_gemm_run)(const bg_gemm_job *j, int64_t i0, int64_t i1, int6
             }
             const float *bp = NULL;
             if (j->bpack) bp = j->bpack + pc * npad + jc * kc;
-            else if (!inplace_b) {
+            else if (!inplace_b && !panel_b) {
                 pack_b_block(j, pc, kc, jc, nc, bblk, rowbuf);
                 bp = bblk;
             }
             const bool load_c = !(ep->overwrite && pc == p0), last = pc + kc == p1;
-            for (int64_t ic = i0; ic < i1; ic += MC) {
-                int64_t mc = i1 - ic < MC ? i1 - ic : MC;
-                const int64_t as = prepare_a(j, ic, mc, pc, kc, atmp, arow);
+            for (int64_t ic = i0; ic < i1; ic += mcb) {
+                int64_t mc = i1 - ic < mcb ? i1 - ic : mcb;
+                const int64_t as = prepare_a(j, ic, mc, pc, kc, ablk, arow);
                 int64_t cur_tap = -1;
                 if (inplace_b && !Cg) b_rows(j, 0, pc, kc, bzero, brow);
                 /* Panels: NR wide, and with B in place also ending at each im2col tap. */
@@ -553,6 +618,10 @@ void BG_ISA_FN(bg_k_gemm_run)(const bg_gemm_job *j, int64_t i0, int64_t i1, int6
                     }
                     if (w > NR) w = NR;
                     const float *bpanel = bp ? bp + (jr - jc) * kc : NULL;
+                    if (panel_b) {
+                        pack_im2col_b(j->b.cv, j->b.p, pc, kc, jr, w, atmp);
+                        bpanel = atmp;
+                    }
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int mr = mc - ir < MR ? (int)(mc - ir) : MR;
                         float *ct = j->c + (ic + ir) * j->ldc + jr;
