@@ -121,7 +121,7 @@ static tall_split tall_split_of(const bg_gemm_job *j, const bg_gemm_geom *g, int
          * are 32 + 32 (12 + 12 + 8 each), not 36 + 28 (three tiles of 12
          * against two and a 4). */
         t.rb = bg_gemm_round((j->m + nth - 1) / nth, g->mq);
-        if (t.rb > g->mc && !(inplace && bg_gemm_b_panels(g, j, t.rb))) t.rb = g->mc;
+        if (t.rb > g->mc) t.rb = g->mc;
     }
     t.nrb = (j->m + t.rb - 1) / t.rb;
     t.nsw = 1, t.sw = j->n;

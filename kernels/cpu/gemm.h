@@ -131,20 +131,6 @@ static inline bool bg_gemm_b_inplace(const bg_gemm_job *j)
 
 static inline int64_t bg_gemm_round(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 
-/* An im2col B read in place (a weight gradient's) is instead packed one
- * NR-wide panel at a time, just before the row tiles that use it, when a
- * task has more than MC rows (dW of 256 or more output channels): one
- * A block of up to this many rows (in the B block's scratch, COLS A only)
- * then shares each panel, which stays in L1 for all its tiles, where read in
- * place its rows lie C floats apart and at 512 channels fall into a few L1
- * sets. Fewer rows do not pay for the copy (64 x 576 x 8192: 6% slower). */
-#define BG_GEMM_PANEL_ROWS 512
-
-static inline bool bg_gemm_b_panels(const bg_gemm_geom *g, const bg_gemm_job *j, int64_t rows)
-{
-    return bg_gemm_b_inplace(j) && j->a.kind == BG_GS_COLS && j->b.cv->Cg % g->nr == 0 && rows > g->mc &&
-           rows <= BG_GEMM_PANEL_ROWS;
-}
 
 /* Per-thread scratch, in floats: gathered A block (mc x kc), B block
  * (kc x nc, padded to NR) and, for an IM2COL B, its rows before packing

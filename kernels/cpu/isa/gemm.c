@@ -24,7 +24,6 @@
  * C is loaded, added to and stored by the micro-kernel itself (masked at the
  * ragged column edge, row count clipped), so there is no temporary tile. */
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 #include "../gemm.h"
 #include "../isa.h"
@@ -493,38 +492,6 @@ static void pack_cols_panel(const float *src, int64_t ld, int w, int64_t kc, flo
 #endif
 }
 
-/* An im2col B whose taps are whole panels (Cg a multiple of NR, jc of NR),
- * B[pc : pc+kc, jc : jc+nc], straight into its panels (panel jr at
- * dst + jr * kc): tap by tap, each pixel's run of channels copied NR at a
- * time (zeros for a tap in the padding and past nc), with no row buffer and
- * no division per element. */
-static void pack_im2col_b(const bg_im2col *cv, const float *x, int64_t pc, int64_t kc, int64_t jc, int64_t nc,
-                          float *dst)
-{
-    for (int64_t col = 0; col < nc;) {
-        const int64_t tap = (jc + col) / cv->Cg, c = jc + col - tap * cv->Cg;
-        const int64_t run = cv->Cg - c < nc - col ? cv->Cg - c : nc - col;
-        const int64_t ky = tap / cv->kw, kx = tap - ky * cv->kw;
-        const int64_t dy = ky * cv->dh - cv->ph, dx = kx * cv->dw - cv->pw;
-        pix_pos q = pix_at(cv, pc);
-        for (int64_t p = 0; p < kc; p++, pix_next(cv, &q)) {
-            const int64_t iy = q.oy * cv->sh + dy, ix = q.ox * cv->sw + dx;
-            const bool pad = iy < 0 || iy >= cv->H || ix < 0 || ix >= cv->W;
-            const float *src = pad ? NULL : x + ((q.n * cv->H + iy) * cv->W + ix) * cv->C + cv->c0 + c;
-            for (int64_t jr = 0; jr < run; jr += NR) {
-                float *restrict d = dst + (col + jr) * kc + p * NR;
-                const int64_t w = run - jr < NR ? run - jr : NR;
-                if (pad || w < NR) {
-                    for (int64_t jj = 0; jj < NR; jj++) d[jj] = !pad && jj < w ? src[jr + jj] : 0.0f;
-                } else {
-                    memcpy(d, src + jr, NR * sizeof(float));
-                }
-            }
-        }
-        col += run;
-    }
-}
-
 /* B[pc : pc+kc, jc : jc+nc] into panels: panel jr at dst + jr * kc, each kc
  * rows of NR. rowbuf: nc floats (IM2COL only). */
 static void pack_b_block(const bg_gemm_job *j, int64_t pc, int64_t kc, int64_t jc, int64_t nc, float *dst,
@@ -533,8 +500,6 @@ static void pack_b_block(const bg_gemm_job *j, int64_t pc, int64_t kc, int64_t j
     const bg_gsrc *b = &j->b;
     if (b->kind == BG_GS_ROWS) {
         for (int64_t p = 0; p < kc; p++) scatter_row(bg_gsrc_row(b, pc + p) + jc, nc, kc, p, dst);
-    } else if (b->kind == BG_GS_IM2COL && b->cv->Cg % NR == 0 && jc % NR == 0) {
-        pack_im2col_b(b->cv, b->p, pc, kc, jc, nc, dst);
     } else if (b->kind == BG_GS_IM2COL) {
         pix_pos q = pix_at(b->cv, pc);
         for (int64_t p = 0; p < kc; p++, pix_next(b->cv, &q)) {
@@ -587,14 +552,7 @@ void BG_ISA_FN(bg_k_gemm_run)(const bg_gemm_job *j, int64_t i0, int64_t i1, int6
     const bool has_ep = ep->bias || ep->res || ep->act != BG_GACT_NONE;
     /* The portable kernel has no masked loads: it would copy every B row it
      * reads in place, so it packs instead. */
-    bool inplace_b = BG_ISA >= 1 && !j->bpack && bg_gemm_b_inplace(j);
-    /* Many rows (gemm.h, bg_gemm_b_panels): one A block of up to
-     * BG_GEMM_PANEL_ROWS rows in the B block's space, each B panel packed
-     * into atmp just before its tiles (it then stays in L1 for all of them). */
-    const bool panel_b = inplace_b && bg_gemm_b_panels(&geom, j, i1 - i0) && 2 * ncmax >= BG_GEMM_PANEL_ROWS;
-    if (panel_b) inplace_b = false;
-    const int64_t mcb = panel_b ? BG_GEMM_PANEL_ROWS : MC;
-    float *ablk = panel_b ? bblk : atmp;
+    const bool inplace_b = BG_ISA >= 1 && !j->bpack && bg_gemm_b_inplace(j);
     const int64_t npad = bg_gemm_round(j->n, NR), Cg = j->b.kind == BG_GS_IM2COL ? j->b.cv->Cg : 0;
     const bool a_taps = j->a.kind == BG_GS_IM2COL && bg_gemm_a_direct(j);
     const int64_t Cga = a_taps ? j->a.cv->Cg : 0;
@@ -613,14 +571,14 @@ void BG_ISA_FN(bg_k_gemm_run)(const bg_gemm_job *j, int64_t i0, int64_t i1, int6
             }
             const float *bp = NULL;
             if (j->bpack) bp = j->bpack + pc * npad + jc * kc;
-            else if (!inplace_b && !panel_b) {
+            else if (!inplace_b) {
                 pack_b_block(j, pc, kc, jc, nc, bblk, rowbuf);
                 bp = bblk;
             }
             const bool load_c = !(ep->overwrite && pc == p0), last = pc + kc == p1;
-            for (int64_t ic = i0; ic < i1; ic += mcb) {
-                int64_t mc = i1 - ic < mcb ? i1 - ic : mcb;
-                const int64_t as = prepare_a(j, ic, mc, pc, kc, ablk, arow);
+            for (int64_t ic = i0; ic < i1; ic += MC) {
+                int64_t mc = i1 - ic < MC ? i1 - ic : MC;
+                const int64_t as = prepare_a(j, ic, mc, pc, kc, atmp, arow);
                 int64_t cur_tap = -1;
                 if (inplace_b && !Cg) b_rows(j, 0, pc, kc, bzero, brow);
                 /* Panels: NR wide, and with B in place also ending at each im2col tap. */
@@ -635,10 +593,6 @@ void BG_ISA_FN(bg_k_gemm_run)(const bg_gemm_job *j, int64_t i0, int64_t i1, int6
                     }
                     if (w > NR) w = NR;
                     const float *bpanel = bp ? bp + (jr - jc) * kc : NULL;
-                    if (panel_b) {
-                        pack_im2col_b(j->b.cv, j->b.p, pc, kc, jr, w, atmp);
-                        bpanel = atmp;
-                    }
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int mr = mc - ir < MR ? (int)(mc - ir) : MR;
                         float *ct = j->c + (ic + ir) * j->ldc + jr;
