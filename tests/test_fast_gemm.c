@@ -89,7 +89,8 @@ BG_TEST(fast_gemm_vs_naive)
      * B packed by the threads together, then rows x column slabs. */
     static const int64_t sz[][3] = {{1, 1, 1},    {3, 13, 17},    {13, 17, 3},    {25, 33, 257},
                                     {7, 70, 40},  {151, 45, 300}, {200, 130, 90}, {9, 700, 60},
-                                    {20, 37, 5000}, {290, 64, 27}, {130, 200, 300}, {400, 100, 70}};
+                                    {20, 37, 5000}, {290, 64, 27}, {130, 200, 300}, {400, 100, 70},
+                                    {64, 96, 600}};
     int fails = 0;
     for (int isa = 0; isa < BG_NISA; isa++) {
         if (!bg_cpu_isa_runs((bg_cpu_isa)isa)) continue;

@@ -58,6 +58,12 @@ static const bg_op_case fast_conv_cases[] = {
      * take several whole images each */
     {.op = "conv2d", .params = "padding=1", .n_in = 3, .ndim = {4, 4, 1},
      .shape = {{2, 4, 4, 64}, {96, 3, 3, 64}, {96}}, .no_gradcheck = true},
+    /* A weight gradient with more rows (output channels) than one row
+     * block, its im2col B read in place: 164 = 84 + 80 rows (even row
+     * blocks rounded to 4, not 12), 80 = 6 x 12 + 8 ending in the 8-row
+     * edge kernel (AVX2: 82 + 82, 13 x 6 + 4) */
+    {.op = "conv2d", .params = "padding=1", .n_in = 3, .ndim = {4, 4, 0},
+     .shape = {{2, 4, 4, 32}, {164, 3, 3, 32}}, .no_gradcheck = true},
     {.op = "conv2d", .params = "padding=1", .n_in = 3, .ndim = {4, 4, 0},
      .shape = {{2, 13, 13, 32}, {40, 3, 3, 32}}, .no_gradcheck = true},
     {.op = "conv2d", .params = "stride=2 padding=1", .n_in = 3, .ndim = {4, 4, 1},

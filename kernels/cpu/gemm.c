@@ -116,6 +116,15 @@ static tall_split tall_split_of(const bg_gemm_job *j, const bg_gemm_geom *g, int
     if (j->m <= GEMM_FEW_ROW_BLOCKS * g->mc && !inplace) { /* as few row blocks as can be */
         t.nrb = (j->m + g->mc - 1) / g->mc;
         t.rb = bg_gemm_round((j->m + t.nrb - 1) / t.nrb, g->mr);
+    } else if (inplace) {
+        /* Few rows (a weight gradient's output channels), so evenly: row
+         * blocks of at most MC, as many as a multiple of the threads (512
+         * rows at two threads are 4 x 128, not 144 x 3 + 80), rounded to the
+         * edge kernels' mq, not MR (64 rows are 32 + 32, 12 + 12 + 8 each,
+         * not 36 + 28: three tiles of 12 against two and a 4). */
+        int64_t nb = (j->m + g->mc - 1) / g->mc;
+        nb = (nb + nth - 1) / nth * nth;
+        t.rb = bg_gemm_round((j->m + nb - 1) / nb, g->mq);
     } else {
         t.rb = bg_gemm_round((j->m + nth - 1) / nth, g->mr);
         if (t.rb > g->mc) t.rb = g->mc;

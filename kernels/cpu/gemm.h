@@ -89,6 +89,7 @@ typedef struct {
 typedef struct {
     int mr, nr;             /* micro-tile */
     int64_t mc, kc, nc;     /* cache blocks */
+    int mq;                 /* a ragged row edge runs a kernel of a multiple of mq rows */
 } bg_gemm_geom;
 
 /* A rows of an IM2COL A are read in place when a group has at least this
@@ -129,6 +130,7 @@ static inline bool bg_gemm_b_inplace(const bg_gemm_job *j)
 }
 
 static inline int64_t bg_gemm_round(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
+
 
 /* Per-thread scratch, in floats: gathered A block (mc x kc), B block
  * (kc x nc, padded to NR) and, for an IM2COL B, its rows before packing

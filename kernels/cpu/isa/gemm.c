@@ -51,7 +51,7 @@ _Static_assert(MC % MR == 0, "an A block holds whole row tiles");
 /* What A rows in the padding (and rows past m) point at. Read-only. */
 static const float zeros[KC];
 
-static const bg_gemm_geom geom = {MR, NR, MC, KC, NC};
+static const bg_gemm_geom geom = {MR, NR, MC, KC, NC, MR / 3 > 0 ? MR / 3 : 1};
 
 void BG_ISA_FN(bg_k_gemm_geom)(bg_gemm_geom *g) { *g = geom; }
 
@@ -68,7 +68,8 @@ void BG_ISA_FN(bg_k_gemm_geom)(bg_gemm_geom *g) { *g = geom; }
 static inline __attribute__((always_inline)) void ukernel_body(int64_t nseg, int64_t seglen, const float *const *arow, int64_t as,
                                                                const float *restrict b, const float *const *brow,
                                                                int64_t boff, float *c, int64_t ldc, int mr, int nr,
-                                                               bool load_c, const bool wide, const bool indirect)
+                                                               bool load_c, const bool wide, const bool indirect,
+                                                               const int rows, const bool apanel)
 {
     __m512 c0[MR], c1[MR];
     const float *a[MR];
@@ -78,13 +79,23 @@ static inline __attribute__((always_inline)) void ukernel_body(int64_t nseg, int
     __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
     for (int64_t sg = 0; sg < nseg; sg++) {
 #pragma GCC unroll 16
-        for (int i = 0; i < MR; i++) a[i] = arow[sg * MC + i];
+        for (int i = 0; i < MR; i++) {
+            if (i >= rows || apanel) break;
+            a[i] = arow[sg * MC + i];
+        }
+        const float *a0 = arow[sg * MC]; /* apanel: row i at a0 + i */
         const float *bs = indirect ? NULL : b + sg * seglen * NR;
         const float *const *brs = indirect ? brow + sg * seglen : NULL;
         for (int64_t p = 0, off = 0; p < seglen; p++, off += as) {
             __m512 b0, b1;
             if (indirect) {
                 const float *bp = brs[p] + boff;
+                /* Eight steps ahead: rows read in place lie C floats apart
+                 * and conflict in L1, so each comes from L2 (3% on 64 x 576). */
+                if (p + 8 < seglen) {
+                    _mm_prefetch((const char *)(brs[p + 8] + boff), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(brs[p + 8] + boff + 16), _MM_HINT_T0);
+                }
                 b0 = _mm512_maskz_loadu_ps(m0, bp);
                 b1 = wide ? _mm512_maskz_loadu_ps(m1, bp + 16) : b0;
             } else {
@@ -93,7 +104,8 @@ static inline __attribute__((always_inline)) void ukernel_body(int64_t nseg, int
             }
 #pragma GCC unroll 16
             for (int i = 0; i < MR; i++) {
-                __m512 ai = _mm512_set1_ps(a[i][off]);
+                if (i >= rows) break;
+                __m512 ai = _mm512_set1_ps(apanel ? a0[off + i] : a[i][off]);
                 c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
                 if (wide) c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
             }
@@ -122,7 +134,8 @@ static inline __attribute__((always_inline)) void ukernel_body(int64_t nseg, int
 static inline __attribute__((always_inline)) void ukernel_body(int64_t nseg, int64_t seglen, const float *const *arow, int64_t as,
                                                                const float *restrict b, const float *const *brow,
                                                                int64_t boff, float *c, int64_t ldc, int mr, int nr,
-                                                               bool load_c, const bool wide, const bool indirect)
+                                                               bool load_c, const bool wide, const bool indirect,
+                                                               const int rows, const bool apanel)
 {
     __m256 c0[MR], c1[MR];
     const float *a[MR];
@@ -133,7 +146,11 @@ static inline __attribute__((always_inline)) void ukernel_body(int64_t nseg, int
     const bool full = nr == NR;
     for (int64_t sg = 0; sg < nseg; sg++) {
 #pragma GCC unroll 8
-        for (int i = 0; i < MR; i++) a[i] = arow[sg * MC + i];
+        for (int i = 0; i < MR; i++) {
+            if (i >= rows || apanel) break;
+            a[i] = arow[sg * MC + i];
+        }
+        const float *a0 = arow[sg * MC]; /* apanel: row i at a0 + i */
         const float *bs = indirect ? NULL : b + sg * seglen * NR;
         const float *const *brs = indirect ? brow + sg * seglen : NULL;
         for (int64_t p = 0, off = 0; p < seglen; p++, off += as) {
@@ -152,7 +169,8 @@ static inline __attribute__((always_inline)) void ukernel_body(int64_t nseg, int
             }
 #pragma GCC unroll 8
             for (int i = 0; i < MR; i++) {
-                __m256 ai = _mm256_broadcast_ss(a[i] + off);
+                if (i >= rows) break;
+                __m256 ai = _mm256_broadcast_ss(apanel ? a0 + off + i : a[i] + off);
                 c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
                 if (wide) c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
             }
@@ -185,9 +203,10 @@ static inline __attribute__((always_inline)) void ukernel_body(int64_t nseg, int
 #else
 static inline void ukernel_body(int64_t nseg, int64_t seglen, const float *const *arow, int64_t as, const float *restrict b,
                                 const float *const *brow, int64_t boff, float *c, int64_t ldc, int mr, int nr,
-                                bool load_c, const bool wide, const bool indirect)
+                                bool load_c, const bool wide, const bool indirect, const int rows,
+                                const bool apanel)
 {
-    (void)wide;
+    (void)wide, (void)rows, (void)apanel;
     float acc[MR][NR] = {{0}}, bv[NR] = {0};
     for (int64_t sg = 0; sg < nseg; sg++) {
         const float *a[MR];
@@ -215,16 +234,38 @@ static inline void ukernel_body(int64_t nseg, int64_t seglen, const float *const
  * segment s reads A through the row pointers arow[s * MC + i] (one segment
  * per im2col tap, so the accumulators stay in registers across the taps of
  * a k-block), B from a packed panel b or in place at brow[p] + boff (brow
- * NULL: packed). */
+ * NULL: packed). A ragged row edge runs a kernel of RQ = MR / 3 or 2 RQ
+ * rows: a weight gradient's m of 64 or 128 channels is 5 or 10 tiles of 12
+ * and a remainder of 4 or 8, which at full height wasted a tenth of the
+ * FMAs (6% of 64 x 576 x 8192 at one thread). */
+#define RQ (MR / 3 > 0 ? MR / 3 : 1)
+#define UK_ROWS(wide, indirect, ap)                                                                                    \
+    do {                                                                                                               \
+        if (mr > 2 * RQ || MR < 3)                                                                                     \
+            ukernel_body(nseg, seglen, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, wide, indirect, MR, ap);       \
+        else if (mr > RQ)                                                                                              \
+            ukernel_body(nseg, seglen, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, wide, indirect, 2 * RQ, ap);   \
+        else                                                                                                           \
+            ukernel_body(nseg, seglen, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, wide, indirect, RQ, ap);       \
+    } while (0)
+/* as == MR: A copied into an MR-wide panel (prepare_a), row i at arow[0] + i,
+ * read through one pointer: twelve row pointers and B's do not fit in the
+ * general registers, and reloading the spilled ones in the k loop cost 7%
+ * of a weight gradient with B in place (512 x 4608 x 128). */
+#define UK_A(wide, indirect)                                                                                           \
+    do {                                                                                                               \
+        if (as == MR) UK_ROWS(wide, indirect, true);                                                                   \
+        else UK_ROWS(wide, indirect, false);                                                                           \
+    } while (0)
 static void ukernel(int64_t nseg, int64_t seglen, const float *const *arow, int64_t as, const float *restrict b,
                     const float *const *brow, int64_t boff, float *c, int64_t ldc, int mr, int nr, bool load_c)
 {
     if (brow) {
-        if (nr > HALF) ukernel_body(nseg, seglen, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, true, true);
-        else ukernel_body(nseg, seglen, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, false, true);
+        if (nr > HALF) UK_A(true, true);
+        else UK_A(false, true);
     } else {
-        if (nr > HALF) ukernel_body(nseg, seglen, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, true, false);
-        else ukernel_body(nseg, seglen, arow, as, b, brow, boff, c, ldc, mr, nr, load_c, false, false);
+        if (nr > HALF) UK_A(true, false);
+        else UK_A(false, false);
     }
 }
 
@@ -320,10 +361,10 @@ static int64_t prepare_a(const bg_gemm_job *j, int64_t ic, int64_t mc, int64_t p
             float *restrict d = tmp + ir * kc;
             if (w == MR) /* a constant length: a vector copy per k step */
                 for (int64_t p = 0; p < kc; p++, src += a->ld) memcpy(d + p * MR, src, MR * sizeof(float));
-            else
+            else /* rows past w zero: the kernel reads the panel through d alone */
                 for (int64_t p = 0; p < kc; p++, src += a->ld)
-                    for (int64_t i = 0; i < w; i++) d[p * MR + i] = src[i];
-            for (int64_t i = 0; i < MR; i++) arow[ir + i] = d + (i < w ? i : w - 1);
+                    for (int64_t i = 0; i < MR; i++) d[p * MR + i] = i < w ? src[i] : 0.0f;
+            for (int64_t i = 0; i < MR; i++) arow[ir + i] = d + i;
         }
         return MR;
     } else if (bg_gemm_a_direct(j)) { /* one segment of pointers per tap in the block */
