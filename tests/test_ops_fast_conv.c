@@ -73,8 +73,9 @@ static const bg_op_case fast_conv_cases[] = {
      .shape = {{2, 9, 9, 17}, {13, 3, 3, 17}, {13}, {2, 9, 9, 13}}, .no_gradcheck = true},
     {.op = "conv2d_fused", .params = "stride=2 padding=1 act=2", .n_in = 4, .ndim = {4, 4, 1, 0},
      .shape = {{2, 10, 10, 3}, {33, 3, 3, 3}, {33}}, .no_gradcheck = true},
+    /* CUDA f16: relu masks flipped at the kink by f16 rounding, 4.3e-5 under the emulator */
     {.op = "conv2d_fused", .params = "act=1", .n_in = 4, .ndim = {4, 4, 0, 4},
-     .shape = {{2, 12, 12, 40}, {33, 1, 1, 40}, {0}, {2, 12, 12, 33}}, .no_gradcheck = true},
+     .shape = {{2, 12, 12, 40}, {33, 1, 1, 40}, {0}, {2, 12, 12, 33}}, .tol_f16 = 2e-4, .no_gradcheck = true},
     {.op = "conv2d_fused", .params = "padding=1 groups=37 act=1", .n_in = 4, .ndim = {4, 4, 1, 4},
      .shape = {{2, 9, 9, 37}, {37, 3, 3, 1}, {37}, {2, 9, 9, 37}}, .no_gradcheck = true},
 };
