@@ -60,7 +60,7 @@ function med(list,   n, a, i, j, t) {
     return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
 {
-    split($1, c, "=");  key = c[2]; side = $2
+    key = substr($1, 5); side = $2  # after "cfg="; the model spec may hold "="
     for (i = 3; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
     if (!(key in seen)) { seen[key] = 1; order[++n] = key }
     ips[key, side] = ips[key, side] " " v["img_s"]
