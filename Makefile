@@ -43,7 +43,7 @@ ifneq ($(strip $(MISSING)),)
 $(error missing libraries; install them with: apt-get install $(MISSING))
 endif
 
-LIB_SRC  := $(sort $(wildcard engine/*.c ops/*.c kernels/cpu/*.c models/*.c augment/*.c train/*.c search/*.c search/batch/*.c search/drive/*.c))
+LIB_SRC  := $(sort $(wildcard engine/*.c ops/*.c ops/fast/*.c kernels/cpu/*.c models/*.c augment/*.c train/*.c search/*.c search/batch/*.c search/drive/*.c))
 TOOL_SRC := $(sort $(wildcard tools/*.c bench/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c))
 CU_SRC   := $(sort $(wildcard kernels/*.cu kernels/*/*.cu))

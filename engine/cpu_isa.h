@@ -3,7 +3,7 @@
  * Two CPU backends share the BG_CPU device (same host memory, same tensors):
  *   ref   the plain reference kernels in ops/: the oracle every test compares
  *         against, readable first, fast second;
- *   fast  the vectorised kernels in kernels/cpu/ (AVX-512, AVX2+FMA or a
+ *   fast  the vectorised kernels of ops/fast/ over kernels/cpu/ (AVX-512, AVX2+FMA or a
  *         portable build of the same source), the default. An op row without
  *         a fast kernel runs its reference on both.
  * The fast kernels are compiled once per instruction set and picked at run

@@ -63,7 +63,7 @@ typedef struct bg_op {
     bg_kernel_fn fwd[BG_NDEVICES];
     bg_kernel_fn bwd[BG_NDEVICES];
     bg_supports_fn supports;           /* may be NULL */
-    /* The fast CPU backend (engine/cpu_isa.h, kernels/cpu/): used for CPU
+    /* The fast CPU backend (engine/cpu_isa.h, ops/fast/): used for CPU
      * tensors unless the context asks for the reference. NULL = the
      * reference fwd/bwd[BG_CPU] serves both backends. A fast kernel may
      * decline a call it does not cover (a dtype, a shape) by returning

@@ -4,7 +4,7 @@
 #include <math.h>
 #include "op_util.h"
 #include "ops.h"
-#include "../kernels/cpu/fast.h"
+#include "fast/fast.h"
 #ifdef BG_WITH_CUDA
 #include "../kernels/elementwise.h"
 #endif

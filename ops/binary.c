@@ -5,7 +5,7 @@
 #include <string.h>
 #include "op_util.h"
 #include "ops.h"
-#include "../kernels/cpu/fast.h"
+#include "fast/fast.h"
 #ifdef BG_WITH_CUDA
 #include "../kernels/elementwise.h"
 #endif

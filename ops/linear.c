@@ -9,7 +9,7 @@
 
 #include <stdio.h>
 #include "gemm_cpu.h"
-#include "../kernels/cpu/fast.h"
+#include "fast/fast.h"
 #include "op_util.h"
 #include "ops.h"
 #ifdef BG_WITH_CUDA

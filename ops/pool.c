@@ -28,7 +28,7 @@
 #include <stdio.h>
 #include "op_util.h"
 #include "ops.h"
-#include "../kernels/cpu/fast.h"
+#include "fast/fast.h"
 #ifdef BG_WITH_CUDA
 #include "../kernels/pool.h"
 #endif

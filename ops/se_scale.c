@@ -12,7 +12,7 @@
  * graphs agree bit for bit. CUDA: kernels/attention.h (bg_cuda_se_scale_*). */
 #include "op_util.h"
 #include "ops.h"
-#include "../kernels/cpu/fast.h"
+#include "fast/fast.h"
 #ifdef BG_WITH_CUDA
 #include "../kernels/attention.h"
 #endif

@@ -13,7 +13,7 @@
  * kernels/attention.h (bg_cuda_splat_*). */
 #include "op_util.h"
 #include "ops.h"
-#include "../kernels/cpu/fast.h"
+#include "fast/fast.h"
 #ifdef BG_WITH_CUDA
 #include "../kernels/attention.h"
 #endif

@@ -1,5 +1,5 @@
 /* Op cases for the fast CPU backend's conv2d, conv2d_fused and linear
- * (kernels/cpu/conv.c, linear.c, gemm.c): the runner's cpu-fast check runs
+ * (ops/fast/conv.c, linear.c, gemm.c): the runner's cpu-fast check runs
  * each against the reference at every ISA this CPU has (f32-vs-f64 comes
  * with them). Shapes pick the paths and edges: channel counts off every tile
  * width (3, 13, 17, 33, 37), A rows read in place (16+ channels per group)

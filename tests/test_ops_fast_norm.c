@@ -1,5 +1,5 @@
 /* The fast CPU kernels of batchnorm, the SE and split-attention gates,
- * add / mul and pooling (kernels/cpu/batchnorm.c, se_scale.c, split_attn.c,
+ * add / mul and pooling (ops/fast/batchnorm.c, se_scale.c, split_attn.c,
  * binary.c, pool.c) at the edges of their loops: channel counts that are not a multiple of
  * the vector width (3, 13, 17, 33), wider than one channel tile (300, 512),
  * row counts one past a float block (33) and several fixed row chunks (the
@@ -68,7 +68,7 @@ static const bg_op_case fast_norm_cases[] = {
     {.op = "se_scale", .n_in = 3, .ndim = {4, 2, 4}, .shape = {{2, 2, 2, 512}, {2, 512}, {2, 2, 2, 512}},
      .init = {N_, P_, N_}, .no_gradcheck = true},
 
-    /* add / mul (kernels/cpu/binary.c): b of a's shape, b {N,1,1,C}, {1,1,1,C}
+    /* add / mul (ops/fast/binary.c): b of a's shape, b {N,1,1,C}, {1,1,1,C}
      * (the gradient summed over fixed chunks of 4608 rows), b's last dim 1 */
 #define BIN_CASE(OP, A0, A1, A2, A3, B0, B1, B2, B3)                                                     \
     {.op = OP, .n_in = 2, .ndim = {4, 4}, .shape = {{A0, A1, A2, A3}, {B0, B1, B2, B3}}, .no_gradcheck = true}
@@ -94,13 +94,13 @@ static const bg_op_case fast_norm_cases[] = {
     {.op = "split_attn", .params = "radix=2", .n_in = 2, .ndim = {4, 2}, .shape = {{2, 3, 3, 600}, {2, 600}},
      .no_gradcheck = true},
 
-    /* global_avgpool (kernels/cpu/pool.c) */
+    /* global_avgpool (ops/fast/pool.c) */
     {.op = "global_avgpool", .n_in = 1, .ndim = {4}, .shape = {{2, 5, 7, 13}}, .no_gradcheck = true},
     {.op = "global_avgpool", .n_in = 1, .ndim = {4}, .shape = {{3, 3, 11, 17}}, .no_gradcheck = true},
     {.op = "global_avgpool", .n_in = 1, .ndim = {4}, .shape = {{8, 16, 16, 33}}, .no_gradcheck = true},
     {.op = "global_avgpool", .n_in = 1, .ndim = {4}, .shape = {{2, 2, 2, 512}}, .no_gradcheck = true},
 
-    /* avgpool2d / maxpool2d (kernels/cpu/pool.c): the models' windows, ceil
+    /* avgpool2d / maxpool2d (ops/fast/pool.c): the models' windows, ceil
      * mode, both divisors, images across threads; maxpool's inputs distinct
      * (BG_INIT_SPREAD) so the argmax has no ties to round differently */
     {.op = "avgpool2d", .params = "kernel=3 stride=2 padding=1 count_include_pad=1", .n_in = 1, .ndim = {4},

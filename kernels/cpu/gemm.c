@@ -45,15 +45,6 @@ static bg_status oom(bg_ctx *ctx, const bg_gemm_job *j)
                    (long long)j->m, (long long)j->n, (long long)j->k);
 }
 
-static int thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 static float *alloc_floats(int64_t n)
 {
     size_t bytes = ((size_t)n * sizeof(float) + 63) / 64 * 64;
@@ -168,7 +159,7 @@ static bg_status run_tall(bg_ctx *ctx, const bg_gemm_job *jin, const bg_gemm_geo
         if (share_b) bg_gemm_pack_b_all(ctx, &j, bp);
         bg_gemm_job tj = j;
         if (share_b) tj.bpack = bp;
-        float *wk = work + (size_t)thread_id() * (size_t)wf;
+        float *wk = work + (size_t)bg_cpu_thread_id() * (size_t)wf;
 #pragma omp for schedule(dynamic, 1) nowait
         for (int64_t t = 0; t < ntask; t++) {
             int64_t i0 = t / sp.nsw * sp.rb, i1 = i0 + sp.rb < j.m ? i0 + sp.rb : j.m;
@@ -193,7 +184,7 @@ static bg_status run_wide(bg_ctx *ctx, const bg_gemm_job *j, const bg_gemm_geom 
 #pragma omp parallel for num_threads(nth) if (nth > 1) schedule(dynamic, 1)
     for (int64_t t = 0; t < nslab; t++) {
         int64_t j0 = t * slab, j1 = j0 + slab < j->n ? j0 + slab : j->n;
-        run(j, 0, j->m, j0, j1, 0, j->k, work + (size_t)thread_id() * (size_t)wf);
+        run(j, 0, j->m, j0, j1, 0, j->k, work + (size_t)bg_cpu_thread_id() * (size_t)wf);
     }
     free(work);
     return BG_OK;
@@ -220,7 +211,7 @@ static bg_status run_deep(bg_ctx *ctx, const bg_gemm_job *j, const bg_gemm_geom 
         bg_gemm_job tj = pj;
         tj.c = parts + (size_t)t * (size_t)cf;
         int64_t p0 = t * per, p1 = p0 + per < j->k ? p0 + per : j->k;
-        run(&tj, 0, j->m, 0, j->n, p0, p1, work + (size_t)thread_id() * (size_t)wf);
+        run(&tj, 0, j->m, 0, j->n, p0, p1, work + (size_t)bg_cpu_thread_id() * (size_t)wf);
     }
     const bool add = !j->ep.overwrite;
     for (int64_t i = 0; i < j->m; i++) {

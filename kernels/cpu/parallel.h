@@ -26,6 +26,16 @@ static inline int bg_cpu_chunks(int64_t n, int64_t grain)
 #endif
 }
 
+/* The calling thread's number inside a parallel region (0 outside one). */
+static inline int bg_cpu_thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
 /* Chunk c of `chunks` over [0, n): [*lo, *hi), aligned to `align` items. */
 static inline void bg_cpu_chunk(int64_t n, int chunks, int c, int64_t align, int64_t *lo, int64_t *hi)
 {

@@ -2,7 +2,7 @@
  * (kernels/cpu/isa.h). x, y, dy, dx are {rows, c} row-major (NHWC with
  * rows = N*H*W): every loop walks a row's c contiguous channels, which is
  * what gets vectorised, against per-channel vectors of c floats. The callers
- * in kernels/cpu/batchnorm.c cut the rows into chunks (kernels/cpu/rows.h).
+ * in ops/fast/batchnorm.c cut the rows into chunks (kernels/cpu/rows.h).
  *
  * The sums accumulate in float over blocks of BG_ROW_BLOCK rows and each
  * block's sum is then added into double. A float sum of 32 terms is off by

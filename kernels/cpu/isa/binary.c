@@ -1,7 +1,7 @@
 /* add / mul loops of the fast CPU backend, one copy per instruction set
  * (kernels/cpu/isa.h). a, y, dy are {rows, w} row-major; row r pairs with
  * row r / g of b, which has w elements (bstep 1) or one broadcast along the
- * row (bstep 0). The callers (kernels/cpu/binary.c) cut the rows into
+ * row (bstep 0). The callers (ops/fast/binary.c) cut the rows into
  * chunks and check that every shape they pass has this form. */
 #include "../isa.h"
 #include "../rows.h"

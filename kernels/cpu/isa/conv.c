@@ -3,7 +3,7 @@
  * channel per group, so no reduction over channels: a direct loop over the
  * taps, vectorised across the contiguous NHWC channels), col2im for the data
  * gradient, the fused row's dz and the bias gradient's column sums. The
- * callers in kernels/cpu/conv.c cut the work across threads. */
+ * callers in ops/fast/conv.c cut the work across threads. */
 #include <math.h>
 #include <string.h>
 #include "../gemm.h"

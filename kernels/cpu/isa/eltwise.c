@@ -1,6 +1,6 @@
 /* Elementwise loops of the fast CPU backend, one copy per instruction set
  * (kernels/cpu/isa.h). Each takes one contiguous chunk; the callers in
- * kernels/cpu/eltwise.c cut the tensor into chunks across threads. */
+ * ops/fast/eltwise.c cut the tensor into chunks across threads. */
 #include "../isa.h"
 
 /* y may be x (the memory planner's in-place relu): no restrict on the pair. */

@@ -1,6 +1,6 @@
 /* Pooling loops of the fast CPU backend, one copy per instruction set
  * (kernels/cpu/isa.h): rows of C contiguous channels (NHWC). Callers:
- * kernels/cpu/pool.c. */
+ * ops/fast/pool.c. */
 #include "../isa.h"
 #include <math.h>
 #include "../rows.h"

@@ -4,12 +4,12 @@
  * walks a row's channels (vectorised) against the image's gate row; the
  * reference's backward instead walks each gate element's P values with
  * stride C, dividing the flat index to find them. The callers are in
- * kernels/cpu/se_scale.c.
+ * ops/fast/se_scale.c.
  *
  * The fused row must give the same bits as the unfused fast ops it
  * replaces (mul, add, relu; tests/test_ops_fused.c compares whole models),
  * so the rounding here is theirs: the product rounded before the residual
- * is added, and the gate gradient summed the way kernels/cpu/binary.c sums
+ * is added, and the gate gradient summed the way ops/fast/binary.c sums
  * mul's b gradient. */
 #include "../isa.h"
 #include "../rows.h"
@@ -46,7 +46,7 @@ void BG_ISA_FN(bg_k_se_fwd)(const float *restrict x, const float *restrict s, co
  * NULL: no relu), dx += g s, dres += g, ds += sum_rows g x. Any of dx, ds,
  * dres may be NULL. ds sums in float over blocks of BG_ROW_BLOCK rows, the
  * blocks in double over chunks of `per` rows (bg_row_chunk_rows(c)), the
- * chunks in double in order: kernels/cpu/binary.c's order for mul's b
+ * chunks in double in order: ops/fast/binary.c's order for mul's b
  * gradient (see kernels/cpu/isa/batchnorm.c for why float blocks are
  * accurate enough). store bit 0 (dx) / 2 (dres): that gradient holds
  * garbage and gets 0.0f + the term (bg_node.grad_fresh), which contracts as

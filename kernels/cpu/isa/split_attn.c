@@ -3,7 +3,7 @@
  * contiguous blocks of C channels), gate a {N, r*C}, y {N, P, C}. The
  * reference finds dy's channel of every x element by j % C; here the loops
  * run over the splits s and then over C contiguous channels. Callers:
- * kernels/cpu/split_attn.c. */
+ * ops/fast/split_attn.c. */
 #include "../isa.h"
 #include "../rows.h"
 
@@ -40,7 +40,7 @@ void BG_ISA_FN(bg_k_sa_fwd)(const float *restrict x, const float *restrict a, fl
  * a, da: its gate row): dx[., s] += dy a[s], da[s] += sum_rows dy x[., s].
  * dx or da may be NULL. da sums in float over blocks of BG_ROW_BLOCK rows,
  * the blocks in double over chunks of `per` rows (bg_row_chunk_rows(r*C)),
- * the chunks in double in order: kernels/cpu/binary.c's order for the
+ * the chunks in double in order: ops/fast/binary.c's order for the
  * unfused mul's b gradient, so fusing changes no bits (and see
  * kernels/cpu/isa/batchnorm.c for why float blocks are accurate enough). */
 void BG_ISA_FN(bg_k_sa_bwd_image)(const float *restrict x, const float *restrict a, const float *restrict dy,

@@ -4,7 +4,7 @@
  * db the column sums of dy in double. */
 #include <stdlib.h>
 #include "fast.h"
-#include "gemm.h"
+#include "../../kernels/cpu/gemm.h"
 
 static bool covered(const bg_node *n)
 {

@@ -8,9 +8,9 @@
  * kernels/cpu/isa/se_scale.c). */
 #include <string.h>
 #include "fast.h"
-#include "dispatch.h"
-#include "rows.h"
-#include "../../ops/ops.h"
+#include "../../kernels/cpu/dispatch.h"
+#include "../../kernels/cpu/rows.h"
+#include "../ops.h"
 
 BG_ISA_DECL(void, bg_k_se_fwd,
             (const float *x, const float *s, const float *res, float *y, int64_t r0, int64_t r1, int64_t p,

@@ -2,8 +2,8 @@
  * declined to the reference), chunks across threads, the per-ISA loop from
  * kernels/cpu/isa/eltwise.c on each chunk. */
 #include "fast.h"
-#include "dispatch.h"
-#include "parallel.h"
+#include "../../kernels/cpu/dispatch.h"
+#include "../../kernels/cpu/parallel.h"
 
 BG_ISA_DECL(void, bg_k_relu_fwd, (const float *x, float *y, int64_t n))
 BG_ISA_DECL(void, bg_k_relu_bwd, (const float *x, const float *dy, float *dx, int64_t n, int store))

@@ -15,9 +15,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include "fast.h"
-#include "dispatch.h"
-#include "rows.h"
-#include "../../ops/ops.h"
+#include "../../kernels/cpu/dispatch.h"
+#include "../../kernels/cpu/rows.h"
+#include "../ops.h"
 
 BG_ISA_DECL(void, bg_k_bn_stats,
             (const float *x, int64_t rows, int64_t c, const float *shift, double *s1, double *s2))

@@ -20,10 +20,10 @@
  * adds dz into the residual's gradient and runs the conv backward on dz. */
 #include <stdlib.h>
 #include <string.h>
-#include "../../ops/ops.h"
+#include "../ops.h"
 #include "fast.h"
-#include "gemm.h"
-#include "parallel.h"
+#include "../../kernels/cpu/gemm.h"
+#include "../../kernels/cpu/parallel.h"
 
 BG_ISA_DECL(void, bg_k_dw_fwd,
             (const bg_im2col *cv, const float *x, const float *wt, const float *bias, const float *res, int act,
@@ -83,15 +83,6 @@ static int max_threads(double work)
 #endif
     (void)work;
     return 1;
-}
-
-static int thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
 }
 
 /* Depthwise weights {C, kh, kw, 1} as [tap][C], so the loops read them along C. */
@@ -246,7 +237,7 @@ static bg_status data_grad_col2im(bg_ctx *ctx, const conv_plan *c, const bg_im2c
 #pragma omp parallel num_threads(nth) if (nth > 1)
     {
         bg_gemm_pack_b_all(ctx, &j, bp); /* together, then one barrier */
-        float *wk = work + (size_t)thread_id() * (size_t)(wf + sf), *dcol = wk + wf;
+        float *wk = work + (size_t)bg_cpu_thread_id() * (size_t)(wf + sf), *dcol = wk + wf;
 #pragma omp for schedule(dynamic, 1) nowait
         for (int64_t t = 0; t < ntask; t++) {
             int64_t a = t * unit, e = a + unit < c->rows ? a + unit : c->rows;

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "fast.h"
-#include "dispatch.h"
-#include "rows.h"
+#include "../../kernels/cpu/dispatch.h"
+#include "../../kernels/cpu/rows.h"
 
 BG_ISA_DECL(void, bg_k_binary_fwd,
             (const float *a, const float *b, float *y, int64_t r0, int64_t r1, int64_t w, int64_t g, int bstep, int mul))

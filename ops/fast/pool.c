@@ -11,9 +11,9 @@
  *    an image, never across images. */
 #include <stdlib.h>
 #include "fast.h"
-#include "dispatch.h"
-#include "parallel.h"
-#include "../../ops/ops.h"
+#include "../../kernels/cpu/dispatch.h"
+#include "../../kernels/cpu/parallel.h"
+#include "../ops.h"
 
 BG_ISA_DECL(void, bg_k_gap_fwd_image, (const float *x, float *y, int64_t p, int64_t c))
 BG_ISA_DECL(void, bg_k_gap_bwd_image, (const float *g, float *dx, int64_t p, int64_t c))

@@ -6,9 +6,9 @@
  * fast mul and split_sum, so fusing changes no bits (see
  * kernels/cpu/isa/split_attn.c). */
 #include "fast.h"
-#include "dispatch.h"
-#include "rows.h"
-#include "../../ops/ops.h"
+#include "../../kernels/cpu/dispatch.h"
+#include "../../kernels/cpu/rows.h"
+#include "../ops.h"
 
 BG_ISA_DECL(void, bg_k_sa_fwd,
             (const float *x, const float *a, float *y, int64_t r0, int64_t r1, int64_t p, int64_t r, int64_t c))
