@@ -70,3 +70,13 @@ int bg_cmd_bench(int argc, char **argv)
     usage(stderr);
     return 2;
 }
+
+void bg_bench_fill_batch(float *x, size_t n_x, int32_t *y, int64_t batch, int classes)
+{
+    uint64_t st = 0x243F6A8885A308D3ull;
+    for (size_t i = 0; i < n_x; i++) {
+        st ^= st << 13, st ^= st >> 7, st ^= st << 17;
+        x[i] = (float)((double)(st >> 11) / 9007199254740992.0 * 4.0 - 2.0);
+    }
+    for (int64_t i = 0; i < batch; i++) y[i] = (int32_t)(i % classes);
+}

@@ -5,6 +5,7 @@
  * CUDA device is present. Speed is measured here, never asserted in tests. */
 #ifndef BG_BENCH_H
 #define BG_BENCH_H
+#include <stdint.h>
 #include <stdio.h>
 #include "../engine/clock.h"
 
@@ -21,5 +22,8 @@ void bg_bench_register(const char *name, const char *help, bg_bench_fn fn);
 const char *bg_bench_peer_path(const char *name, char *buf, size_t n);
 /* 1 when python3 imports torch and torch sees a CUDA device. */
 int bg_bench_torch_cuda(void);
+/* A step's batch: n_x inputs drawn uniform in [-2, 2) from a fixed xorshift
+ * (random, never zeros; the same numbers every run) and labels i mod classes. */
+void bg_bench_fill_batch(float *x, size_t n_x, int32_t *y, int64_t batch, int classes);
 
 #endif

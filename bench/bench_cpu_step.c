@@ -57,12 +57,7 @@ BG_BENCH(cpu_step, "images/s and peak memory of a CPU training step (bench/cpu_s
     x = malloc((size_t)batch * img * sizeof *x);
     y = malloc((size_t)batch * sizeof *y);
     if (!x || !y) goto out;
-    uint64_t st = 0x243F6A8885A308D3ull; /* xorshift: random inputs, never zeros */
-    for (size_t i = 0; i < (size_t)batch * img; i++) {
-        st ^= st << 13, st ^= st >> 7, st ^= st << 17;
-        x[i] = (float)((double)(st >> 11) / 9007199254740992.0 * 4.0 - 2.0);
-    }
-    for (int64_t i = 0; i < batch; i++) y[i] = (int32_t)(i % m->n_classes);
+    bg_bench_fill_batch(x, (size_t)batch * img, y, batch, m->n_classes);
     bg_optim_config oc = bg_optim_defaults(BG_OPT_SGD);
     oc.lr = 0.01, oc.momentum = 0.9, oc.weight_decay = 5e-4;
     double loss = 0;

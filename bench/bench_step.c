@@ -76,12 +76,7 @@ BG_BENCH(step, "images/s of a full training step of a zoo model, with and withou
     x = malloc((size_t)o.batch * img * sizeof *x);
     y = malloc((size_t)o.batch * sizeof *y);
     if (!x || !y) goto out;
-    uint64_t st = 0x243F6A8885A308D3ull; /* xorshift: random inputs, never zeros */
-    for (size_t i = 0; i < (size_t)o.batch * img; i++) {
-        st ^= st << 13, st ^= st >> 7, st ^= st << 17;
-        x[i] = (float)((double)(st >> 11) / 9007199254740992.0 * 4.0 - 2.0);
-    }
-    for (int64_t i = 0; i < o.batch; i++) y[i] = (int32_t)(i % m->n_classes);
+    bg_bench_fill_batch(x, (size_t)o.batch * img, y, o.batch, m->n_classes);
     bg_trainer_cuda_status sg, se;
     double g_ms = time_steps(&ctx, m, &o, true, x, y, out, &sg);
     double e_ms = time_steps(&ctx, m, &o, false, x, y, out, &se);
