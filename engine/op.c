@@ -176,10 +176,16 @@ bg_status bg_node_init_ex(bg_ctx *ctx, bg_node *n, const bg_op *op, const void *
     return BG_OK;
 }
 
+/* Whether a fast CPU kernel (may) take this node under ctx. */
+static bool fast_runs(const bg_ctx *ctx, const bg_node *n, bg_kernel_fn fast)
+{
+    return fast && n->in[0]->device == BG_CPU && ctx->cpu_backend == BG_CPU_FAST;
+}
+
 static bg_status dispatch(bg_ctx *ctx, bg_node *n, bg_kernel_fn const *table, bg_kernel_fn fast, const char *pass)
 {
     bg_device dev = n->in[0]->device;
-    if (dev == BG_CPU && fast && ctx->cpu_backend == BG_CPU_FAST) {
+    if (fast_runs(ctx, n, fast)) {
         bg_status s = fast(ctx, n);
         if (s != BG_ERR_UNSUPPORTED) return s;
         /* declined (a dtype or shape it does not cover): the reference takes it */
@@ -208,8 +214,7 @@ bg_status bg_node_backward(bg_ctx *ctx, bg_node *n)
 {
     if (!n->grad_fresh) return dispatch(ctx, n, n->op->bwd, n->op->fast_bwd, "backward");
     bg_status s = BG_ERR_UNSUPPORTED;
-    if (n->in[0]->device == BG_CPU && n->op->fast_bwd && n->op->fast_bwd_stores && ctx->cpu_backend == BG_CPU_FAST)
-        s = n->op->fast_bwd(ctx, n);
+    if (n->op->fast_bwd_stores && fast_runs(ctx, n, n->op->fast_bwd)) s = n->op->fast_bwd(ctx, n);
     if (s == BG_ERR_UNSUPPORTED) { /* the reference adds: it gets zeros */
         s = zero_fresh(ctx, n);
         if (!s) s = dispatch(ctx, n, n->op->bwd, NULL, "backward");
@@ -222,5 +227,5 @@ bg_status bg_node_backward(bg_ctx *ctx, bg_node *n)
 
 const char *bg_node_cpu_kernels(const bg_ctx *ctx, const bg_node *n)
 {
-    return ctx->cpu_backend == BG_CPU_FAST && n->op->fast_fwd ? "fast" : "ref";
+    return fast_runs(ctx, n, n->op->fast_fwd) ? "fast" : "ref";
 }
