@@ -29,15 +29,10 @@
 #include "op_util.h"
 #include "ops.h"
 #include "fast/fast.h"
+#include "pool_geom.h"
 #ifdef BG_WITH_CUDA
 #include "../kernels/pool.h"
 #endif
-
-typedef struct {
-    int64_t N, H, W, C, Ho, Wo;
-    int64_t kh, kw, sh, sw, ph, pw;
-    bool ceil_mode, include_pad;
-} pool_geom;
 
 /* PyTorch's pooling_output_shape with dilation 1; requires in + 2p >= k. */
 static int64_t pool_out_size(int64_t in, int64_t k, int64_t s, int64_t p, bool ceil_mode)
@@ -48,7 +43,7 @@ static int64_t pool_out_size(int64_t in, int64_t k, int64_t s, int64_t p, bool c
     return out;
 }
 
-static pool_geom pool_geometry(const bg_node *n)
+pool_geom pool_geometry(const bg_node *n)
 {
     const bg_pool_params *p = BG_PARAMS(n, const bg_pool_params);
     const bg_tensor *x = n->in[0];
@@ -67,8 +62,8 @@ static pool_geom pool_geometry(const bg_node *n)
 
 /* One output's window along one axis: [a, e) in real input coordinates and
  * the divisor's extent, per the rules above. */
-static void pool_window(int64_t o, int64_t k, int64_t s, int64_t p, int64_t in, bool include_pad, int64_t *a,
-                        int64_t *e, int64_t *count)
+void pool_window(int64_t o, int64_t k, int64_t s, int64_t p, int64_t in, bool include_pad, int64_t *a, int64_t *e,
+                 int64_t *count)
 {
     int64_t start = o * s - p, end = start + k;
     if (end > in + p) end = in + p;

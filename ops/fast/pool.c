@@ -11,6 +11,7 @@
  *    an image, never across images. */
 #include <stdlib.h>
 #include "fast.h"
+#include "../pool_geom.h"
 #include "../../kernels/cpu/dispatch.h"
 #include "../../kernels/cpu/parallel.h"
 #include "../ops.h"
@@ -77,51 +78,20 @@ bg_status bg_fast_gap_bwd(bg_ctx *ctx, bg_node *n)
 }
 
 /* ---- avgpool2d / maxpool2d ---------------------------------------------------
- * The window rules are ops/pool.c's (PyTorch's), restated because the
- * reference keeps them private; tests/test_ops_pool.c's op cases (ceil_mode,
- * padding, count_include_pad) hold the two to the same answers (cpu-fast). */
+ * The geometry and window rules are ops/pool.c's (ops/pool_geom.h). */
 
-typedef struct {
-    int64_t n, h, w, c, ho, wo, kh, kw, sh, sw, ph, pw;
-    bool include_pad;
-} pool_geom;
-
-
-/* Output o's window along one axis: [a, e) in the input, and the divisor's
- * extent (the window clipped to the padded input, or to the real one). */
-static void window(int64_t o, int64_t k, int64_t s, int64_t p, int64_t in, bool include_pad, int64_t *a, int64_t *e,
-                   int64_t *count)
-{
-    int64_t start = o * s - p, end = start + k;
-    if (end > in + p) end = in + p;
-    int64_t padded = end - start;
-    if (start < 0) start = 0;
-    if (end > in) end = in;
-    *a = start, *e = end;
-    *count = include_pad ? padded : end - start;
-}
-
-static bool pool_geometry(const bg_node *n, pool_geom *g)
+static bool fast_geometry(const bg_node *n, pool_geom *g)
 {
     const bg_tensor *x = n->in[0], *y = n->out[0];
-    const bg_pool_params *p = BG_PARAMS(n, const bg_pool_params);
-    if (x->ndim != 4 || !f32_dense(x) || !f32_dense(y)) return false;
-    g->n = x->shape[0], g->h = x->shape[1], g->w = x->shape[2], g->c = x->shape[3];
-    g->kh = p->kernel[0], g->kw = p->kernel[1], g->ph = p->padding[0], g->pw = p->padding[1];
-    g->sh = p->stride[0] ? p->stride[0] : p->kernel[0];
-    g->sw = p->stride[1] ? p->stride[1] : p->kernel[1];
-    g->include_pad = p->count_include_pad != 0;
-    if (g->sh < 1 || g->sw < 1 || g->c < 1) return false;
-    if (y->ndim != 4) return false;
-    /* the output size (ceil mode included) is the row's shape rule's, in ops/pool.c */
-    g->ho = y->shape[1], g->wo = y->shape[2];
-    return g->ho > 0 && g->wo > 0;
+    if (x->ndim != 4 || y->ndim != 4 || !f32_dense(x) || !f32_dense(y)) return false;
+    *g = pool_geometry(n);
+    return g->sh >= 1 && g->sw >= 1 && g->C >= 1 && g->Ho > 0 && g->Wo > 0;
 }
 
 /* Threads for a pass over the input: at least a grain of elements each. */
 static int pool_threads(const pool_geom *g, int64_t units)
 {
-    int t = bg_cpu_chunks(g->n * g->h * g->w * g->c, BG_CPU_GRAIN);
+    int t = bg_cpu_chunks(g->N * g->H * g->W * g->C, BG_CPU_GRAIN);
     return t > units ? (int)units : t;
 }
 
@@ -129,7 +99,7 @@ static int pool_threads(const pool_geom *g, int64_t units)
 static bg_status pool_fwd(bg_ctx *ctx, bg_node *n, bool max)
 {
     pool_geom g;
-    if (!pool_geometry(n, &g) || (max && (n->n_saved < 1 || n->saved[0]->dtype != BG_I32)))
+    if (!fast_geometry(n, &g) || (max && (n->n_saved < 1 || n->saved[0]->dtype != BG_I32)))
         return BG_ERR_UNSUPPORTED;
     void (*avg)(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, float, float *, int64_t) =
         BG_ISA_PICK(ctx->cpu_isa, bg_k_avgpool_pixel);
@@ -138,20 +108,20 @@ static bg_status pool_fwd(bg_ctx *ctx, bg_node *n, bool max)
     const float *x = n->in[0]->data;
     float *y = n->out[0]->data;
     int32_t *arg = max ? n->saved[0]->data : NULL;
-    const int64_t rows = g.n * g.ho;
+    const int64_t rows = g.N * g.Ho;
     const int threads = pool_threads(&g, rows);
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (int64_t r = 0; r < rows; r++) {
-        const int64_t img = r / g.ho, oy = r % g.ho;
-        const float *xi = x + img * g.h * g.w * g.c;
+        const int64_t img = r / g.Ho, oy = r % g.Ho;
+        const float *xi = x + img * g.H * g.W * g.C;
         int64_t y0, y1, cy;
-        window(oy, g.kh, g.sh, g.ph, g.h, max || g.include_pad, &y0, &y1, &cy);
-        for (int64_t ox = 0; ox < g.wo; ox++) {
+        pool_window(oy, g.kh, g.sh, g.ph, g.H, max || g.include_pad, &y0, &y1, &cy);
+        for (int64_t ox = 0; ox < g.Wo; ox++) {
             int64_t x0, x1, cx;
-            window(ox, g.kw, g.sw, g.pw, g.w, max || g.include_pad, &x0, &x1, &cx);
-            const int64_t o = (r * g.wo + ox) * g.c;
-            if (max) mx(xi, g.w, y0, y1, x0, x1, y + o, arg + o, g.c);
-            else avg(xi, g.w, y0, y1, x0, x1, (float)(cy * cx), y + o, g.c);
+            pool_window(ox, g.kw, g.sw, g.pw, g.W, max || g.include_pad, &x0, &x1, &cx);
+            const int64_t o = (r * g.Wo + ox) * g.C;
+            if (max) mx(xi, g.W, y0, y1, x0, x1, y + o, arg + o, g.C);
+            else avg(xi, g.W, y0, y1, x0, x1, (float)(cy * cx), y + o, g.C);
         }
     }
     return BG_OK;
@@ -165,27 +135,27 @@ bg_status bg_fast_avgpool_bwd(bg_ctx *ctx, bg_node *n)
     const bg_tensor *x = n->in[0], *dy = n->out[0]->grad;
     if (!x->grad || !dy) return BG_OK;
     pool_geom g;
-    if (!pool_geometry(n, &g) || !f32_dense(dy) || !f32_dense(x->grad)) return BG_ERR_UNSUPPORTED;
+    if (!fast_geometry(n, &g) || !f32_dense(dy) || !f32_dense(x->grad)) return BG_ERR_UNSUPPORTED;
     void (*k)(float *, int64_t, int64_t, int64_t, int64_t, int64_t, float, const float *, float *, int64_t) =
         BG_ISA_PICK(ctx->cpu_isa, bg_k_avgpool_pixel_bwd);
-    const int threads = pool_threads(&g, g.n);
-    float *scratch = malloc((size_t)threads * (size_t)g.c * sizeof(float));
-    if (!scratch) return bg_fail(ctx, BG_ERR_OOM, "avgpool2d: no memory for %lld channels", (long long)g.c);
+    const int threads = pool_threads(&g, g.N);
+    float *scratch = malloc((size_t)threads * (size_t)g.C * sizeof(float));
+    if (!scratch) return bg_fail(ctx, BG_ERR_OOM, "avgpool2d: no memory for %lld channels", (long long)g.C);
     const float *gp = dy->data;
     float *dx = x->grad->data;
 #pragma omp parallel for num_threads(threads) if (threads > 1)
     for (int t = 0; t < threads; t++) {
         int64_t lo, hi;
-        bg_cpu_chunk(g.n, threads, t, 1, &lo, &hi);
+        bg_cpu_chunk(g.N, threads, t, 1, &lo, &hi);
         for (int64_t img = lo; img < hi; img++)
-            for (int64_t oy = 0; oy < g.ho; oy++) {
+            for (int64_t oy = 0; oy < g.Ho; oy++) {
                 int64_t y0, y1, cy;
-                window(oy, g.kh, g.sh, g.ph, g.h, g.include_pad, &y0, &y1, &cy);
-                for (int64_t ox = 0; ox < g.wo; ox++) {
+                pool_window(oy, g.kh, g.sh, g.ph, g.H, g.include_pad, &y0, &y1, &cy);
+                for (int64_t ox = 0; ox < g.Wo; ox++) {
                     int64_t x0, x1, cx;
-                    window(ox, g.kw, g.sw, g.pw, g.w, g.include_pad, &x0, &x1, &cx);
-                    k(dx + img * g.h * g.w * g.c, g.w, y0, y1, x0, x1, (float)(cy * cx),
-                      gp + ((img * g.ho + oy) * g.wo + ox) * g.c, scratch + t * g.c, g.c);
+                    pool_window(ox, g.kw, g.sw, g.pw, g.W, g.include_pad, &x0, &x1, &cx);
+                    k(dx + img * g.H * g.W * g.C, g.W, y0, y1, x0, x1, (float)(cy * cx),
+                      gp + ((img * g.Ho + oy) * g.Wo + ox) * g.C, scratch + t * g.C, g.C);
                 }
             }
     }
@@ -200,20 +170,20 @@ bg_status bg_fast_maxpool_bwd(bg_ctx *ctx, bg_node *n)
     const bg_tensor *x = n->in[0], *dy = n->out[0]->grad;
     if (!x->grad || !dy) return BG_OK;
     pool_geom g;
-    if (!pool_geometry(n, &g) || !f32_dense(dy) || !f32_dense(x->grad) || n->n_saved < 1 ||
+    if (!fast_geometry(n, &g) || !f32_dense(dy) || !f32_dense(x->grad) || n->n_saved < 1 ||
         n->saved[0]->dtype != BG_I32)
         return BG_ERR_UNSUPPORTED;
     const float *gp = dy->data;
     const int32_t *arg = n->saved[0]->data;
     float *dx = x->grad->data;
-    const int64_t pix = g.ho * g.wo;
-    const int threads = pool_threads(&g, g.n);
+    const int64_t pix = g.Ho * g.Wo;
+    const int threads = pool_threads(&g, g.N);
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-    for (int64_t img = 0; img < g.n; img++) {
-        float *dxi = dx + img * g.h * g.w * g.c;
+    for (int64_t img = 0; img < g.N; img++) {
+        float *dxi = dx + img * g.H * g.W * g.C;
         for (int64_t q = 0; q < pix; q++) {
-            const int64_t o = (img * pix + q) * g.c;
-            for (int64_t k = 0; k < g.c; k++) dxi[(int64_t)arg[o + k] * g.c + k] += gp[o + k];
+            const int64_t o = (img * pix + q) * g.C;
+            for (int64_t k = 0; k < g.C; k++) dxi[(int64_t)arg[o + k] * g.C + k] += gp[o + k];
         }
     }
     return BG_OK;
